@@ -1,0 +1,54 @@
+# Two commands do all set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run serve migrate seed test pytest lint format schema bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: install, migrate the embedded SQLite database, load demo data if empty, serve.
+run: install
+	$(PY) -m gql_service migrate
+	$(PY) -m gql_service seed-demo --if-empty
+	$(PY) -m gql_service serve --host $(HOST) --port $(PORT)
+
+migrate: install
+	$(PY) -m gql_service migrate
+
+seed: install
+	$(PY) -m gql_service seed-demo --if-empty
+
+## make test: install, lint, then the whole suite on SQLite and a throwaway PostgreSQL.
+test: install lint pytest
+
+pytest: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check gql_service tests bench
+	$(PY) -m ruff format --check gql_service tests bench
+	$(PY) -m mypy gql_service
+
+format: install
+	$(PY) -m ruff check --fix gql_service tests bench
+	$(PY) -m ruff format gql_service tests bench
+
+schema: install
+	$(PY) -m gql_service export-schema --output schema.graphql
+
+bench: install
+	$(PY) bench/list_opportunities.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The GraphQL layer: strawberry types, inputs, payloads and thin resolvers."""

@@ -1,0 +1,141 @@
+"""Typed user errors: the UserError interface, one type per code, and the mapping to them."""
+
+from __future__ import annotations
+
+import strawberry
+
+from gql_service import errors as domain
+from gql_service.graphql.enums import ErrorCode
+from gql_service.graphql.types import Quote
+
+
+@strawberry.interface(description="An expected failure: a broken rule or bad input.")
+class UserError:
+    code: ErrorCode = strawberry.field(description="Stable code; clients branch on it.")
+    message: str = strawberry.field(description="Human-readable explanation.")
+    field: list[str] | None = strawberry.field(
+        description='Path of the offending input field, e.g. ["input", "actualRevenue"].'
+    )
+
+
+@strawberry.type(description="NOT_FOUND: the id names no object of the expected type.")
+class NotFoundError(UserError):
+    pass
+
+
+@strawberry.type(description="CONCURRENCY_CONFLICT: the record changed since you read it.")
+class ConcurrencyConflictError(UserError):
+    expected_version: int = strawberry.field(description="The version you sent.")
+    actual_version: int = strawberry.field(description="The version it has now.")
+
+
+@strawberry.type(description="OPPORTUNITY_ALREADY_CLOSED: WON or LOST; reopen it first.")
+class OpportunityAlreadyClosedError(UserError):
+    pass
+
+
+@strawberry.type(description="OPPORTUNITY_NOT_CLOSED: only WON or LOST ones can be reopened.")
+class OpportunityNotClosedError(UserError):
+    pass
+
+
+@strawberry.type(description="OPPORTUNITY_HAS_OPEN_QUOTES: close (or win) these quotes first.")
+class OpportunityHasOpenQuotesError(UserError):
+    open_quotes: list[Quote] = strawberry.field(description="The DRAFT and ACTIVE quotes.")
+
+
+@strawberry.type(description="INVALID_STATUS_REASON: the reason does not fit the target state.")
+class InvalidStatusReasonError(UserError):
+    allowed: list[str] = strawberry.field(description="The status reasons that would fit.")
+
+
+@strawberry.type(description="QUOTE_NOT_OPEN: the quote is not in a state that allows this.")
+class QuoteNotOpenError(UserError):
+    pass
+
+
+@strawberry.type(description="QUOTE_READ_ONLY: only DRAFT quotes can be edited.")
+class QuoteReadOnlyError(UserError):
+    pass
+
+
+@strawberry.type(description="CURRENCY_MISMATCH: a quote must use its opportunity's currency.")
+class CurrencyMismatchError(UserError):
+    expected_currency: str = strawberry.field(description="The opportunity's currency.")
+    actual_currency: str = strawberry.field(description="The currency given.")
+
+
+@strawberry.type(description="INVALID_VALUE: a field is out of range, too long or malformed.")
+class InvalidValueError(UserError):
+    pass
+
+
+ERROR_TYPES: tuple[type[UserError], ...] = (
+    NotFoundError,
+    ConcurrencyConflictError,
+    OpportunityAlreadyClosedError,
+    OpportunityNotClosedError,
+    OpportunityHasOpenQuotesError,
+    InvalidStatusReasonError,
+    QuoteNotOpenError,
+    QuoteReadOnlyError,
+    CurrencyMismatchError,
+    InvalidValueError,
+)
+
+_PLAIN: dict[domain.ErrorCode, type[UserError]] = {
+    domain.ErrorCode.NOT_FOUND: NotFoundError,
+    domain.ErrorCode.OPPORTUNITY_ALREADY_CLOSED: OpportunityAlreadyClosedError,
+    domain.ErrorCode.OPPORTUNITY_NOT_CLOSED: OpportunityNotClosedError,
+    domain.ErrorCode.QUOTE_NOT_OPEN: QuoteNotOpenError,
+    domain.ErrorCode.QUOTE_READ_ONLY: QuoteReadOnlyError,
+    domain.ErrorCode.INVALID_VALUE: InvalidValueError,
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def field_path(field: str | None) -> list[str] | None:
+    return None if field is None else ["input", _camel(field)]
+
+
+def user_error(v: domain.Violation) -> UserError:
+    """The GraphQL error object for one domain violation."""
+    code, message, path = v.code, v.message, field_path(v.field)
+    match v:
+        case domain.ConcurrencyConflict():
+            return ConcurrencyConflictError(
+                code=code,
+                message=message,
+                field=path,
+                expected_version=v.expected_version,
+                actual_version=v.actual_version,
+            )
+        case domain.OpenQuotesBlock():
+            return OpportunityHasOpenQuotesError(
+                code=code,
+                message=message,
+                field=path,
+                open_quotes=[Quote.from_model(q) for q in v.open_quotes],
+            )
+        case domain.InvalidStatusReason():
+            return InvalidStatusReasonError(
+                code=code, message=message, field=path, allowed=list(v.allowed)
+            )
+        case domain.CurrencyMismatch():
+            return CurrencyMismatchError(
+                code=code,
+                message=message,
+                field=path,
+                expected_currency=v.expected_currency,
+                actual_currency=v.actual_currency,
+            )
+        case _:
+            return _PLAIN[v.code](code=code, message=message, field=path)
+
+
+def user_errors(exc: domain.ValidationFailedError) -> list[UserError]:
+    return [user_error(v) for v in exc.violations]

@@ -1,0 +1,89 @@
+"""The GraphQL HTTP endpoint: context, JSON encoding and GraphQL-over-HTTP negotiation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema import BaseSchema
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from gql_service.graphql.context import Context
+from gql_service.principal import principal_for
+from gql_service.queries import Reader
+from gql_service.settings import Settings
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    """strawberry's ASGI view, with our context and the GraphQL-over-HTTP response rules.
+
+    A client that accepts ``application/graphql-response+json`` gets that media type, and a
+    request that fails before execution (parse or validation error) gets status 400 with no
+    ``data`` entry; everyone else gets ``application/json`` with status 200.
+    """
+
+    def __init__(self, schema: BaseSchema, *, settings: Settings, engine: AsyncEngine) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        self.settings = settings
+        self.engine = engine
+        self.reader = Reader(engine)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["request_id"] = uuid.uuid4().hex
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        request_id = request.state.request_id
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            engine=self.engine,
+            reader=self.reader,
+            principal=principal_for(request.headers, self.settings),
+            request_id=request_id,
+        )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response: GraphQLHTTPResponse = {"data": result.data}
+        if result.errors:
+            response["errors"] = [e.formatted for e in result.errors]
+            if result.data is None and all(e.path is None for e in result.errors):
+                # The request failed before execution: per GraphQL over HTTP there is no data.
+                request.state.request_error = True
+                del response["data"]
+        if result.extensions:
+            response["extensions"] = result.extensions
+        return response
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        response = await super().run(
+            request,
+            context=UNSET if context is None else context,
+            root_value=UNSET if root_value is None else root_value,
+        )
+        negotiated = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+        if negotiated and isinstance(response, Response) and response.media_type == JSON:
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+            if getattr(request.state, "request_error", False):
+                response.status_code = 400
+        return response

@@ -1,0 +1,49 @@
+"""Opaque Relay global ids: base64 of "<TypeName>:<primary key>"."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from gql_service.errors import ErrorCode, NotFound, ValidationFailedError
+
+
+def encode_id(type_name: str, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+
+
+def parse_id(global_id: str) -> tuple[str, int] | None:
+    """The (type name, primary key) behind a global id, or None when it is not one of ours."""
+    try:
+        padded = global_id + "=" * (-len(global_id) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    type_name, sep, pk = raw.partition(":")
+    if not sep or not pk.isdigit() or len(pk) > 18:
+        return None
+    return type_name, int(pk)
+
+
+def decode_id(global_id: str, type_name: str, *, field: str) -> int:
+    """The primary key of a ``type_name`` id given in input ``field``.
+
+    A malformed id, or the id of another type, names nothing: NOT_FOUND on that field.
+    """
+    parsed = parse_id(global_id)
+    if parsed is None or parsed[0] != type_name:
+        raise ValidationFailedError(
+            [
+                NotFound(
+                    ErrorCode.NOT_FOUND,
+                    f"{global_id!r} is not the id of any {type_name}.",
+                    field,
+                    entity=type_name,
+                )
+            ]
+        )
+    return parsed[1]
+
+
+def decode_optional_id(global_id: str | None, type_name: str, *, field: str) -> int | None:
+    return None if global_id is None else decode_id(global_id, type_name, field=field)

@@ -1,0 +1,497 @@
+"""Mutations: each turns its input into plain values, calls one service, maps the outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import strawberry
+
+from gql_service import quote_services, services
+from gql_service.errors import ValidationFailedError
+from gql_service.graphql.errors import (
+    ConcurrencyConflictError,
+    CurrencyMismatchError,
+    InvalidStatusReasonError,
+    InvalidValueError,
+    NotFoundError,
+    OpportunityAlreadyClosedError,
+    OpportunityHasOpenQuotesError,
+    OpportunityNotClosedError,
+    QuoteNotOpenError,
+    QuoteReadOnlyError,
+    user_errors,
+)
+from gql_service.graphql.ids import decode_id, decode_optional_id
+from gql_service.graphql.inputs import (
+    ActivateQuoteInput,
+    CloseOpportunityInput,
+    CloseQuoteInput,
+    CloseQuotesInput,
+    CreateCompetitorInput,
+    CreateOpportunityInput,
+    CreateQuoteInput,
+    ReopenOpportunityInput,
+    ReviseQuoteInput,
+    UpdateOpportunityInput,
+    UpdateQuoteInput,
+    WinQuoteInput,
+)
+from gql_service.graphql.types import Competitor, Info, Opportunity, OpportunityClose, Quote
+from gql_service.unit_of_work import UnitOfWork
+from gql_service.unset import UNSET
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+def given(value: Any) -> Any:
+    """Strawberry's UNSET (field left out) as the service layer's UNSET."""
+    return UNSET if value is strawberry.UNSET else value
+
+
+async def respond(
+    info: Info,
+    payload: Callable[..., P],
+    call: Callable[[UnitOfWork], Awaitable[R]],
+    present: Callable[[R], dict[str, Any]],
+) -> P:
+    """Run one service call and build its payload: the result, or its typed errors."""
+    try:
+        result = await call(info.context.unit_of_work())
+    except ValidationFailedError as exc:
+        return payload(errors=user_errors(exc))
+    info.context.refresh()
+    return payload(errors=[], **present(result))
+
+
+def _opportunity_id(value: str) -> int:
+    return decode_id(value, "Opportunity", field="opportunity_id")
+
+
+def _quote_id(value: str) -> int:
+    return decode_id(value, "Quote", field="quote_id")
+
+
+_ERRORS = "Errors this mutation can return; empty on success."
+
+CreateOpportunityError = Annotated[
+    InvalidValueError, strawberry.union("CreateOpportunityError", description=_ERRORS)
+]
+UpdateOpportunityError = Annotated[
+    NotFoundError
+    | ConcurrencyConflictError
+    | OpportunityAlreadyClosedError
+    | InvalidStatusReasonError
+    | InvalidValueError,
+    strawberry.union("UpdateOpportunityError", description=_ERRORS),
+]
+CloseOpportunityError = Annotated[
+    NotFoundError
+    | ConcurrencyConflictError
+    | OpportunityAlreadyClosedError
+    | OpportunityHasOpenQuotesError
+    | InvalidStatusReasonError
+    | InvalidValueError,
+    strawberry.union("CloseOpportunityError", description=_ERRORS),
+]
+ReopenOpportunityError = Annotated[
+    NotFoundError | ConcurrencyConflictError | OpportunityNotClosedError | InvalidStatusReasonError,
+    strawberry.union("ReopenOpportunityError", description=_ERRORS),
+]
+CloseQuotesError = Annotated[
+    NotFoundError
+    | ConcurrencyConflictError
+    | OpportunityAlreadyClosedError
+    | InvalidStatusReasonError
+    | InvalidValueError,
+    strawberry.union("CloseQuotesError", description=_ERRORS),
+]
+CreateQuoteError = Annotated[
+    NotFoundError | OpportunityAlreadyClosedError | CurrencyMismatchError | InvalidValueError,
+    strawberry.union("CreateQuoteError", description=_ERRORS),
+]
+UpdateQuoteError = Annotated[
+    NotFoundError
+    | ConcurrencyConflictError
+    | OpportunityAlreadyClosedError
+    | QuoteReadOnlyError
+    | InvalidValueError,
+    strawberry.union("UpdateQuoteError", description=_ERRORS),
+]
+QuoteActionError = (
+    NotFoundError | ConcurrencyConflictError | OpportunityAlreadyClosedError | QuoteNotOpenError
+)
+ActivateQuoteError = Annotated[
+    QuoteActionError, strawberry.union("ActivateQuoteError", description=_ERRORS)
+]
+ReviseQuoteError = Annotated[
+    QuoteActionError, strawberry.union("ReviseQuoteError", description=_ERRORS)
+]
+WinQuoteError = Annotated[
+    QuoteActionError | InvalidValueError,
+    strawberry.union("WinQuoteError", description=_ERRORS),
+]
+CloseQuoteError = Annotated[
+    QuoteActionError | InvalidStatusReasonError | InvalidValueError,
+    strawberry.union("CloseQuoteError", description=_ERRORS),
+]
+CreateCompetitorError = Annotated[
+    InvalidValueError, strawberry.union("CreateCompetitorError", description=_ERRORS)
+]
+
+
+@strawberry.type(description="Result of createOpportunity.")
+class CreateOpportunityPayload:
+    opportunity: Opportunity | None = strawberry.field(default=None, description="Created.")
+    errors: list[CreateOpportunityError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of updateOpportunity.")
+class UpdateOpportunityPayload:
+    opportunity: Opportunity | None = strawberry.field(default=None, description="Updated.")
+    errors: list[UpdateOpportunityError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of closeOpportunity.")
+class CloseOpportunityPayload:
+    opportunity: Opportunity | None = strawberry.field(default=None, description="Closed.")
+    opportunity_close: OpportunityClose | None = strawberry.field(
+        default=None, description="The close record left by this close."
+    )
+    closed_quotes: list[Quote] = strawberry.field(
+        default_factory=list, description="Quotes closed by closeOpenQuotes."
+    )
+    errors: list[CloseOpportunityError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of reopenOpportunity.")
+class ReopenOpportunityPayload:
+    opportunity: Opportunity | None = strawberry.field(default=None, description="Reopened.")
+    canceled_closes: list[OpportunityClose] = strawberry.field(
+        default_factory=list, description="Close records marked CANCELED."
+    )
+    errors: list[ReopenOpportunityError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of closeQuotes.")
+class CloseQuotesPayload:
+    opportunity: Opportunity | None = strawberry.field(default=None, description="The owner.")
+    closed_quotes: list[Quote] = strawberry.field(
+        default_factory=list, description="The quotes closed, sharing one batchId."
+    )
+    errors: list[CloseQuotesError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of createQuote.")
+class CreateQuotePayload:
+    quote: Quote | None = strawberry.field(default=None, description="The new draft.")
+    errors: list[CreateQuoteError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of updateQuote.")
+class UpdateQuotePayload:
+    quote: Quote | None = strawberry.field(default=None, description="Updated.")
+    errors: list[UpdateQuoteError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of activateQuote.")
+class ActivateQuotePayload:
+    quote: Quote | None = strawberry.field(default=None, description="Now ACTIVE.")
+    errors: list[ActivateQuoteError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of reviseQuote.")
+class ReviseQuotePayload:
+    quote: Quote | None = strawberry.field(default=None, description="The new DRAFT revision.")
+    revised_quote: Quote | None = strawberry.field(
+        default=None, description="The revised quote, now CLOSED/REVISED."
+    )
+    errors: list[ReviseQuoteError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of winQuote.")
+class WinQuotePayload:
+    quote: Quote | None = strawberry.field(default=None, description="Now WON.")
+    lost_quotes: list[Quote] = strawberry.field(
+        default_factory=list, description="Other open quotes, now CLOSED/LOST."
+    )
+    errors: list[WinQuoteError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of closeQuote.")
+class CloseQuotePayload:
+    quote: Quote | None = strawberry.field(default=None, description="Now CLOSED.")
+    errors: list[CloseQuoteError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of createCompetitor.")
+class CreateCompetitorPayload:
+    competitor: Competitor | None = strawberry.field(default=None, description="Created.")
+    errors: list[CreateCompetitorError] = strawberry.field(description=_ERRORS)
+
+
+def _quotes(models_: Any) -> list[Quote]:
+    return [Quote.from_model(q) for q in models_]
+
+
+@strawberry.type(description="Changes to opportunities, quotes and competitors.")
+class Mutation:
+    @strawberry.mutation(description="Create an OPEN opportunity.")
+    async def create_opportunity(
+        self,
+        info: Info,
+        input: CreateOpportunityInput,
+    ) -> CreateOpportunityPayload:
+        return await respond(
+            info,
+            CreateOpportunityPayload,
+            lambda uow: services.create_opportunity(
+                uow,
+                name=input.name,
+                customer_name=input.customer_name,
+                currency_code=input.currency_code,
+                estimated_revenue=input.estimated_revenue,
+                estimated_close_date=input.estimated_close_date,
+                description=input.description,
+            ),
+            lambda o: {"opportunity": Opportunity.from_model(o)},
+        )
+
+    @strawberry.mutation(description="Edit an OPEN opportunity; its state never changes here.")
+    async def update_opportunity(
+        self,
+        info: Info,
+        input: UpdateOpportunityInput,
+    ) -> UpdateOpportunityPayload:
+        return await respond(
+            info,
+            UpdateOpportunityPayload,
+            lambda uow: services.update_opportunity(
+                uow,
+                opportunity_id=_opportunity_id(input.opportunity_id),
+                name=given(input.name),
+                customer_name=given(input.customer_name),
+                estimated_revenue=given(input.estimated_revenue),
+                estimated_close_date=given(input.estimated_close_date),
+                description=given(input.description),
+                status_reason=given(input.status_reason),
+                forecast_category=given(input.forecast_category),
+                expected_version=input.expected_version,
+            ),
+            lambda o: {"opportunity": Opportunity.from_model(o)},
+        )
+
+    @strawberry.mutation(
+        description="Close an OPEN opportunity as WON or LOST. Refused while any of its quotes "
+        "is DRAFT or ACTIVE (OPPORTUNITY_HAS_OPEN_QUOTES lists them), unless closeOpenQuotes."
+    )
+    async def close_opportunity(
+        self,
+        info: Info,
+        input: CloseOpportunityInput,
+    ) -> CloseOpportunityPayload:
+        return await respond(
+            info,
+            CloseOpportunityPayload,
+            lambda uow: services.close_opportunity(
+                uow,
+                opportunity_id=_opportunity_id(input.opportunity_id),
+                outcome=input.outcome,
+                status_reason=input.status_reason,
+                actual_revenue=input.actual_revenue,
+                close_date=input.close_date,
+                competitor_id=decode_optional_id(
+                    input.competitor_id, "Competitor", field="competitor_id"
+                ),
+                description=input.description,
+                close_open_quotes=input.close_open_quotes,
+                expected_version=input.expected_version,
+            ),
+            lambda r: {
+                "opportunity": Opportunity.from_model(r.opportunity),
+                "opportunity_close": OpportunityClose.from_model(r.close),
+                "closed_quotes": _quotes(r.closed_quotes),
+            },
+        )
+
+    @strawberry.mutation(description="Reopen a WON or LOST opportunity; cancels its close record.")
+    async def reopen_opportunity(
+        self,
+        info: Info,
+        input: ReopenOpportunityInput,
+    ) -> ReopenOpportunityPayload:
+        return await respond(
+            info,
+            ReopenOpportunityPayload,
+            lambda uow: services.reopen_opportunity(
+                uow,
+                opportunity_id=_opportunity_id(input.opportunity_id),
+                status_reason=input.status_reason,
+                expected_version=input.expected_version,
+            ),
+            lambda r: {
+                "opportunity": Opportunity.from_model(r.opportunity),
+                "canceled_closes": [OpportunityClose.from_model(c) for c in r.canceled_closes],
+            },
+        )
+
+    @strawberry.mutation(
+        description="Close every DRAFT and ACTIVE quote of an opportunity at once, atomically."
+    )
+    async def close_quotes(
+        self,
+        info: Info,
+        input: CloseQuotesInput,
+    ) -> CloseQuotesPayload:
+        return await respond(
+            info,
+            CloseQuotesPayload,
+            lambda uow: services.close_quotes(
+                uow,
+                opportunity_id=_opportunity_id(input.opportunity_id),
+                status_reason=input.status_reason,
+                close_date=input.close_date,
+                description=input.description,
+                expected_version=input.expected_version,
+            ),
+            lambda r: {
+                "opportunity": Opportunity.from_model(r.opportunity),
+                "closed_quotes": _quotes(r.closed_quotes),
+            },
+        )
+
+    @strawberry.mutation(description="Add a DRAFT quote to an OPEN opportunity.")
+    async def create_quote(
+        self,
+        info: Info,
+        input: CreateQuoteInput,
+    ) -> CreateQuotePayload:
+        return await respond(
+            info,
+            CreateQuotePayload,
+            lambda uow: quote_services.create_quote(
+                uow,
+                opportunity_id=_opportunity_id(input.opportunity_id),
+                name=input.name,
+                currency_code=input.currency_code,
+                total_amount=input.total_amount,
+                effective_from=input.effective_from,
+                effective_to=input.effective_to,
+            ),
+            lambda q: {"quote": Quote.from_model(q)},
+        )
+
+    @strawberry.mutation(description="Edit a DRAFT quote.")
+    async def update_quote(
+        self,
+        info: Info,
+        input: UpdateQuoteInput,
+    ) -> UpdateQuotePayload:
+        return await respond(
+            info,
+            UpdateQuotePayload,
+            lambda uow: quote_services.update_quote(
+                uow,
+                quote_id=_quote_id(input.quote_id),
+                name=given(input.name),
+                total_amount=given(input.total_amount),
+                effective_from=given(input.effective_from),
+                effective_to=given(input.effective_to),
+                expected_version=input.expected_version,
+            ),
+            lambda q: {"quote": Quote.from_model(q)},
+        )
+
+    @strawberry.mutation(description="Activate a DRAFT quote; it becomes read-only.")
+    async def activate_quote(
+        self,
+        info: Info,
+        input: ActivateQuoteInput,
+    ) -> ActivateQuotePayload:
+        return await respond(
+            info,
+            ActivateQuotePayload,
+            lambda uow: quote_services.activate_quote(
+                uow, quote_id=_quote_id(input.quote_id), expected_version=input.expected_version
+            ),
+            lambda q: {"quote": Quote.from_model(q)},
+        )
+
+    @strawberry.mutation(
+        description="Revise an ACTIVE quote: it becomes CLOSED/REVISED and a new DRAFT with the "
+        "same quote number and the next revision number takes its place."
+    )
+    async def revise_quote(
+        self,
+        info: Info,
+        input: ReviseQuoteInput,
+    ) -> ReviseQuotePayload:
+        return await respond(
+            info,
+            ReviseQuotePayload,
+            lambda uow: quote_services.revise_quote(
+                uow, quote_id=_quote_id(input.quote_id), expected_version=input.expected_version
+            ),
+            lambda r: {
+                "quote": Quote.from_model(r.quote),
+                "revised_quote": Quote.from_model(r.revised_quote),
+            },
+        )
+
+    @strawberry.mutation(
+        description="Mark an open quote WON; the other open quotes of its opportunity become "
+        "CLOSED/LOST. The opportunity stays OPEN."
+    )
+    async def win_quote(
+        self,
+        info: Info,
+        input: WinQuoteInput,
+    ) -> WinQuotePayload:
+        return await respond(
+            info,
+            WinQuotePayload,
+            lambda uow: quote_services.win_quote(
+                uow,
+                quote_id=_quote_id(input.quote_id),
+                close_date=input.close_date,
+                description=input.description,
+                expected_version=input.expected_version,
+            ),
+            lambda r: {"quote": Quote.from_model(r.quote), "lost_quotes": _quotes(r.lost_quotes)},
+        )
+
+    @strawberry.mutation(description="Close one open quote as LOST or CANCELED.")
+    async def close_quote(
+        self,
+        info: Info,
+        input: CloseQuoteInput,
+    ) -> CloseQuotePayload:
+        return await respond(
+            info,
+            CloseQuotePayload,
+            lambda uow: quote_services.close_quote(
+                uow,
+                quote_id=_quote_id(input.quote_id),
+                status_reason=input.status_reason,
+                close_date=input.close_date,
+                description=input.description,
+                expected_version=input.expected_version,
+            ),
+            lambda q: {"quote": Quote.from_model(q)},
+        )
+
+    @strawberry.mutation(description="Register a competitor.")
+    async def create_competitor(
+        self,
+        info: Info,
+        input: CreateCompetitorInput,
+    ) -> CreateCompetitorPayload:
+        return await respond(
+            info,
+            CreateCompetitorPayload,
+            lambda uow: services.create_competitor(
+                uow, name=input.name, website=input.website, notes=input.notes
+            ),
+            lambda c: {"competitor": Competitor.from_model(c)},
+        )

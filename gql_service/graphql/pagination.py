@@ -1,0 +1,115 @@
+"""Relay connections: PageInfo, generic Connection/Edge, and page-size limits."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from gql_service.queries import Page, PageRequest
+from gql_service.settings import Settings
+
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type(description="Where a page sits in its connection.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow this page.")
+    has_previous_page: bool = strawberry.field(description="Items precede this page.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first item.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last item.")
+
+
+@strawberry.type(description="An item in a connection, with its cursor.")
+class Edge(Generic[NodeT]):
+    cursor: str = strawberry.field(description="Opaque cursor for after/before.")
+    node: NodeT = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of items (Relay cursor connection).")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]] = strawberry.field(description="The items with their cursors.")
+    nodes: list[NodeT] = strawberry.field(description="The items.")
+    page_info: PageInfo = strawberry.field(description="Pagination details.")
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Number of items matching the filter, over all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def connection(
+    nodes: Sequence[NodeT],
+    cursors: Sequence[str],
+    *,
+    has_next_page: bool,
+    has_previous_page: bool,
+    count: Callable[[], Awaitable[int]],
+) -> Connection[NodeT]:
+    return Connection(
+        edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
+        nodes=list(nodes),
+        page_info=PageInfo(
+            has_next_page=has_next_page,
+            has_previous_page=has_previous_page,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        ),
+        count=count,
+    )
+
+
+def from_page(page: Page[object], convert: Callable[[object], NodeT]) -> Connection[NodeT]:
+    return connection(
+        [convert(item) for item in page.items],
+        page.cursors,
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+        count=page.count,
+    )
+
+
+def page_request(
+    settings: Settings,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    """Check the page arguments against the configured cap; a bad one is a GraphQL error."""
+    if first is not None and last is not None:
+        raise GraphQLError(
+            "Pass either first or last, not both.", extensions={"code": "BAD_PAGE_ARGUMENTS"}
+        )
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and not 0 <= size <= settings.max_page_size:
+            raise GraphQLError(
+                f"{name} must be between 0 and {settings.max_page_size}, got {size}.",
+                extensions={"code": "PAGE_SIZE_EXCEEDED", "maxPageSize": settings.max_page_size},
+            )
+    if first is None and last is None:
+        first = settings.default_page_size
+    return PageRequest(first=first, after=after, last=last, before=before)
+
+
+def offset_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{pk}".encode()).decode()
+
+
+def after_id(cursor: str | None) -> int | None:
+    """The id behind a cursor from ``offset_cursor``."""
+    if cursor is None:
+        return None
+    try:
+        prefix, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if prefix == "id":
+            return int(pk)
+    except ValueError:
+        pass
+    raise GraphQLError(
+        "The cursor is not one this service issued.", extensions={"code": "BAD_CURSOR"}
+    )

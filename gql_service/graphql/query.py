@@ -1,0 +1,153 @@
+"""The Query root: Relay node look-ups and the paginated lists."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+from graphql import GraphQLError
+
+from gql_service import models
+from gql_service.graphql.enums import OrderDirection
+from gql_service.graphql.ids import parse_id
+from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder
+from gql_service.graphql.pagination import Connection, from_page, page_request
+from gql_service.graphql.types import (
+    Competitor,
+    Info,
+    Node,
+    Opportunity,
+    OpportunityClose,
+    Quote,
+    QuoteClose,
+)
+from gql_service.queries import InvalidCursorError, Ordering
+from gql_service.queries import OpportunityFilter as OpportunityQuery
+
+
+async def resolve_node(info: Info, global_id: str) -> Node | None:
+    """The object behind a global id, or None when the id names nothing."""
+    parsed = parse_id(global_id)
+    if parsed is None:
+        return None
+    type_name, pk = parsed
+    loaders = info.context.loaders
+    if type_name in _LOADED:
+        loader_name, build = _LOADED[type_name]
+        found = await getattr(loaders, loader_name).load(pk)
+        return build(found) if found is not None else None
+    if type_name in _FETCHED:
+        model, build = _FETCHED[type_name]
+        rows = await info.context.reader.by_ids(model, [pk])
+        return build(rows[pk]) if pk in rows else None
+    return None
+
+
+_LOADED: dict[str, tuple[str, Any]] = {
+    "Opportunity": ("opportunity", Opportunity.from_model),
+    "Quote": ("quote", Quote.from_model),
+    "Competitor": ("competitor", Competitor.from_model),
+}
+_FETCHED: dict[str, tuple[Any, Any]] = {
+    "OpportunityClose": (models.OpportunityClose, OpportunityClose.from_model),
+    "QuoteClose": (models.QuoteClose, QuoteClose.from_model),
+}
+
+
+@strawberry.type(description="Reads: opportunities with their quotes and history, competitors.")
+class Query:
+    @strawberry.field(description="Any object by its global id; null when it names nothing.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
+        return await resolve_node(info, id)
+
+    @strawberry.field(
+        description="Objects by global ids, in order; null where an id names nothing."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description="Global ids (at most 100).")
+        ],
+    ) -> list[Node | None]:
+        if len(ids) > info.context.settings.max_page_size:
+            raise GraphQLError(
+                f"At most {info.context.settings.max_page_size} ids per request.",
+                extensions={"code": "PAGE_SIZE_EXCEEDED"},
+            )
+        return [await resolve_node(info, i) for i in ids]
+
+    @strawberry.field(description="One opportunity; null when the id names none.")
+    async def opportunity(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Opportunity | None:
+        node = await resolve_node(info, id)
+        return node if isinstance(node, Opportunity) else None
+
+    @strawberry.field(description="One quote; null when the id names none.")
+    async def quote(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Quote | None:
+        node = await resolve_node(info, id)
+        return node if isinstance(node, Quote) else None
+
+    @strawberry.field(description="Opportunities, filtered and ordered, one page at a time.")
+    async def opportunities(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size (forward).")
+        ] = None,
+        after: Annotated[str | None, strawberry.argument(description="Start after cursor.")] = None,
+        last: Annotated[
+            int | None, strawberry.argument(description="Page size (backward).")
+        ] = None,
+        before: Annotated[str | None, strawberry.argument(description="End before cursor.")] = None,
+        filter: Annotated[
+            OpportunityFilter | None, strawberry.argument(description="Which opportunities.")
+        ] = None,
+        order_by: Annotated[
+            OpportunityOrder | None,
+            strawberry.argument(description="Sort order; newest first by default."),
+        ] = None,
+    ) -> Connection[Opportunity]:
+        request = page_request(
+            info.context.settings, first=first, after=after, last=last, before=before
+        )
+        query = OpportunityQuery(
+            states=tuple(filter.state or ()) if filter else (),
+            customer_name=filter.customer_name if filter else None,
+            name_contains=filter.name_contains if filter else None,
+            has_open_quotes=filter.has_open_quotes if filter else None,
+        )
+        order = order_by or OpportunityOrder()
+        ordering = Ordering(
+            field=order.field.value, descending=order.direction is OrderDirection.DESC
+        )
+        try:
+            page = await info.context.reader.opportunities(request, query, ordering)
+        except InvalidCursorError as exc:
+            raise GraphQLError(str(exc), extensions={"code": "BAD_CURSOR"}) from exc
+        return from_page(page, Opportunity.from_model)  # type: ignore[arg-type]
+
+    @strawberry.field(description="Competitors by name, one page at a time.")
+    async def competitors(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Start after cursor.")] = None,
+    ) -> Connection[Competitor]:
+        request = page_request(info.context.settings, first=first, after=after)
+        try:
+            page = await info.context.reader.competitors(request)
+        except InvalidCursorError as exc:
+            raise GraphQLError(str(exc), extensions={"code": "BAD_CURSOR"}) from exc
+        return from_page(page, Competitor.from_model)  # type: ignore[arg-type]

@@ -1,0 +1,292 @@
+"""GraphQL object types: Relay nodes built from the domain's tables."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+import strawberry
+
+from gql_service import models
+from gql_service.graphql.context import Context
+from gql_service.graphql.enums import (
+    CloseOutcome,
+    CloseRecordState,
+    ForecastCategory,
+    OpportunityState,
+    OpportunityStatusReason,
+    QuoteState,
+    QuoteStatusReason,
+)
+from gql_service.graphql.ids import encode_id
+from gql_service.graphql.inputs import QuoteFilter
+from gql_service.graphql.pagination import (
+    Connection,
+    after_id,
+    connection,
+    offset_cursor,
+    page_request,
+)
+from gql_service.queries import QuoteFilter as QuoteQuery
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.interface(description="An object with a globally unique, opaque id.")
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque global id; pass it to node(id:).")
+
+
+@strawberry.type(description="A rival bidder that an opportunity was won or lost against.")
+class Competitor(Node):
+    pk: strawberry.Private[int]
+    name: str = strawberry.field(description="Unique name.")
+    website: str | None = strawberry.field(description="Web address.")
+    notes: str | None = strawberry.field(description="Free notes.")
+    created_at: datetime = strawberry.field(description="When it was registered (UTC).")
+    created_by: str = strawberry.field(description="Who registered it.")
+
+    @classmethod
+    def from_model(cls, m: models.Competitor) -> Competitor:
+        assert m.id is not None
+        return cls(
+            id=strawberry.ID(encode_id("Competitor", m.id)),
+            pk=m.id,
+            name=m.name,
+            website=m.website,
+            notes=m.notes,
+            created_at=m.created_at,
+            created_by=m.created_by,
+        )
+
+
+@strawberry.type(description="One close of an opportunity, as WON or LOST; kept as history.")
+class OpportunityClose(Node):
+    pk: strawberry.Private[int]
+    opportunity_pk: strawberry.Private[int]
+    competitor_pk: strawberry.Private[int | None]
+    outcome: CloseOutcome = strawberry.field(description="WON or LOST.")
+    status_reason: OpportunityStatusReason = strawberry.field(description="Why it closed so.")
+    actual_revenue: Decimal | None = strawberry.field(description="Actual revenue at close.")
+    close_date: date = strawberry.field(description="Date of the close.")
+    description: str | None = strawberry.field(description="Notes given at close.")
+    state: CloseRecordState = strawberry.field(
+        description="COMPLETED, or CANCELED once the opportunity was reopened."
+    )
+    created_at: datetime = strawberry.field(description="When it was closed (UTC).")
+    created_by: str = strawberry.field(description="Who closed it.")
+    canceled_at: datetime | None = strawberry.field(description="When it was reopened (UTC).")
+    canceled_by: str | None = strawberry.field(description="Who reopened it.")
+
+    @strawberry.field(description="The closed opportunity.")
+    async def opportunity(self, info: Info) -> Opportunity:
+        found = await info.context.loaders.opportunity.load(self.opportunity_pk)
+        assert found is not None
+        return Opportunity.from_model(found)
+
+    @strawberry.field(description="The competitor named at close, if any.")
+    async def competitor(self, info: Info) -> Competitor | None:
+        if self.competitor_pk is None:
+            return None
+        found = await info.context.loaders.competitor.load(self.competitor_pk)
+        return Competitor.from_model(found) if found else None
+
+    @classmethod
+    def from_model(cls, m: models.OpportunityClose) -> OpportunityClose:
+        assert m.id is not None
+        return cls(
+            id=strawberry.ID(encode_id("OpportunityClose", m.id)),
+            pk=m.id,
+            opportunity_pk=m.opportunity_id,
+            competitor_pk=m.competitor_id,
+            outcome=m.outcome,
+            status_reason=m.status_reason,
+            actual_revenue=m.actual_revenue,
+            close_date=m.close_date,
+            description=m.description,
+            state=m.state,
+            created_at=m.created_at,
+            created_by=m.created_by,
+            canceled_at=m.canceled_at,
+            canceled_by=m.canceled_by,
+        )
+
+
+@strawberry.type(description="The record left by closing (or winning) one quote.")
+class QuoteClose(Node):
+    quote_number: str = strawberry.field(description="Number of the closed quote.")
+    revision_number: int = strawberry.field(description="Revision of the closed quote.")
+    status_reason: QuoteStatusReason = strawberry.field(description="WON, LOST or CANCELED.")
+    close_date: date = strawberry.field(description="Date of the close.")
+    description: str | None = strawberry.field(description="Notes given at close.")
+    batch_id: str = strawberry.field(
+        description="Shared by all quotes closed by one request (closeQuotes, winQuote)."
+    )
+    created_at: datetime = strawberry.field(description="When it was closed (UTC).")
+    created_by: str = strawberry.field(description="Who closed it.")
+
+    @classmethod
+    def from_model(cls, m: models.QuoteClose) -> QuoteClose:
+        assert m.id is not None
+        return cls(
+            id=strawberry.ID(encode_id("QuoteClose", m.id)),
+            quote_number=m.quote_number,
+            revision_number=m.revision_number,
+            status_reason=m.status_reason,
+            close_date=m.close_date,
+            description=m.description,
+            batch_id=m.batch_id,
+            created_at=m.created_at,
+            created_by=m.created_by,
+        )
+
+
+@strawberry.type(description="A priced offer to the customer of an opportunity.")
+class Quote(Node):
+    pk: strawberry.Private[int]
+    opportunity_pk: strawberry.Private[int]
+    quote_number: str = strawberry.field(description="Shared by all revisions of this quote.")
+    revision_number: int = strawberry.field(description="0 for the first; +1 per revision.")
+    name: str = strawberry.field(description="Name.")
+    currency_code: str = strawberry.field(description="ISO 4217; the opportunity's currency.")
+    total_amount: Decimal | None = strawberry.field(description="Total amount.")
+    state: QuoteState = strawberry.field(description="Lifecycle state.")
+    status_reason: QuoteStatusReason = strawberry.field(description="Why it is in its state.")
+    is_open: bool = strawberry.field(description="True while DRAFT or ACTIVE.")
+    effective_from: date | None = strawberry.field(description="Valid from.")
+    effective_to: date | None = strawberry.field(description="Valid until.")
+    closed_on: date | None = strawberry.field(description="When it was won or closed.")
+    version: int = strawberry.field(description="Grows by one on every change.")
+    created_at: datetime = strawberry.field(description="Creation time (UTC).")
+    created_by: str = strawberry.field(description="Who created it.")
+    modified_at: datetime = strawberry.field(description="Last change (UTC).")
+    modified_by: str = strawberry.field(description="Who changed it last.")
+
+    @strawberry.field(description="The opportunity this quote belongs to.")
+    async def opportunity(self, info: Info) -> Opportunity:
+        found = await info.context.loaders.opportunity.load(self.opportunity_pk)
+        assert found is not None
+        return Opportunity.from_model(found)
+
+    @strawberry.field(description="The close record, once the quote was closed or won.")
+    async def close_record(self, info: Info) -> QuoteClose | None:
+        found = await info.context.loaders.quote_close.load(self.pk)
+        return QuoteClose.from_model(found) if found else None
+
+    @classmethod
+    def from_model(cls, m: models.Quote) -> Quote:
+        assert m.id is not None
+        return cls(
+            id=strawberry.ID(encode_id("Quote", m.id)),
+            pk=m.id,
+            opportunity_pk=m.opportunity_id,
+            quote_number=m.quote_number,
+            revision_number=m.revision_number,
+            name=m.name,
+            currency_code=m.currency_code,
+            total_amount=m.total_amount,
+            state=m.state,
+            status_reason=m.status_reason,
+            is_open=m.is_open,
+            effective_from=m.effective_from,
+            effective_to=m.effective_to,
+            closed_on=m.closed_on,
+            version=m.version,
+            created_at=m.created_at,
+            created_by=m.created_by,
+            modified_at=m.modified_at,
+            modified_by=m.modified_by,
+        )
+
+
+@strawberry.type(description="A project sales opportunity, closed as WON or LOST at the end.")
+class Opportunity(Node):
+    pk: strawberry.Private[int]
+    name: str = strawberry.field(description="Name.")
+    customer_name: str = strawberry.field(description="The prospective customer.")
+    currency_code: str = strawberry.field(description="ISO 4217 currency of all its quotes.")
+    estimated_revenue: Decimal | None = strawberry.field(description="Expected revenue.")
+    estimated_close_date: date | None = strawberry.field(description="Expected close date.")
+    state: OpportunityState = strawberry.field(description="OPEN, WON or LOST.")
+    status_reason: OpportunityStatusReason = strawberry.field(description="Why in its state.")
+    forecast_category: ForecastCategory = strawberry.field(description="Forecast bucket.")
+    actual_revenue: Decimal | None = strawberry.field(description="Revenue at the last close.")
+    actual_close_date: date | None = strawberry.field(description="Date of the last close.")
+    description: str | None = strawberry.field(description="Free description.")
+    is_closed: bool = strawberry.field(description="True when WON or LOST.")
+    version: int = strawberry.field(
+        description="Grows by one on every change, including changes to its quotes."
+    )
+    created_at: datetime = strawberry.field(description="Creation time (UTC).")
+    created_by: str = strawberry.field(description="Who created it.")
+    modified_at: datetime = strawberry.field(description="Last change (UTC).")
+    modified_by: str = strawberry.field(description="Who changed it last.")
+
+    @strawberry.field(description="Number of its DRAFT and ACTIVE quotes.")
+    async def open_quote_count(self, info: Info) -> int:
+        return await info.context.loaders.open_quote_count.load(self.pk)
+
+    @strawberry.field(description="Its quotes, oldest first.")
+    async def quotes(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Cursor.")] = None,
+        filter: Annotated[
+            QuoteFilter | None, strawberry.argument(description="Which quotes.")
+        ] = None,
+    ) -> Connection[Quote]:
+        query = QuoteQuery(
+            states=tuple(filter.state or ()) if filter else (),
+            is_open=filter.is_open if filter else None,
+        )
+        request = page_request(info.context.settings, first=first, after=after)
+        everything = await info.context.loaders.quotes(query).load(self.pk)
+        start = after_id(after)
+        remaining = [q for q in everything if start is None or (q.id or 0) > start]
+        limit = request.first or 0
+        page = remaining[:limit]
+
+        async def count() -> int:
+            return len(everything)
+
+        return connection(
+            [Quote.from_model(q) for q in page],
+            [offset_cursor(q.id or 0) for q in page],
+            has_next_page=len(remaining) > limit,
+            has_previous_page=start is not None and len(remaining) < len(everything),
+            count=count,
+        )
+
+    @strawberry.field(
+        description="Every close of this opportunity, newest first, canceled ones included."
+    )
+    async def close_history(self, info: Info) -> list[OpportunityClose]:
+        records = await info.context.loaders.close_history.load(self.pk)
+        return [OpportunityClose.from_model(r) for r in records]
+
+    @classmethod
+    def from_model(cls, m: models.Opportunity) -> Opportunity:
+        assert m.id is not None
+        return cls(
+            id=strawberry.ID(encode_id("Opportunity", m.id)),
+            pk=m.id,
+            name=m.name,
+            customer_name=m.customer_name,
+            currency_code=m.currency_code,
+            estimated_revenue=m.estimated_revenue,
+            estimated_close_date=m.estimated_close_date,
+            state=m.state,
+            status_reason=m.status_reason,
+            forecast_category=m.forecast_category,
+            actual_revenue=m.actual_revenue,
+            actual_close_date=m.actual_close_date,
+            description=m.description,
+            is_closed=m.state is not models.OpportunityState.OPEN,
+            version=m.version,
+            created_at=m.created_at,
+            created_by=m.created_by,
+            modified_at=m.modified_at,
+            modified_by=m.modified_by,
+        )

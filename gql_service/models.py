@@ -1,0 +1,239 @@
+"""SQLModel tables and the state and status-reason enums of the domain."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class OpportunityState(enum.StrEnum):
+    OPEN = "OPEN"
+    WON = "WON"
+    LOST = "LOST"
+
+
+class OpportunityStatusReason(enum.StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    ON_HOLD = "ON_HOLD"
+    WON = "WON"
+    CANCELED = "CANCELED"
+    OUT_SOLD = "OUT_SOLD"
+
+
+class CloseOutcome(enum.StrEnum):
+    WON = "WON"
+    LOST = "LOST"
+
+
+class ForecastCategory(enum.StrEnum):
+    PIPELINE = "PIPELINE"
+    BEST_CASE = "BEST_CASE"
+    COMMITTED = "COMMITTED"
+    OMITTED = "OMITTED"
+    WON = "WON"
+    LOST = "LOST"
+
+
+class QuoteState(enum.StrEnum):
+    DRAFT = "DRAFT"
+    ACTIVE = "ACTIVE"
+    WON = "WON"
+    CLOSED = "CLOSED"
+
+
+class QuoteStatusReason(enum.StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    OPEN = "OPEN"
+    WON = "WON"
+    LOST = "LOST"
+    CANCELED = "CANCELED"
+    REVISED = "REVISED"
+
+
+class CloseRecordState(enum.StrEnum):
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
+
+
+OPEN_QUOTE_STATES = (QuoteState.DRAFT, QuoteState.ACTIVE)
+
+
+class Money(sa.types.TypeDecorator[Decimal]):
+    """Exact decimal money: NUMERIC(19, 4) on PostgreSQL, text on SQLite (which has no decimal)."""
+
+    impl = sa.Numeric(19, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(40))
+        return dialect.type_descriptor(sa.Numeric(19, 4, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return str(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(value) if not isinstance(value, Decimal) else value
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always returned timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(cls: type[enum.Enum]) -> sa.Enum:
+    return sa.Enum(cls, native_enum=False, length=16, validate_strings=True)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Entity(SQLModel):
+    """A table with an integer primary key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class Competitor(Entity, table=True):
+    __tablename__ = "competitor"
+
+    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False, unique=True))
+    website: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
+    notes: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+
+
+class Opportunity(Entity, table=True):
+    __tablename__ = "opportunity"
+
+    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    customer_name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    currency_code: str = Field(sa_column=sa.Column(sa.String(3), nullable=False))
+    estimated_revenue: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
+    estimated_close_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
+    state: OpportunityState = Field(
+        default=OpportunityState.OPEN,
+        sa_column=sa.Column(_enum(OpportunityState), nullable=False, index=True),
+    )
+    status_reason: OpportunityStatusReason = Field(
+        default=OpportunityStatusReason.IN_PROGRESS,
+        sa_column=sa.Column(_enum(OpportunityStatusReason), nullable=False),
+    )
+    forecast_category: ForecastCategory = Field(
+        default=ForecastCategory.PIPELINE,
+        sa_column=sa.Column(_enum(ForecastCategory), nullable=False),
+    )
+    actual_revenue: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
+    actual_close_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    version: int = Field(default=1, sa_column=sa.Column(sa.Integer(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    modified_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    modified_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+
+
+class Quote(Entity, table=True):
+    __tablename__ = "quote"
+    __table_args__ = (
+        sa.UniqueConstraint("quote_number", "revision_number", name="uq_quote_number_revision"),
+        sa.Index("ix_quote_opportunity_state", "opportunity_id", "state"),
+    )
+
+    opportunity_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("opportunity.id"), nullable=False)
+    )
+    quote_number: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    revision_number: int = Field(default=0, sa_column=sa.Column(sa.Integer(), nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    currency_code: str = Field(sa_column=sa.Column(sa.String(3), nullable=False))
+    total_amount: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
+    state: QuoteState = Field(
+        default=QuoteState.DRAFT, sa_column=sa.Column(_enum(QuoteState), nullable=False)
+    )
+    status_reason: QuoteStatusReason = Field(
+        default=QuoteStatusReason.IN_PROGRESS,
+        sa_column=sa.Column(_enum(QuoteStatusReason), nullable=False),
+    )
+    effective_from: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
+    effective_to: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
+    closed_on: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
+    version: int = Field(default=1, sa_column=sa.Column(sa.Integer(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    modified_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    modified_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_QUOTE_STATES
+
+
+class OpportunityClose(Entity, table=True):
+    __tablename__ = "opportunity_close"
+
+    opportunity_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("opportunity.id"), nullable=False, index=True)
+    )
+    outcome: CloseOutcome = Field(sa_column=sa.Column(_enum(CloseOutcome), nullable=False))
+    status_reason: OpportunityStatusReason = Field(
+        sa_column=sa.Column(_enum(OpportunityStatusReason), nullable=False)
+    )
+    actual_revenue: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
+    close_date: date = Field(sa_column=sa.Column(sa.Date(), nullable=False))
+    competitor_id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.ForeignKey("competitor.id"), nullable=True)
+    )
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    state: CloseRecordState = Field(
+        default=CloseRecordState.COMPLETED,
+        sa_column=sa.Column(_enum(CloseRecordState), nullable=False),
+    )
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    canceled_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    canceled_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+
+
+class QuoteClose(Entity, table=True):
+    __tablename__ = "quote_close"
+
+    quote_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("quote.id"), nullable=False, unique=True)
+    )
+    quote_number: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    revision_number: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
+    status_reason: QuoteStatusReason = Field(
+        sa_column=sa.Column(_enum(QuoteStatusReason), nullable=False)
+    )
+    close_date: date = Field(sa_column=sa.Column(sa.Date(), nullable=False))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    batch_id: str = Field(sa_column=sa.Column(sa.String(36), nullable=False, index=True))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))

@@ -1,0 +1,284 @@
+"""Use cases for quotes: create, edit, activate, revise, win and close.
+
+Each starts by locking the quote's opportunity (``Repository.lock_quote``), which serialises it
+with closeOpportunity and closeQuotes on the same opportunity.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from gql_service.errors import ErrorCode, Violation, raise_if_any
+from gql_service.models import Quote, QuoteState, QuoteStatusReason
+from gql_service.repositories import Repository
+from gql_service.rules import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    check_currency,
+    check_money,
+    check_opportunity_open,
+    check_period,
+    check_quote_currency,
+    check_quote_draft,
+    check_quote_open,
+    check_text,
+)
+from gql_service.services import check_quote_close_input, close_quotes_in
+from gql_service.unit_of_work import UnitOfWork
+from gql_service.unset import UNSET, Unset
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRevised:
+    quote: Quote
+    revised_quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteWon:
+    quote: Quote
+    lost_quotes: list[Quote]
+
+
+def new_quote_number() -> str:
+    return f"QUO-{secrets.token_hex(4).upper()}"
+
+
+async def create_quote(
+    uow: UnitOfWork,
+    *,
+    opportunity_id: int,
+    name: str,
+    currency_code: str | None = None,
+    total_amount: Decimal | None = None,
+    effective_from: date | None = None,
+    effective_to: date | None = None,
+) -> Quote:
+    """Add a DRAFT quote to an OPEN opportunity, in the opportunity's currency.
+
+    Codes: NOT_FOUND, OPPORTUNITY_ALREADY_CLOSED, CURRENCY_MISMATCH, INVALID_VALUE.
+    """
+    problems = [
+        *check_text("name", name, max_length=NAME_MAX, required=True),
+        *check_money("total_amount", total_amount),
+        *check_period("effective_to", effective_from, effective_to),
+    ]
+    if currency_code is not None:
+        problems += check_currency("currency_code", currency_code)
+    raise_if_any(problems)
+
+    async def work(repo: Repository) -> Quote:
+        opportunity = await repo.lock_opportunity(
+            opportunity_id, expected_version=None, field="opportunity_id"
+        )
+        raise_if_any(check_opportunity_open(opportunity))
+        currency = currency_code or opportunity.currency_code
+        raise_if_any(check_quote_currency(opportunity, currency))
+        quote = Quote(
+            opportunity_id=opportunity_id,
+            quote_number=new_quote_number(),
+            revision_number=0,
+            name=name.strip(),
+            currency_code=currency,
+            total_amount=total_amount,
+            effective_from=effective_from,
+            effective_to=effective_to,
+            created_at=repo.now,
+            created_by=repo.actor,
+            modified_at=repo.now,
+            modified_by=repo.actor,
+        )
+        await repo.add(opportunity, quote)
+        return quote
+
+    return await uow.run(work)
+
+
+async def update_quote(
+    uow: UnitOfWork,
+    *,
+    quote_id: int,
+    name: str | Unset = UNSET,
+    total_amount: Decimal | Unset | None = UNSET,
+    effective_from: date | Unset | None = UNSET,
+    effective_to: date | Unset | None = UNSET,
+    expected_version: int | None = None,
+) -> Quote:
+    """Edit a DRAFT quote. Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED,
+    QUOTE_READ_ONLY, INVALID_VALUE."""
+    problems: list[Violation] = []
+    if name is not UNSET:
+        problems += check_text("name", name, max_length=NAME_MAX, required=True)
+    if total_amount is not UNSET:
+        problems += check_money("total_amount", total_amount)
+    raise_if_any(problems)
+
+    async def work(repo: Repository) -> Quote:
+        opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
+        raise_if_any(check_opportunity_open(opportunity))
+        raise_if_any(check_quote_draft(quote, code=ErrorCode.QUOTE_READ_ONLY))
+        start = quote.effective_from if effective_from is UNSET else effective_from
+        end = quote.effective_to if effective_to is UNSET else effective_to
+        raise_if_any(check_period("effective_to", start, end))
+        if name is not UNSET:
+            quote.name = name.strip()
+        if total_amount is not UNSET:
+            quote.total_amount = total_amount
+        quote.effective_from, quote.effective_to = start, end
+        _touch(repo, quote)
+        await repo.add(opportunity, quote)
+        return quote
+
+    return await uow.run(work)
+
+
+async def activate_quote(
+    uow: UnitOfWork, *, quote_id: int, expected_version: int | None = None
+) -> Quote:
+    """DRAFT -> ACTIVE; the quote becomes read-only. Codes: NOT_FOUND, CONCURRENCY_CONFLICT,
+    OPPORTUNITY_ALREADY_CLOSED, QUOTE_NOT_OPEN."""
+
+    async def work(repo: Repository) -> Quote:
+        opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
+        raise_if_any(check_opportunity_open(opportunity))
+        raise_if_any(check_quote_draft(quote, code=ErrorCode.QUOTE_NOT_OPEN))
+        quote.state = QuoteState.ACTIVE
+        quote.status_reason = QuoteStatusReason.IN_PROGRESS
+        _touch(repo, quote)
+        await repo.add(opportunity, quote)
+        return quote
+
+    return await uow.run(work)
+
+
+async def revise_quote(
+    uow: UnitOfWork, *, quote_id: int, expected_version: int | None = None
+) -> QuoteRevised:
+    """ACTIVE -> CLOSED/REVISED, plus a new DRAFT with the same number and the next revision.
+
+    Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, QUOTE_NOT_OPEN.
+    """
+
+    async def work(repo: Repository) -> QuoteRevised:
+        opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
+        raise_if_any(check_opportunity_open(opportunity))
+        raise_if_any(check_quote_open(quote))
+        if quote.state is not QuoteState.ACTIVE:
+            raise_if_any(
+                [
+                    Violation(
+                        ErrorCode.QUOTE_NOT_OPEN,
+                        f"Quote {quote.quote_number} is a draft: edit it instead of revising.",
+                    )
+                ]
+            )
+        quote.state = QuoteState.CLOSED
+        quote.status_reason = QuoteStatusReason.REVISED
+        quote.closed_on = repo.today
+        _touch(repo, quote)
+        draft = Quote(
+            opportunity_id=quote.opportunity_id,
+            quote_number=quote.quote_number,
+            revision_number=quote.revision_number + 1,
+            name=quote.name,
+            currency_code=quote.currency_code,
+            total_amount=quote.total_amount,
+            effective_from=quote.effective_from,
+            effective_to=quote.effective_to,
+            created_at=repo.now,
+            created_by=repo.actor,
+            modified_at=repo.now,
+            modified_by=repo.actor,
+        )
+        await repo.add(opportunity, quote, draft)
+        return QuoteRevised(draft, quote)
+
+    return await uow.run(work)
+
+
+async def win_quote(
+    uow: UnitOfWork,
+    *,
+    quote_id: int,
+    close_date: date | None = None,
+    description: str | None = None,
+    expected_version: int | None = None,
+) -> QuoteWon:
+    """Mark an open quote WON; every other open quote of its opportunity becomes CLOSED/LOST.
+
+    The opportunity stays OPEN. Codes: NOT_FOUND, CONCURRENCY_CONFLICT,
+    OPPORTUNITY_ALREADY_CLOSED, QUOTE_NOT_OPEN, INVALID_VALUE.
+    """
+    raise_if_any(check_text("description", description, max_length=DESCRIPTION_MAX))
+
+    async def work(repo: Repository) -> QuoteWon:
+        opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
+        raise_if_any(check_opportunity_open(opportunity))
+        raise_if_any(check_quote_open(quote))
+        others = [q for q in await repo.open_quotes(opportunity.id or 0) if q.id != quote.id]
+        batch = str(uuid.uuid4())
+        records = [
+            *close_quotes_in(
+                repo,
+                [quote],
+                status_reason=QuoteStatusReason.WON,
+                close_date=close_date,
+                description=description,
+                batch_id=batch,
+            ),
+            *close_quotes_in(
+                repo,
+                others,
+                status_reason=QuoteStatusReason.LOST,
+                close_date=close_date,
+                description=description,
+                batch_id=batch,
+            ),
+        ]
+        await repo.add(opportunity, quote, *others, *records)
+        return QuoteWon(quote, others)
+
+    return await uow.run(work)
+
+
+async def close_quote(
+    uow: UnitOfWork,
+    *,
+    quote_id: int,
+    status_reason: QuoteStatusReason = QuoteStatusReason.LOST,
+    close_date: date | None = None,
+    description: str | None = None,
+    expected_version: int | None = None,
+) -> Quote:
+    """Close one open quote as LOST or CANCELED, with a close record.
+
+    Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, QUOTE_NOT_OPEN,
+    INVALID_STATUS_REASON, INVALID_VALUE.
+    """
+    raise_if_any(check_quote_close_input(status_reason, description))
+
+    async def work(repo: Repository) -> Quote:
+        opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
+        raise_if_any(check_opportunity_open(opportunity))
+        raise_if_any(check_quote_open(quote))
+        records = close_quotes_in(
+            repo,
+            [quote],
+            status_reason=status_reason,
+            close_date=close_date,
+            description=description,
+        )
+        await repo.add(opportunity, quote, *records)
+        return quote
+
+    return await uow.run(work)
+
+
+def _touch(repo: Repository, quote: Quote) -> None:
+    quote.version += 1
+    quote.modified_at = repo.now
+    quote.modified_by = repo.actor

@@ -1,0 +1,134 @@
+"""Persistence for the write side: the only place where services' statements are built."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
+
+from gql_service.errors import ErrorCode, NotFound, ValidationFailedError
+from gql_service.models import (
+    OPEN_QUOTE_STATES,
+    CloseRecordState,
+    Competitor,
+    Opportunity,
+    OpportunityClose,
+    Quote,
+)
+from gql_service.rules import check_version
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def not_found(entity: str, field: str | None) -> ValidationFailedError:
+    return ValidationFailedError(
+        [NotFound(ErrorCode.NOT_FOUND, f"No {entity} has this id.", field, entity=entity)]
+    )
+
+
+class Repository:
+    """Statements of one transaction, stamped with its actor and clock."""
+
+    def __init__(self, session: AsyncSession, *, actor: str, now: datetime) -> None:
+        self.session = session
+        self.actor = actor
+        self.now = now
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+    async def lock_opportunity(
+        self, opportunity_id: int, *, expected_version: int | None, field: str
+    ) -> Opportunity:
+        """Bump the opportunity's version as the transaction's first statement.
+
+        The write takes the row lock (PostgreSQL) or the database write lock (SQLite) before
+        anything is read, so every transaction that changes the opportunity's state or the
+        set of its open quotes is serialised with the others on the same opportunity.
+        """
+        stmt = (
+            update(Opportunity)
+            .where(col(Opportunity.id) == opportunity_id)
+            .values(
+                version=col(Opportunity.version) + 1,
+                modified_at=self.now,
+                modified_by=self.actor,
+            )
+            .returning(Opportunity)
+            .execution_options(populate_existing=True)
+        )
+        if expected_version is not None:
+            stmt = stmt.where(col(Opportunity.version) == expected_version)
+        locked = (await self.session.scalars(stmt)).one_or_none()
+        if locked is not None:
+            return locked
+        actual = await self.session.scalar(
+            select(col(Opportunity.version)).where(col(Opportunity.id) == opportunity_id)
+        )
+        if actual is None:
+            raise not_found("opportunity", field)
+        raise ValidationFailedError(check_version("opportunity", expected_version, actual))
+
+    async def lock_quote(
+        self, quote_id: int, *, expected_version: int | None
+    ) -> tuple[Opportunity, Quote]:
+        """Lock the quote's opportunity first (as ``lock_opportunity``), then load the quote."""
+        owner = select(col(Quote.opportunity_id)).where(col(Quote.id) == quote_id).scalar_subquery()
+        stmt = (
+            update(Opportunity)
+            .where(col(Opportunity.id) == owner)
+            .values(
+                version=col(Opportunity.version) + 1,
+                modified_at=self.now,
+                modified_by=self.actor,
+            )
+            .returning(Opportunity)
+            .execution_options(populate_existing=True)
+        )
+        opportunity = (await self.session.scalars(stmt)).one_or_none()
+        if opportunity is None:
+            raise not_found("quote", "quote_id")
+        quote = await self.session.get(Quote, quote_id, populate_existing=True)
+        if quote is None:  # pragma: no cover - the update above found its opportunity
+            raise not_found("quote", "quote_id")
+        conflict = check_version("quote", expected_version, quote.version)
+        if conflict:
+            raise ValidationFailedError(conflict)
+        return opportunity, quote
+
+    async def open_quotes(self, opportunity_id: int) -> list[Quote]:
+        stmt = (
+            select(Quote)
+            .where(
+                col(Quote.opportunity_id) == opportunity_id,
+                col(Quote.state).in_(OPEN_QUOTE_STATES),
+            )
+            .order_by(col(Quote.id))
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def completed_closes(self, opportunity_id: int) -> list[OpportunityClose]:
+        stmt = (
+            select(OpportunityClose)
+            .where(
+                col(OpportunityClose.opportunity_id) == opportunity_id,
+                col(OpportunityClose.state) == CloseRecordState.COMPLETED,
+            )
+            .order_by(col(OpportunityClose.id).desc())
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get(self, model: type[M], id_: int) -> M | None:
+        return await self.session.get(model, id_)
+
+    async def competitor_named(self, name: str) -> Competitor | None:
+        stmt = select(Competitor).where(func.lower(col(Competitor.name)) == name.lower())
+        return (await self.session.scalars(stmt)).first()
+
+    async def add(self, *objects: SQLModel) -> None:
+        self.session.add_all(objects)
+        await self.session.flush()

@@ -1,0 +1,212 @@
+"""Pure rule functions: state and input in, every violation out. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+
+from gql_service.currencies import ISO_4217_CODES
+from gql_service.errors import (
+    ConcurrencyConflict,
+    CurrencyMismatch,
+    ErrorCode,
+    InvalidStatusReason,
+    OpenQuotesBlock,
+    Violation,
+)
+from gql_service.models import (
+    CloseOutcome,
+    ForecastCategory,
+    Opportunity,
+    OpportunityState,
+    OpportunityStatusReason,
+    Quote,
+    QuoteState,
+    QuoteStatusReason,
+)
+
+NAME_MAX = 200
+DESCRIPTION_MAX = 2000
+URL_MAX = 500
+MONEY_PLACES = 4
+MONEY_LIMIT = Decimal(10) ** 15
+
+OPEN_REASONS = (OpportunityStatusReason.IN_PROGRESS, OpportunityStatusReason.ON_HOLD)
+CLOSE_REASONS: dict[CloseOutcome, tuple[OpportunityStatusReason, ...]] = {
+    CloseOutcome.WON: (OpportunityStatusReason.WON,),
+    CloseOutcome.LOST: (OpportunityStatusReason.CANCELED, OpportunityStatusReason.OUT_SOLD),
+}
+QUOTE_CLOSE_REASONS = (QuoteStatusReason.LOST, QuoteStatusReason.CANCELED)
+OPEN_FORECASTS = (
+    ForecastCategory.PIPELINE,
+    ForecastCategory.BEST_CASE,
+    ForecastCategory.COMMITTED,
+    ForecastCategory.OMITTED,
+)
+
+
+def _invalid(field: str, message: str) -> Violation:
+    return Violation(ErrorCode.INVALID_VALUE, message, field)
+
+
+def check_money(field: str, value: Decimal | None) -> list[Violation]:
+    """Money is finite, not negative, below 10^15 and has at most four decimals."""
+    if value is None:
+        return []
+    if not value.is_finite():
+        return [_invalid(field, "Must be a finite number.")]
+    problems = []
+    if value < 0:
+        problems.append(_invalid(field, "Must not be negative."))
+    if abs(value) >= MONEY_LIMIT:
+        problems.append(_invalid(field, "Must be less than 1,000,000,000,000,000."))
+    exponent = value.as_tuple().exponent
+    if (
+        isinstance(exponent, int)
+        and exponent < -MONEY_PLACES
+        and value != value.quantize(Decimal(1).scaleb(-MONEY_PLACES))
+    ):
+        problems.append(_invalid(field, f"Must have at most {MONEY_PLACES} decimal places."))
+    return problems
+
+
+def check_text(
+    field: str, value: str | None, *, max_length: int, required: bool = False
+) -> list[Violation]:
+    """Text fits its length; required text is not blank."""
+    if value is None:
+        return [_invalid(field, "Must not be empty.")] if required else []
+    if required and not value.strip():
+        return [_invalid(field, "Must not be empty.")]
+    if len(value) > max_length:
+        return [_invalid(field, f"Must be at most {max_length} characters (got {len(value)}).")]
+    return []
+
+
+def check_currency(field: str, code: str | None) -> list[Violation]:
+    if code is None or code not in ISO_4217_CODES:
+        return [_invalid(field, f"Unknown ISO 4217 currency code {code!r}.")]
+    return []
+
+
+def check_period(field: str, start: date | None, end: date | None) -> list[Violation]:
+    if start is not None and end is not None and end < start:
+        return [_invalid(field, "effectiveTo must not be before effectiveFrom.")]
+    return []
+
+
+def check_choice(field: str, value: str, allowed: Sequence[str], *, what: str) -> list[Violation]:
+    """A status reason (or similar) belongs to the allowed set of its target state."""
+    if value in allowed:
+        return []
+    names = tuple(str(a) for a in allowed)
+    return [
+        InvalidStatusReason(
+            ErrorCode.INVALID_STATUS_REASON,
+            f"{what} {value} is not allowed here; allowed: {', '.join(names)}.",
+            field,
+            allowed=names,
+        )
+    ]
+
+
+def check_forecast(field: str, value: ForecastCategory) -> list[Violation]:
+    if value in OPEN_FORECASTS:
+        return []
+    return [_invalid(field, "WON and LOST are set by closing the opportunity, not by an edit.")]
+
+
+def check_version(entity: str, expected: int | None, actual: int) -> list[Violation]:
+    if expected is None or expected == actual:
+        return []
+    return [
+        ConcurrencyConflict(
+            ErrorCode.CONCURRENCY_CONFLICT,
+            f"The {entity} was changed by someone else: expected version {expected}, "
+            f"it is now {actual}.",
+            "expected_version",
+            expected_version=expected,
+            actual_version=actual,
+        )
+    ]
+
+
+def check_opportunity_open(opportunity: Opportunity) -> list[Violation]:
+    """A WON or LOST opportunity is read-only until reopened."""
+    if opportunity.state is OpportunityState.OPEN:
+        return []
+    return [
+        Violation(
+            ErrorCode.OPPORTUNITY_ALREADY_CLOSED,
+            f"The opportunity is {opportunity.state}; reopen it first.",
+        )
+    ]
+
+
+def check_opportunity_closed(opportunity: Opportunity) -> list[Violation]:
+    if opportunity.state is not OpportunityState.OPEN:
+        return []
+    return [Violation(ErrorCode.OPPORTUNITY_NOT_CLOSED, "The opportunity is already open.")]
+
+
+def check_no_open_quotes(open_quotes: Iterable[Quote]) -> list[Violation]:
+    """The central invariant: an opportunity closes only when none of its quotes is open."""
+    blocking = tuple(open_quotes)
+    if not blocking:
+        return []
+    numbers = ", ".join(f"{q.quote_number} rev {q.revision_number}" for q in blocking)
+    return [
+        OpenQuotesBlock(
+            ErrorCode.OPPORTUNITY_HAS_OPEN_QUOTES,
+            f"{len(blocking)} open quote(s) must be closed first: {numbers}.",
+            open_quotes=blocking,
+        )
+    ]
+
+
+def check_quote_open(quote: Quote) -> list[Violation]:
+    if quote.is_open:
+        return []
+    return [
+        Violation(
+            ErrorCode.QUOTE_NOT_OPEN,
+            f"Quote {quote.quote_number} is {quote.state}; closed and won quotes are final.",
+        )
+    ]
+
+
+def check_quote_draft(quote: Quote, *, code: ErrorCode) -> list[Violation]:
+    if quote.state is QuoteState.DRAFT:
+        return []
+    return [Violation(code, f"Quote {quote.quote_number} is {quote.state}; only drafts qualify.")]
+
+
+def check_quote_currency(opportunity: Opportunity, currency_code: str) -> list[Violation]:
+    if currency_code == opportunity.currency_code:
+        return []
+    return [
+        CurrencyMismatch(
+            ErrorCode.CURRENCY_MISMATCH,
+            f"The quote's currency {currency_code} differs from the opportunity's "
+            f"{opportunity.currency_code}.",
+            "currency_code",
+            expected_currency=opportunity.currency_code,
+            actual_currency=currency_code,
+        )
+    ]
+
+
+def check_close_input(
+    *,
+    outcome: CloseOutcome,
+    status_reason: OpportunityStatusReason,
+    actual_revenue: Decimal | None,
+    description: str | None,
+) -> list[Violation]:
+    """Input of closeOpportunity: a reason that fits the outcome, sane money and text."""
+    return [
+        *check_choice("status_reason", status_reason, CLOSE_REASONS[outcome], what="Status reason"),
+        *check_money("actual_revenue", actual_revenue),
+        *check_text("description", description, max_length=DESCRIPTION_MAX),
+    ]

@@ -1,0 +1,401 @@
+"""Use cases for opportunities and competitors: load, check the rules, change, commit.
+
+Every use case that changes an opportunity's state or the set of its open quotes starts its
+transaction by locking the opportunity (``Repository.lock_opportunity``), so that the invariant
+"a WON or LOST opportunity has no open quote" holds under any interleaving of requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+
+from gql_service.errors import ErrorCode, Violation, raise_if_any
+from gql_service.models import (
+    CloseOutcome,
+    CloseRecordState,
+    Competitor,
+    ForecastCategory,
+    Opportunity,
+    OpportunityClose,
+    OpportunityState,
+    OpportunityStatusReason,
+    Quote,
+    QuoteClose,
+    QuoteState,
+    QuoteStatusReason,
+)
+from gql_service.repositories import Repository, not_found
+from gql_service.rules import (
+    CLOSE_REASONS,
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    OPEN_REASONS,
+    QUOTE_CLOSE_REASONS,
+    URL_MAX,
+    check_choice,
+    check_close_input,
+    check_currency,
+    check_forecast,
+    check_money,
+    check_no_open_quotes,
+    check_opportunity_closed,
+    check_opportunity_open,
+    check_text,
+)
+from gql_service.unit_of_work import UnitOfWork
+from gql_service.unset import UNSET, Unset
+
+
+@dataclass(frozen=True, slots=True)
+class OpportunityClosed:
+    opportunity: Opportunity
+    close: OpportunityClose
+    closed_quotes: list[Quote]
+
+
+@dataclass(frozen=True, slots=True)
+class OpportunityReopened:
+    opportunity: Opportunity
+    canceled_closes: list[OpportunityClose]
+
+
+@dataclass(frozen=True, slots=True)
+class QuotesClosed:
+    opportunity: Opportunity
+    closed_quotes: list[Quote]
+
+
+async def create_opportunity(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    customer_name: str,
+    currency_code: str,
+    estimated_revenue: Decimal | None = None,
+    estimated_close_date: date | None = None,
+    description: str | None = None,
+) -> Opportunity:
+    """Create an OPEN / IN_PROGRESS opportunity. Codes: INVALID_VALUE."""
+    raise_if_any(
+        [
+            *check_text("name", name, max_length=NAME_MAX, required=True),
+            *check_text("customer_name", customer_name, max_length=NAME_MAX, required=True),
+            *check_currency("currency_code", currency_code),
+            *check_money("estimated_revenue", estimated_revenue),
+            *check_text("description", description, max_length=DESCRIPTION_MAX),
+        ]
+    )
+
+    async def work(repo: Repository) -> Opportunity:
+        opportunity = Opportunity(
+            name=name.strip(),
+            customer_name=customer_name.strip(),
+            currency_code=currency_code,
+            estimated_revenue=estimated_revenue,
+            estimated_close_date=estimated_close_date,
+            description=description,
+            created_at=repo.now,
+            created_by=repo.actor,
+            modified_at=repo.now,
+            modified_by=repo.actor,
+        )
+        await repo.add(opportunity)
+        return opportunity
+
+    return await uow.run(work)
+
+
+async def update_opportunity(
+    uow: UnitOfWork,
+    *,
+    opportunity_id: int,
+    name: str | Unset = UNSET,
+    customer_name: str | Unset = UNSET,
+    estimated_revenue: Decimal | Unset | None = UNSET,
+    estimated_close_date: date | Unset | None = UNSET,
+    description: str | Unset | None = UNSET,
+    status_reason: OpportunityStatusReason | Unset = UNSET,
+    forecast_category: ForecastCategory | Unset = UNSET,
+    expected_version: int | None = None,
+) -> Opportunity:
+    """Edit an OPEN opportunity; its state never changes here.
+
+    Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, INVALID_STATUS_REASON,
+    INVALID_VALUE.
+    """
+    problems: list[Violation] = []
+    if name is not UNSET:
+        problems += check_text("name", name, max_length=NAME_MAX, required=True)
+    if customer_name is not UNSET:
+        problems += check_text("customer_name", customer_name, max_length=NAME_MAX, required=True)
+    if estimated_revenue is not UNSET:
+        problems += check_money("estimated_revenue", estimated_revenue)
+    if description is not UNSET:
+        problems += check_text("description", description, max_length=DESCRIPTION_MAX)
+    if status_reason is not UNSET:
+        problems += check_choice("status_reason", status_reason, OPEN_REASONS, what="Status reason")
+    if forecast_category is not UNSET:
+        problems += check_forecast("forecast_category", forecast_category)
+    raise_if_any(problems)
+
+    async def work(repo: Repository) -> Opportunity:
+        opportunity = await repo.lock_opportunity(
+            opportunity_id, expected_version=expected_version, field="opportunity_id"
+        )
+        raise_if_any(check_opportunity_open(opportunity))
+        if name is not UNSET:
+            opportunity.name = name.strip()
+        if customer_name is not UNSET:
+            opportunity.customer_name = customer_name.strip()
+        if estimated_revenue is not UNSET:
+            opportunity.estimated_revenue = estimated_revenue
+        if estimated_close_date is not UNSET:
+            opportunity.estimated_close_date = estimated_close_date
+        if description is not UNSET:
+            opportunity.description = description
+        if status_reason is not UNSET:
+            opportunity.status_reason = status_reason
+        if forecast_category is not UNSET:
+            opportunity.forecast_category = forecast_category
+        await repo.add(opportunity)
+        return opportunity
+
+    return await uow.run(work)
+
+
+async def close_opportunity(
+    uow: UnitOfWork,
+    *,
+    opportunity_id: int,
+    outcome: CloseOutcome,
+    status_reason: OpportunityStatusReason | None = None,
+    actual_revenue: Decimal | None = None,
+    close_date: date | None = None,
+    competitor_id: int | None = None,
+    description: str | None = None,
+    close_open_quotes: bool = False,
+    expected_version: int | None = None,
+) -> OpportunityClosed:
+    """Close an OPEN opportunity as WON or LOST, leaving a COMPLETED close record.
+
+    Refused while any quote is open, unless ``close_open_quotes`` closes them (as LOST) in the
+    same transaction. Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED,
+    OPPORTUNITY_HAS_OPEN_QUOTES, INVALID_STATUS_REASON, INVALID_VALUE.
+    """
+    reason = status_reason or CLOSE_REASONS[outcome][0]
+    raise_if_any(
+        check_close_input(
+            outcome=outcome,
+            status_reason=reason,
+            actual_revenue=actual_revenue,
+            description=description,
+        )
+    )
+
+    async def work(repo: Repository) -> OpportunityClosed:
+        opportunity = await repo.lock_opportunity(
+            opportunity_id, expected_version=expected_version, field="opportunity_id"
+        )
+        raise_if_any(check_opportunity_open(opportunity))
+        if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
+            raise not_found("competitor", "competitor_id")
+        open_quotes = await repo.open_quotes(opportunity_id)
+        if not close_open_quotes:
+            raise_if_any(check_no_open_quotes(open_quotes))
+        records = close_quotes_in(
+            repo,
+            open_quotes,
+            status_reason=QuoteStatusReason.LOST,
+            close_date=close_date,
+            description=description,
+        )
+
+        revenue: Decimal | None
+        if actual_revenue is not None:
+            revenue = actual_revenue
+        elif outcome is CloseOutcome.WON:
+            revenue = opportunity.estimated_revenue
+        else:
+            revenue = None
+        when = close_date or repo.today
+        opportunity.state = OpportunityState(outcome.value)
+        opportunity.status_reason = reason
+        opportunity.forecast_category = ForecastCategory(outcome.value)
+        opportunity.actual_revenue = revenue
+        opportunity.actual_close_date = when
+        record = OpportunityClose(
+            opportunity_id=opportunity_id,
+            outcome=outcome,
+            status_reason=reason,
+            actual_revenue=revenue,
+            close_date=when,
+            competitor_id=competitor_id,
+            description=description,
+            state=CloseRecordState.COMPLETED,
+            created_at=repo.now,
+            created_by=repo.actor,
+        )
+        await repo.add(opportunity, record, *open_quotes, *records)
+        return OpportunityClosed(opportunity, record, open_quotes)
+
+    return await uow.run(work)
+
+
+async def reopen_opportunity(
+    uow: UnitOfWork,
+    *,
+    opportunity_id: int,
+    status_reason: OpportunityStatusReason = OpportunityStatusReason.IN_PROGRESS,
+    expected_version: int | None = None,
+) -> OpportunityReopened:
+    """Reopen a WON or LOST opportunity; its completed close records become CANCELED.
+
+    Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_NOT_CLOSED, INVALID_STATUS_REASON.
+    """
+    raise_if_any(check_choice("status_reason", status_reason, OPEN_REASONS, what="Status reason"))
+
+    async def work(repo: Repository) -> OpportunityReopened:
+        opportunity = await repo.lock_opportunity(
+            opportunity_id, expected_version=expected_version, field="opportunity_id"
+        )
+        raise_if_any(check_opportunity_closed(opportunity))
+        canceled = await repo.completed_closes(opportunity_id)
+        for record in canceled:
+            record.state = CloseRecordState.CANCELED
+            record.canceled_at = repo.now
+            record.canceled_by = repo.actor
+        opportunity.state = OpportunityState.OPEN
+        opportunity.status_reason = status_reason
+        opportunity.forecast_category = ForecastCategory.PIPELINE
+        await repo.add(opportunity, *canceled)
+        return OpportunityReopened(opportunity, canceled)
+
+    return await uow.run(work)
+
+
+async def close_quotes(
+    uow: UnitOfWork,
+    *,
+    opportunity_id: int,
+    status_reason: QuoteStatusReason = QuoteStatusReason.LOST,
+    close_date: date | None = None,
+    description: str | None = None,
+    expected_version: int | None = None,
+) -> QuotesClosed:
+    """Close every DRAFT and ACTIVE quote of an OPEN opportunity at once, all or nothing.
+
+    The closed quotes share one batch id. Nothing open is a success with an empty list.
+    Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, INVALID_STATUS_REASON,
+    INVALID_VALUE.
+    """
+    raise_if_any(check_quote_close_input(status_reason, description))
+
+    async def work(repo: Repository) -> QuotesClosed:
+        opportunity = await repo.lock_opportunity(
+            opportunity_id, expected_version=expected_version, field="opportunity_id"
+        )
+        raise_if_any(check_opportunity_open(opportunity))
+        open_quotes = await repo.open_quotes(opportunity_id)
+        records = close_quotes_in(
+            repo,
+            open_quotes,
+            status_reason=status_reason,
+            close_date=close_date,
+            description=description,
+        )
+        await repo.add(opportunity, *open_quotes, *records)
+        return QuotesClosed(opportunity, open_quotes)
+
+    return await uow.run(work)
+
+
+async def create_competitor(
+    uow: UnitOfWork, *, name: str, website: str | None = None, notes: str | None = None
+) -> Competitor:
+    """Register a competitor under a unique name. Codes: INVALID_VALUE."""
+    raise_if_any(
+        [
+            *check_text("name", name, max_length=NAME_MAX, required=True),
+            *check_text("website", website, max_length=URL_MAX),
+            *check_text("notes", notes, max_length=DESCRIPTION_MAX),
+        ]
+    )
+    duplicate = Violation(
+        ErrorCode.INVALID_VALUE, f"A competitor named {name.strip()!r} exists already.", "name"
+    )
+
+    async def work(repo: Repository) -> Competitor:
+        if await repo.competitor_named(name.strip()) is not None:
+            raise_if_any([duplicate])
+        competitor = Competitor(
+            name=name.strip(),
+            website=website,
+            notes=notes,
+            created_at=repo.now,
+            created_by=repo.actor,
+        )
+        await repo.add(competitor)
+        return competitor
+
+    try:
+        return await uow.run(work)
+    except IntegrityError:
+        # A concurrent request registered the same name between our check and our insert.
+        raise_if_any([duplicate])
+        raise  # pragma: no cover - raise_if_any always raises here
+
+
+def check_quote_close_input(
+    status_reason: QuoteStatusReason, description: str | None
+) -> list[Violation]:
+    return [
+        *check_choice("status_reason", status_reason, QUOTE_CLOSE_REASONS, what="Status reason"),
+        *check_text("description", description, max_length=DESCRIPTION_MAX),
+    ]
+
+
+def close_quotes_in(
+    repo: Repository,
+    quotes: Sequence[Quote],
+    *,
+    status_reason: QuoteStatusReason,
+    close_date: date | None,
+    description: str | None,
+    batch_id: str | None = None,
+) -> list[QuoteClose]:
+    """Close the given open quotes under one batch id and return their close records.
+
+    The caller holds the opportunity's lock and adds quotes and records to the transaction.
+    """
+    batch = batch_id or str(uuid.uuid4())
+    when = close_date or repo.today
+    state = QuoteState.WON if status_reason is QuoteStatusReason.WON else QuoteState.CLOSED
+    records = []
+    for quote in quotes:
+        assert quote.id is not None
+        quote.state = state
+        quote.status_reason = status_reason
+        quote.closed_on = when
+        quote.version += 1
+        quote.modified_at = repo.now
+        quote.modified_by = repo.actor
+        records.append(
+            QuoteClose(
+                quote_id=quote.id,
+                quote_number=quote.quote_number,
+                revision_number=quote.revision_number,
+                status_reason=status_reason,
+                close_date=when,
+                description=description,
+                batch_id=batch,
+                created_at=repo.now,
+                created_by=repo.actor,
+            )
+        )
+    return records

@@ -1,0 +1,58 @@
+"""The unit of work: one business transaction on a write connection, retried whole."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from gql_service.database import WRITE_OPTION, is_retryable
+from gql_service.errors import ValidationFailedError
+from gql_service.repositories import Repository
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    """Runs a piece of work in one transaction, as ``actor``, retrying it on contention.
+
+    The whole transaction is retried (never a single statement) on serialization failure,
+    deadlock and SQLite's "database is locked", up to ``max_attempts`` times.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, actor: str, max_attempts: int = 8) -> None:
+        self._engine = engine.execution_options(**{WRITE_OPTION: True})
+        self.actor = actor
+        self.max_attempts = max(1, max_attempts)
+
+    async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
+        attempt = 1
+        while True:
+            now = datetime.now(UTC)
+            async with AsyncSession(self._engine, expire_on_commit=False) as session:
+                try:
+                    async with session.begin():
+                        try:
+                            return await work(Repository(session, actor=self.actor, now=now))
+                        except ValidationFailedError:
+                            # Keep what the violations refer to readable after the rollback.
+                            session.expunge_all()
+                            raise
+                except Exception as exc:
+                    if not is_retryable(exc) or attempt >= self.max_attempts:
+                        raise
+                    log.info("retrying transaction after %s (attempt %d)", exc, attempt)
+            # Jittered exponential back-off keeps retrying writers from marching in step.
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+            attempt += 1
+
+    @staticmethod
+    def today() -> date:
+        return datetime.now(UTC).date()
