@@ -64,6 +64,9 @@ class CloseRecordState(enum.StrEnum):
 OPEN_QUOTE_STATES = (QuoteState.DRAFT, QuoteState.ACTIVE)
 
 
+MONEY_QUANTUM = Decimal("0.0001")
+
+
 class Money(sa.types.TypeDecorator[Decimal]):
     """Exact decimal money: NUMERIC(19, 4) on PostgreSQL, text on SQLite (which has no decimal)."""
 
@@ -79,13 +82,14 @@ class Money(sa.types.TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return str(value)
+            return str(value.quantize(MONEY_QUANTUM))
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(value) if not isinstance(value, Decimal) else value
+        # Both engines answer with the column's scale: "125000.5000".
+        return Decimal(value).quantize(MONEY_QUANTUM)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

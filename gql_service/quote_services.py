@@ -18,6 +18,7 @@ from gql_service.repositories import Repository
 from gql_service.rules import (
     DESCRIPTION_MAX,
     NAME_MAX,
+    as_money,
     check_currency,
     check_money,
     check_opportunity_open,
@@ -84,7 +85,7 @@ async def create_quote(
             revision_number=0,
             name=name.strip(),
             currency_code=currency,
-            total_amount=total_amount,
+            total_amount=as_money(total_amount),
             effective_from=effective_from,
             effective_to=effective_to,
             created_at=repo.now,
@@ -127,7 +128,7 @@ async def update_quote(
         if name is not UNSET:
             quote.name = name.strip()
         if total_amount is not UNSET:
-            quote.total_amount = total_amount
+            quote.total_amount = as_money(total_amount)
         quote.effective_from, quote.effective_to = start, end
         _touch(repo, quote)
         await repo.add(opportunity, quote)

@@ -71,6 +71,11 @@ def check_money(field: str, value: Decimal | None) -> list[Violation]:
     return problems
 
 
+def as_money(value: Decimal | None) -> Decimal | None:
+    """Money at the column's scale, as the database returns it ("12.5" -> "12.5000")."""
+    return None if value is None else value.quantize(Decimal(1).scaleb(-MONEY_PLACES))
+
+
 def check_text(
     field: str, value: str | None, *, max_length: int, required: bool = False
 ) -> list[Violation]:

@@ -38,6 +38,7 @@ from gql_service.rules import (
     OPEN_REASONS,
     QUOTE_CLOSE_REASONS,
     URL_MAX,
+    as_money,
     check_choice,
     check_close_input,
     check_currency,
@@ -97,7 +98,7 @@ async def create_opportunity(
             name=name.strip(),
             customer_name=customer_name.strip(),
             currency_code=currency_code,
-            estimated_revenue=estimated_revenue,
+            estimated_revenue=as_money(estimated_revenue),
             estimated_close_date=estimated_close_date,
             description=description,
             created_at=repo.now,
@@ -154,7 +155,7 @@ async def update_opportunity(
         if customer_name is not UNSET:
             opportunity.customer_name = customer_name.strip()
         if estimated_revenue is not UNSET:
-            opportunity.estimated_revenue = estimated_revenue
+            opportunity.estimated_revenue = as_money(estimated_revenue)
         if estimated_close_date is not UNSET:
             opportunity.estimated_close_date = estimated_close_date
         if description is not UNSET:
@@ -218,7 +219,7 @@ async def close_opportunity(
 
         revenue: Decimal | None
         if actual_revenue is not None:
-            revenue = actual_revenue
+            revenue = as_money(actual_revenue)
         elif outcome is CloseOutcome.WON:
             revenue = opportunity.estimated_revenue
         else:
