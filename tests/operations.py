@@ -12,7 +12,8 @@ CURRENCY = "... on CurrencyMismatchError { expectedCurrency actualCurrency }"
 
 def errors(*fragments: str) -> str:
     """The errors selection: the UserError fields plus the typed data the union can carry."""
-    return "errors { __typename ... on UserError { code message field } %s }" % " ".join(fragments)
+    extra = " ".join(fragments)
+    return f"errors {{ __typename ... on UserError {{ code message field }} {extra} }}"
 
 
 OPPORTUNITY_FIELDS = """
@@ -28,8 +29,8 @@ closeRecord { quoteNumber revisionNumber statusReason closeDate description batc
 """
 
 CLOSE_FIELDS = """
-id outcome statusReason actualRevenue closeDate description state createdBy canceledAt canceledBy
-competitor { id name }
+id outcome statusReason actualRevenue closeDate description state createdBy
+canceledAt canceledBy competitor { id name }
 """
 
 CREATE_OPPORTUNITY = f"""
@@ -39,7 +40,10 @@ mutation($input: CreateOpportunityInput!) {{
 
 UPDATE_OPPORTUNITY = f"""
 mutation($input: UpdateOpportunityInput!) {{
-  updateOpportunity(input: $input) {{ opportunity {{ {OPPORTUNITY_FIELDS} }} {errors(ALLOWED, CONFLICT)} }}
+  updateOpportunity(input: $input) {{
+    opportunity {{ {OPPORTUNITY_FIELDS} }}
+    {errors(ALLOWED, CONFLICT)}
+  }}
 }}"""
 
 CLOSE_OPPORTUNITY = f"""
