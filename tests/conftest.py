@@ -129,3 +129,23 @@ class GraphQLClient:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Report how many tests ran on each engine, so a skipped PostgreSQL half is visible."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "skipped":
+                continue
+            nodeid = getattr(report, "nodeid", "")
+            engine = (
+                "postgres" if "[postgres" in nodeid else "sqlite" if "[sqlite" in nodeid else None
+            )
+            if engine is None:
+                continue
+            counts.setdefault(engine, {}).setdefault(outcome, 0)
+            counts[engine][outcome] += 1
+    for engine in ("sqlite", "postgres"):
+        figures = ", ".join(f"{n} {k}" for k, n in sorted(counts.get(engine, {}).items()))
+        terminalreporter.write_line(f"{engine} tests: {figures or 'none'}")

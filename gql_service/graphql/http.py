@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
@@ -44,6 +46,15 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         if scope["type"] == "http":
             scope.setdefault("state", {})["request_id"] = uuid.uuid4().hex
         await super().__call__(scope, receive, send)
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                # GraphQL over HTTP: a mutation over GET is 405 Method Not Allowed.
+                raise HTTPException(405, exc.reason) from exc
+            raise
 
     async def get_context(self, request: Any, response: Any) -> Context:
         request_id = request.state.request_id

@@ -1,0 +1,180 @@
+"""HTTP behaviour: health, GraphQL over HTTP negotiation, limits, masking."""
+
+from __future__ import annotations
+
+import httpx
+
+from gql_service.app import create_app
+from gql_service.settings import Settings
+from tests.conftest import GraphQLClient
+from tests.operations import CREATE_COMPETITOR, create_opportunity
+
+LIST = "query($first: Int) { opportunities(first: $first) { totalCount nodes { id } } }"
+
+
+async def test_health_and_readiness_answer_ok(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).json() == {"status": "ok"}
+
+
+async def test_readiness_fails_when_the_database_is_unreachable() -> None:
+    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:9/none")
+    app = create_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}
+
+
+async def test_graphiql_is_served_to_browsers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", headers={"accept": "text/html"})
+
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_queries_work_over_get_and_mutations_do_not(client: httpx.AsyncClient) -> None:
+    query = await client.get("/graphql", params={"query": "{ competitors { totalCount } }"})
+    mutation = await client.get(
+        "/graphql",
+        params={
+            "query": 'mutation { createCompetitor(input: {name: "X"}) { errors { __typename } } }'
+        },
+    )
+
+    assert query.json() == {"data": {"competitors": {"totalCount": 0}}}
+    assert mutation.status_code == 405
+
+
+async def test_content_negotiation_follows_graphql_over_http(client: httpx.AsyncClient) -> None:
+    bad = {"query": "{ nope }"}
+    plain = await client.post("/graphql", json=bad)
+    modern = await client.post(
+        "/graphql", json=bad, headers={"accept": "application/graphql-response+json"}
+    )
+    fine = await client.post(
+        "/graphql",
+        json={"query": "{ competitors { totalCount } }"},
+        headers={"accept": "application/graphql-response+json"},
+    )
+
+    assert plain.status_code == 200
+    assert plain.headers["content-type"].startswith("application/json")
+    assert modern.status_code == 400
+    assert modern.headers["content-type"].startswith("application/graphql-response+json")
+    assert "data" not in modern.json()
+    assert fine.status_code == 200
+    assert fine.headers["content-type"].startswith("application/graphql-response+json")
+    assert plain.headers["x-request-id"]
+
+
+async def test_page_size_is_capped_with_a_clear_error(gql: GraphQLClient) -> None:
+    body = await gql(LIST, first=101)
+
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "PAGE_SIZE_EXCEEDED"
+    assert "100" in body["errors"][0]["message"]
+
+
+async def test_a_forged_cursor_is_a_clear_error(gql: GraphQLClient) -> None:
+    body = await gql('{ opportunities(after: "bogus") { totalCount } }')
+
+    assert body["errors"][0]["extensions"]["code"] == "BAD_CURSOR"
+
+
+async def test_pages_follow_each_other_forwards_and_backwards(gql: GraphQLClient) -> None:
+    names = [f"Deal {i}" for i in range(5)]
+    for name in names:
+        await create_opportunity(gql, name=name)
+    page = """
+    query($first: Int, $after: String, $last: Int, $before: String) {
+      opportunities(first: $first, after: $after, last: $last, before: $before,
+                    orderBy: {field: NAME, direction: ASC}) {
+        totalCount
+        edges { cursor node { name } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      }
+    }"""
+
+    first = (await gql(page, first=2))["data"]["opportunities"]
+    second = (await gql(page, first=2, after=first["pageInfo"]["endCursor"]))["data"][
+        "opportunities"
+    ]
+    back = (await gql(page, last=2, before=second["pageInfo"]["startCursor"]))["data"][
+        "opportunities"
+    ]
+
+    assert [e["node"]["name"] for e in first["edges"]] == names[:2]
+    assert [e["node"]["name"] for e in second["edges"]] == names[2:4]
+    assert [e["node"]["name"] for e in back["edges"]] == names[:2]
+    assert first["totalCount"] == 5
+    assert (first["pageInfo"]["hasNextPage"], first["pageInfo"]["hasPreviousPage"]) == (
+        True,
+        False,
+    )
+    assert second["pageInfo"]["hasPreviousPage"] is True
+
+
+async def test_filters_narrow_the_list(gql: GraphQLClient) -> None:
+    await create_opportunity(gql, name="Alpha", customerName="Contoso")
+    await create_opportunity(gql, name="Beta", customerName="Fabrikam")
+    query = """
+    query($filter: OpportunityFilter) {
+      opportunities(filter: $filter) { totalCount nodes { name } }
+    }"""
+
+    by_customer = await gql(query, filter={"customerName": "fabri"})
+    by_state = await gql(query, filter={"state": ["WON"]})
+    by_name = await gql(query, filter={"nameContains": "alp", "hasOpenQuotes": False})
+
+    assert by_customer["data"]["opportunities"]["nodes"] == [{"name": "Beta"}]
+    assert by_state["data"]["opportunities"]["totalCount"] == 0
+    assert by_name["data"]["opportunities"]["nodes"] == [{"name": "Alpha"}]
+
+
+async def test_node_resolves_every_kind_of_id(gql: GraphQLClient) -> None:
+    opportunity = await create_opportunity(gql)
+    competitor = (await gql(CREATE_COMPETITOR, input={"name": "Trey"}))["data"]["createCompetitor"][
+        "competitor"
+    ]
+
+    body = await gql(
+        """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }""",
+        ids=[opportunity["id"], competitor["id"], "bogus"],
+    )
+
+    assert body["data"]["nodes"] == [
+        {"__typename": "Opportunity", "id": opportunity["id"]},
+        {"__typename": "Competitor", "id": competitor["id"]},
+        None,
+    ]
+
+
+async def test_deep_queries_are_refused(gql: GraphQLClient) -> None:
+    nested = "opportunity { name }"
+    for _ in range(4):
+        nested = f"opportunity {{ quotes {{ nodes {{ {nested} }} }} }}"
+    deep = f"{{ opportunities {{ nodes {{ quotes {{ nodes {{ {nested} }} }} }} }} }}"
+
+    body = await gql(deep)
+
+    assert body.get("data") is None
+    assert "depth" in body["errors"][0]["message"].lower()
+
+
+async def test_too_many_aliases_are_refused(gql: GraphQLClient) -> None:
+    aliases = " ".join(f"a{i}: competitors {{ totalCount }}" for i in range(40))
+
+    body = await gql(f"{{ {aliases} }}")
+
+    assert "aliases" in body["errors"][0]["message"].lower()
+
+
+async def test_oversized_bodies_are_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql", json={"query": "{ competitors { totalCount } }", "pad": "x" * 1_100_000}
+    )
+
+    assert response.status_code == 413
