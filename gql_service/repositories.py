@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -50,20 +50,10 @@ class Repository:
         anything is read, so every transaction that changes the opportunity's state or the
         set of its open quotes is serialised with the others on the same opportunity.
         """
-        stmt = (
-            update(Opportunity)
-            .where(col(Opportunity.id) == opportunity_id)
-            .values(
-                version=col(Opportunity.version) + 1,
-                modified_at=self.now,
-                modified_by=self.actor,
-            )
-            .returning(Opportunity)
-            .execution_options(populate_existing=True)
-        )
+        condition = col(Opportunity.id) == opportunity_id
         if expected_version is not None:
-            stmt = stmt.where(col(Opportunity.version) == expected_version)
-        locked = (await self.session.scalars(stmt)).one_or_none()
+            condition &= col(Opportunity.version) == expected_version
+        locked = await self._bump(condition)
         if locked is not None:
             return locked
         actual = await self.session.scalar(
@@ -78,18 +68,7 @@ class Repository:
     ) -> tuple[Opportunity, Quote]:
         """Lock the quote's opportunity first (as ``lock_opportunity``), then load the quote."""
         owner = select(col(Quote.opportunity_id)).where(col(Quote.id) == quote_id).scalar_subquery()
-        stmt = (
-            update(Opportunity)
-            .where(col(Opportunity.id) == owner)
-            .values(
-                version=col(Opportunity.version) + 1,
-                modified_at=self.now,
-                modified_by=self.actor,
-            )
-            .returning(Opportunity)
-            .execution_options(populate_existing=True)
-        )
-        opportunity = (await self.session.scalars(stmt)).one_or_none()
+        opportunity = await self._bump(col(Opportunity.id) == owner)
         if opportunity is None:
             raise not_found("quote", "quote_id")
         quote = await self.session.get(Quote, quote_id, populate_existing=True)
@@ -99,6 +78,21 @@ class Repository:
         if conflict:
             raise ValidationFailedError(conflict)
         return opportunity, quote
+
+    async def _bump(self, condition: ColumnElement[bool]) -> Opportunity | None:
+        """UPDATE ... SET version = version + 1 ... RETURNING: the write that takes the lock."""
+        stmt = (
+            update(Opportunity)
+            .where(condition)
+            .values(
+                version=col(Opportunity.version) + 1,
+                modified_at=self.now,
+                modified_by=self.actor,
+            )
+            .returning(Opportunity)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
 
     async def open_quotes(self, opportunity_id: int) -> list[Quote]:
         stmt = (
