@@ -74,6 +74,7 @@ def _quote_id(value: str) -> int:
 
 
 _ERRORS = "Errors this mutation can return; empty on success."
+_INPUT = strawberry.argument(description="What to do; see the input type.")
 
 CreateOpportunityError = Annotated[
     InvalidValueError, strawberry.union("CreateOpportunityError", description=_ERRORS)
@@ -241,7 +242,7 @@ class Mutation:
     async def create_opportunity(
         self,
         info: Info,
-        input: CreateOpportunityInput,
+        input: Annotated[CreateOpportunityInput, _INPUT],
     ) -> CreateOpportunityPayload:
         return await respond(
             info,
@@ -262,7 +263,7 @@ class Mutation:
     async def update_opportunity(
         self,
         info: Info,
-        input: UpdateOpportunityInput,
+        input: Annotated[UpdateOpportunityInput, _INPUT],
     ) -> UpdateOpportunityPayload:
         return await respond(
             info,
@@ -289,7 +290,7 @@ class Mutation:
     async def close_opportunity(
         self,
         info: Info,
-        input: CloseOpportunityInput,
+        input: Annotated[CloseOpportunityInput, _INPUT],
     ) -> CloseOpportunityPayload:
         return await respond(
             info,
@@ -319,7 +320,7 @@ class Mutation:
     async def reopen_opportunity(
         self,
         info: Info,
-        input: ReopenOpportunityInput,
+        input: Annotated[ReopenOpportunityInput, _INPUT],
     ) -> ReopenOpportunityPayload:
         return await respond(
             info,
@@ -342,7 +343,7 @@ class Mutation:
     async def close_quotes(
         self,
         info: Info,
-        input: CloseQuotesInput,
+        input: Annotated[CloseQuotesInput, _INPUT],
     ) -> CloseQuotesPayload:
         return await respond(
             info,
@@ -365,7 +366,7 @@ class Mutation:
     async def create_quote(
         self,
         info: Info,
-        input: CreateQuoteInput,
+        input: Annotated[CreateQuoteInput, _INPUT],
     ) -> CreateQuotePayload:
         return await respond(
             info,
@@ -386,7 +387,7 @@ class Mutation:
     async def update_quote(
         self,
         info: Info,
-        input: UpdateQuoteInput,
+        input: Annotated[UpdateQuoteInput, _INPUT],
     ) -> UpdateQuotePayload:
         return await respond(
             info,
@@ -407,7 +408,7 @@ class Mutation:
     async def activate_quote(
         self,
         info: Info,
-        input: ActivateQuoteInput,
+        input: Annotated[ActivateQuoteInput, _INPUT],
     ) -> ActivateQuotePayload:
         return await respond(
             info,
@@ -425,7 +426,7 @@ class Mutation:
     async def revise_quote(
         self,
         info: Info,
-        input: ReviseQuoteInput,
+        input: Annotated[ReviseQuoteInput, _INPUT],
     ) -> ReviseQuotePayload:
         return await respond(
             info,
@@ -446,7 +447,7 @@ class Mutation:
     async def win_quote(
         self,
         info: Info,
-        input: WinQuoteInput,
+        input: Annotated[WinQuoteInput, _INPUT],
     ) -> WinQuotePayload:
         return await respond(
             info,
@@ -465,7 +466,7 @@ class Mutation:
     async def close_quote(
         self,
         info: Info,
-        input: CloseQuoteInput,
+        input: Annotated[CloseQuoteInput, _INPUT],
     ) -> CloseQuotePayload:
         return await respond(
             info,
@@ -485,7 +486,7 @@ class Mutation:
     async def create_competitor(
         self,
         info: Info,
-        input: CreateCompetitorInput,
+        input: Annotated[CreateCompetitorInput, _INPUT],
     ) -> CreateCompetitorPayload:
         return await respond(
             info,
