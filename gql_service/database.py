@@ -28,12 +28,16 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
     connect_args: dict[str, Any] = {}
     if settings.statement_timeout_ms > 0:
         connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    options: dict[str, Any] = {}
+    if settings.isolation_level:
+        options["isolation_level"] = settings.isolation_level
     return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         connect_args=connect_args,
+        **options,
     )
 
 

@@ -34,6 +34,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = 10
     statement_timeout_ms: int = 5_000
+    isolation_level: str | None = None
     transaction_retries: int = 8
     max_page_size: int = 100
     default_page_size: int = 20
@@ -52,6 +53,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms),
+            isolation_level=env.get("DB_ISOLATION_LEVEL") or None,
             transaction_retries=_int(env, "TRANSACTION_RETRIES", cls.transaction_retries),
             max_page_size=_int(env, "MAX_PAGE_SIZE", cls.max_page_size),
             default_page_size=_int(env, "DEFAULT_PAGE_SIZE", cls.default_page_size),
