@@ -95,8 +95,13 @@ class Reader:
 
     async def quotes_by_opportunity(
         self, opportunity_ids: Sequence[int], quote_filter: QuoteFilter
-    ) -> dict[int, list[Quote]]:
-        stmt = sa.select(Quote).where(col(Quote.opportunity_id).in_(set(opportunity_ids)))
+    ) -> dict[int, list[tuple[Quote, QuoteClose | None]]]:
+        """Quotes with their close records (one outer join), oldest first."""
+        stmt = (
+            sa.select(Quote, QuoteClose)
+            .outerjoin(QuoteClose, col(QuoteClose.quote_id) == col(Quote.id))
+            .where(col(Quote.opportunity_id).in_(set(opportunity_ids)))
+        )
         if quote_filter.states:
             stmt = stmt.where(col(Quote.state).in_(quote_filter.states))
         if quote_filter.is_open is not None:
@@ -104,8 +109,8 @@ class Reader:
             stmt = stmt.where(is_open if quote_filter.is_open else sa.not_(is_open))
         stmt = stmt.order_by(col(Quote.id))
         async with self.session() as session:
-            rows = (await session.scalars(stmt)).all()
-        return _group(rows, lambda q: q.opportunity_id)
+            rows = [(quote, close) for quote, close in (await session.execute(stmt)).all()]
+        return _group(rows, lambda row: row[0].opportunity_id)
 
     async def closes_by_opportunity(
         self, opportunity_ids: Sequence[int]

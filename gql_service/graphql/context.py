@@ -18,6 +18,7 @@ from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 
 K = TypeVar("K", bound=Hashable)
+QuoteRow = tuple[models.Quote, models.QuoteClose | None]
 V = TypeVar("V")
 
 
@@ -50,7 +51,7 @@ class Loaders:
         self.open_quote_count: DataLoader[int, int] = DataLoader(
             _aligned(reader.open_quote_counts, int)
         )
-        self._quotes: dict[QuoteFilter, DataLoader[int, list[models.Quote]]] = {}
+        self._quotes: dict[QuoteFilter, DataLoader[int, list[QuoteRow]]] = {}
 
     def _by_id(self, model: type[V]) -> DataLoader[int, V | None]:
         async def fetch(ids: Sequence[int]) -> dict[int, Any]:
@@ -58,12 +59,12 @@ class Loaders:
 
         return DataLoader(_aligned(fetch, lambda: None))
 
-    def quotes(self, quote_filter: QuoteFilter) -> DataLoader[int, list[models.Quote]]:
-        """Quotes of many opportunities, batched per distinct filter."""
+    def quotes(self, quote_filter: QuoteFilter) -> DataLoader[int, list[QuoteRow]]:
+        """Quotes (with their close records) of many opportunities, batched per filter."""
         loader = self._quotes.get(quote_filter)
         if loader is None:
 
-            async def fetch(ids: Sequence[int]) -> dict[int, list[models.Quote]]:
+            async def fetch(ids: Sequence[int]) -> dict[int, list[QuoteRow]]:
                 return await self._reader.quotes_by_opportunity(ids, quote_filter)
 
             loader = self._quotes[quote_filter] = DataLoader(_aligned(fetch, list))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -34,11 +34,13 @@ class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]] = strawberry.field(description="The items with their cursors.")
     nodes: list[NodeT] = strawberry.field(description="The items.")
     page_info: PageInfo = strawberry.field(description="Pagination details.")
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
+    count: strawberry.Private[int | Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="Number of items matching the filter, over all pages.")
-    async def total_count(self) -> int:
-        return await self.count()
+    def total_count(self) -> int:
+        # A known count is returned as is; otherwise the query's awaitable, which graphql-core
+        # awaits. A plain resolver costs no task per connection.
+        return self.count if isinstance(self.count, int) else cast(int, self.count())
 
 
 def connection(
@@ -47,7 +49,7 @@ def connection(
     *,
     has_next_page: bool,
     has_previous_page: bool,
-    count: Callable[[], Awaitable[int]],
+    count: int | Callable[[], Awaitable[int]],
 ) -> Connection[NodeT]:
     return Connection(
         edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 
@@ -29,6 +29,7 @@ from gql_service.graphql.pagination import (
     page_request,
 )
 from gql_service.queries import QuoteFilter as QuoteQuery
+from gql_service.unset import UNSET, Unset
 
 Info = strawberry.Info[Context, None]
 
@@ -146,6 +147,7 @@ class QuoteClose(Node):
 class Quote(Node):
     pk: strawberry.Private[int]
     opportunity_pk: strawberry.Private[int]
+    close: strawberry.Private[models.QuoteClose | Unset | None]
     quote_number: str = strawberry.field(description="Shared by all revisions of this quote.")
     revision_number: int = strawberry.field(description="0 for the first; +1 per revision.")
     name: str = strawberry.field(description="Name.")
@@ -170,17 +172,25 @@ class Quote(Node):
         return Opportunity.from_model(found)
 
     @strawberry.field(description="The close record, once the quote was closed or won.")
-    async def close_record(self, info: Info) -> QuoteClose | None:
+    def close_record(self, info: Info) -> QuoteClose | None:
+        # Quotes listed under an opportunity come with their close record; a plain resolver
+        # then costs no task per quote. Others load it (graphql-core awaits the coroutine).
+        if self.close is UNSET:
+            return cast(QuoteClose | None, self._load_close(info))
+        return QuoteClose.from_model(self.close) if self.close else None
+
+    async def _load_close(self, info: Info) -> QuoteClose | None:
         found = await info.context.loaders.quote_close.load(self.pk)
         return QuoteClose.from_model(found) if found else None
 
     @classmethod
-    def from_model(cls, m: models.Quote) -> Quote:
+    def from_model(cls, m: models.Quote, close: models.QuoteClose | Unset | None = UNSET) -> Quote:
         assert m.id is not None
         return cls(
             id=strawberry.ID(encode_id("Quote", m.id)),
             pk=m.id,
             opportunity_pk=m.opportunity_id,
+            close=close,
             quote_number=m.quote_number,
             revision_number=m.revision_number,
             name=m.name,
@@ -244,19 +254,15 @@ class Opportunity(Node):
         request = page_request(info.context.settings, first=first, after=after)
         everything = await info.context.loaders.quotes(query).load(self.pk)
         start = after_id(after)
-        remaining = [q for q in everything if start is None or (q.id or 0) > start]
+        remaining = [row for row in everything if start is None or (row[0].id or 0) > start]
         limit = request.first or 0
         page = remaining[:limit]
-
-        async def count() -> int:
-            return len(everything)
-
         return connection(
-            [Quote.from_model(q) for q in page],
-            [offset_cursor(q.id or 0) for q in page],
+            [Quote.from_model(quote, close) for quote, close in page],
+            [offset_cursor(quote.id or 0) for quote, _ in page],
             has_next_page=len(remaining) > limit,
             has_previous_page=start is not None and len(remaining) < len(everything),
-            count=count,
+            count=len(everything),
         )
 
     @strawberry.field(
