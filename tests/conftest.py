@@ -138,10 +138,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for report in terminalreporter.stats.get(outcome, []):
             if getattr(report, "when", "call") != "call" and outcome != "skipped":
                 continue
-            nodeid = getattr(report, "nodeid", "")
-            engine = (
-                "postgres" if "[postgres" in nodeid else "sqlite" if "[sqlite" in nodeid else None
-            )
+            params = getattr(report, "nodeid", "").partition("[")[2].rstrip("]").split("-")
+            engine = next((p for p in params if p in {"sqlite", "postgres"}), None)
             if engine is None:
                 continue
             counts.setdefault(engine, {}).setdefault(outcome, 0)

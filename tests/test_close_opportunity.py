@@ -380,3 +380,53 @@ async def test_an_unknown_competitor_is_not_found_and_nothing_changes(gql: Graph
     assert error_codes(result) == ["NOT_FOUND"]
     assert result["errors"][0]["field"] == ["input", "competitorId"]
     assert (await read_opportunity(gql, opportunity["id"]))["state"] == "OPEN"
+
+
+async def test_an_open_opportunity_can_be_edited_but_not_into_a_closed_state(
+    gql: GraphQLClient,
+) -> None:
+    opportunity = await create_opportunity(gql)
+
+    edited = ok(
+        await gql(
+            UPDATE_OPPORTUNITY,
+            input={
+                "opportunityId": opportunity["id"],
+                "name": " Renamed ",
+                "customerName": "Contoso",
+                "estimatedRevenue": None,
+                "estimatedCloseDate": "2027-01-31",
+                "description": "Scope grew.",
+                "statusReason": "ON_HOLD",
+                "forecastCategory": "COMMITTED",
+                "expectedVersion": opportunity["version"],
+            },
+        ),
+        "updateOpportunity",
+    )["opportunity"]
+    refused = payload(
+        await gql(
+            UPDATE_OPPORTUNITY,
+            input={
+                "opportunityId": opportunity["id"],
+                "statusReason": "WON",
+                "forecastCategory": "WON",
+            },
+        ),
+        "updateOpportunity",
+    )
+
+    assert (edited["name"], edited["customerName"], edited["estimatedRevenue"]) == (
+        "Renamed",
+        "Contoso",
+        None,
+    )
+    assert (edited["statusReason"], edited["forecastCategory"], edited["state"]) == (
+        "ON_HOLD",
+        "COMMITTED",
+        "OPEN",
+    )
+    assert edited["estimatedCloseDate"] == "2027-01-31"
+    assert edited["version"] == opportunity["version"] + 1
+    assert error_codes(refused) == ["INVALID_STATUS_REASON", "INVALID_VALUE"]
+    assert refused["errors"][0]["allowed"] == ["IN_PROGRESS", "ON_HOLD"]

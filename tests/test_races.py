@@ -129,13 +129,12 @@ async def test_concurrent_closes_and_quote_changes_never_break_the_invariant(
     await race(engine, uow, ROUNDS)
 
 
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
 @pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
 async def test_the_invariant_holds_at_stricter_isolation_levels_on_postgres(
     settings: Settings, isolation: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """There the lock write fails with 40001 instead of waiting; whole-transaction retry copes."""
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("isolation levels are a PostgreSQL matter; SQLite is serializable")
     engine = create_engine(replace(settings, isolation_level=isolation))
     try:
         with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
