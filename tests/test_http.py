@@ -178,3 +178,12 @@ async def test_oversized_bodies_are_refused(client: httpx.AsyncClient) -> None:
     )
 
     assert response.status_code == 413
+
+
+async def test_overlong_documents_are_refused_by_the_token_limit(gql: GraphQLClient) -> None:
+    fields = " ".join("totalCount" for _ in range(2100))
+
+    body = await gql(f"{{ competitors {{ {fields} }} }}")
+
+    assert body.get("data") is None
+    assert "token" in body["errors"][0]["message"].lower()
