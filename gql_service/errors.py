@@ -71,10 +71,6 @@ class ValidationFailedError(Exception):
             "; ".join(f"{v.code}{f' ({v.field})' if v.field else ''}" for v in self.violations)
         )
 
-    @property
-    def codes(self) -> list[ErrorCode]:
-        return [v.code for v in self.violations]
-
 
 def raise_if_any(violations: Sequence[Violation]) -> None:
     if violations:

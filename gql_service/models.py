@@ -113,10 +113,6 @@ def _enum(cls: type[enum.Enum]) -> sa.Enum:
     return sa.Enum(cls, native_enum=False, length=16, validate_strings=True)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Entity(SQLModel):
     """A table with an integer primary key."""
 

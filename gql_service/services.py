@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from gql_service.errors import ErrorCode, Violation, raise_if_any
+from gql_service.errors import ErrorCode, ValidationFailedError, Violation, raise_if_any
 from gql_service.models import (
     CloseOutcome,
     CloseRecordState,
@@ -348,8 +348,7 @@ async def create_competitor(
         return await uow.run(work)
     except IntegrityError:
         # A concurrent request registered the same name between our check and our insert.
-        raise_if_any([duplicate])
-        raise  # pragma: no cover - raise_if_any always raises here
+        raise ValidationFailedError([duplicate]) from None
 
 
 def check_quote_close_input(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -52,7 +52,3 @@ class UnitOfWork:
             # Jittered exponential back-off keeps retrying writers from marching in step.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
             attempt += 1
-
-    @staticmethod
-    def today() -> date:
-        return datetime.now(UTC).date()
