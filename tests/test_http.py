@@ -7,7 +7,12 @@ import httpx
 from gql_service.app import create_app
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient
-from tests.operations import CREATE_COMPETITOR, create_opportunity
+from tests.operations import (
+    CLOSE_OPPORTUNITY,
+    CREATE_COMPETITOR,
+    create_opportunity,
+    create_quote,
+)
 
 LIST = "query($first: Int) { opportunities(first: $first) { totalCount nodes { id } } }"
 
@@ -140,15 +145,30 @@ async def test_node_resolves_every_kind_of_id(gql: GraphQLClient) -> None:
         "competitor"
     ]
 
+    quote = await create_quote(gql, opportunity["id"])
+    closed = (
+        await gql(
+            CLOSE_OPPORTUNITY,
+            input={"opportunityId": opportunity["id"], "outcome": "LOST", "closeOpenQuotes": True},
+        )
+    )["data"]["closeOpportunity"]
+    close_id = closed["opportunityClose"]["id"]
+    record_id = (
+        await gql("query($id: ID!) { quote(id: $id) { closeRecord { id } } }", id=quote["id"])
+    )["data"]["quote"]["closeRecord"]["id"]
+
     body = await gql(
         """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }""",
-        ids=[opportunity["id"], competitor["id"], "bogus"],
+        ids=[opportunity["id"], competitor["id"], "bogus", quote["id"], close_id, record_id],
     )
 
     assert body["data"]["nodes"] == [
         {"__typename": "Opportunity", "id": opportunity["id"]},
         {"__typename": "Competitor", "id": competitor["id"]},
         None,
+        {"__typename": "Quote", "id": quote["id"]},
+        {"__typename": "OpportunityClose", "id": close_id},
+        {"__typename": "QuoteClose", "id": record_id},
     ]
 
 

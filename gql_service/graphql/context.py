@@ -42,6 +42,8 @@ class Loaders:
         self.opportunity = self._by_id(models.Opportunity)
         self.quote = self._by_id(models.Quote)
         self.competitor = self._by_id(models.Competitor)
+        self.opportunity_close = self._by_id(models.OpportunityClose)
+        self.quote_close_by_id = self._by_id(models.QuoteClose)
         self.close_history: DataLoader[int, list[models.OpportunityClose]] = DataLoader(
             _aligned(reader.closes_by_opportunity, list)
         )

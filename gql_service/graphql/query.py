@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 
-from gql_service import models
 from gql_service.graphql.enums import OrderDirection
 from gql_service.graphql.ids import parse_id
 from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder
@@ -31,26 +31,20 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
     if parsed is None:
         return None
     type_name, pk = parsed
-    loaders = info.context.loaders
-    if type_name in _LOADED:
-        loader_name, build = _LOADED[type_name]
-        found = await getattr(loaders, loader_name).load(pk)
-        return build(found) if found is not None else None
-    if type_name in _FETCHED:
-        model, build = _FETCHED[type_name]
-        rows = await info.context.reader.by_ids(model, [pk])
-        return build(rows[pk]) if pk in rows else None
-    return None
+    if type_name not in _NODE_TYPES:
+        return None
+    loader_name, build = _NODE_TYPES[type_name]
+    found = await getattr(info.context.loaders, loader_name).load(pk)
+    return build(found) if found is not None else None
 
 
-_LOADED: dict[str, tuple[str, Any]] = {
+# Global id type name -> (DataLoader on Context.loaders, GraphQL type builder).
+_NODE_TYPES: dict[str, tuple[str, Any]] = {
     "Opportunity": ("opportunity", Opportunity.from_model),
     "Quote": ("quote", Quote.from_model),
     "Competitor": ("competitor", Competitor.from_model),
-}
-_FETCHED: dict[str, tuple[Any, Any]] = {
-    "OpportunityClose": (models.OpportunityClose, OpportunityClose.from_model),
-    "QuoteClose": (models.QuoteClose, QuoteClose.from_model),
+    "OpportunityClose": ("opportunity_close", OpportunityClose.from_model),
+    "QuoteClose": ("quote_close_by_id", QuoteClose.from_model),
 }
 
 
@@ -79,7 +73,8 @@ class Query:
                 f"At most {info.context.settings.max_page_size} ids per request.",
                 extensions={"code": "PAGE_SIZE_EXCEEDED"},
             )
-        return [await resolve_node(info, i) for i in ids]
+        # Resolved together, so that the DataLoaders batch them: one query per type.
+        return list(await asyncio.gather(*(resolve_node(info, i) for i in ids)))
 
     @strawberry.field(description="One opportunity; null when the id names none.")
     async def opportunity(
