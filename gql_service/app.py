@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gql_service.database import create_engine
-from gql_service.graphql.http import GraphQLEndpoint
+from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.limits import BodySizeLimit
 from gql_service.settings import Settings
@@ -49,13 +50,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await engine.dispose()
 
+    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type", "authorization"],
+                expose_headers=[REQUEST_ID_HEADER],
+                max_age=600,
+            ),
+        )
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", endpoint, methods=["GET", "POST"]),
         ],
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -43,6 +43,7 @@ class Settings:
     max_tokens: int = 2_000
     max_body_bytes: int = 1_000_000
     graphiql: bool = True
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     acting_user: str = field(default="system")
 
@@ -62,6 +63,9 @@ class Settings:
             max_tokens=_int(env, "MAX_TOKENS", cls.max_tokens),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
             graphiql=_bool(env, "GRAPHIQL", cls.graphiql),
+            cors_origins=tuple(
+                o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()
+            ),
             log_level=env.get("LOG_LEVEL") or cls.log_level,
             acting_user=env.get("ACTING_USER") or cls.acting_user,
         )

@@ -244,6 +244,25 @@ async def test_reopen_of_an_open_opportunity_is_refused(gql: GraphQLClient) -> N
     assert error_codes(result) == ["OPPORTUNITY_NOT_CLOSED"]
 
 
+async def test_reopen_into_a_closed_status_reason_is_refused(gql: GraphQLClient) -> None:
+    opportunity = await create_opportunity(gql)
+    ok(
+        await gql(CLOSE_OPPORTUNITY, input={"opportunityId": opportunity["id"], "outcome": "WON"}),
+        "closeOpportunity",
+    )
+
+    result = payload(
+        await gql(
+            REOPEN_OPPORTUNITY, input={"opportunityId": opportunity["id"], "statusReason": "WON"}
+        ),
+        "reopenOpportunity",
+    )
+
+    assert error_codes(result) == ["INVALID_STATUS_REASON"]
+    assert result["errors"][0]["allowed"] == ["IN_PROGRESS", "ON_HOLD"]
+    assert (await read_opportunity(gql, opportunity["id"]))["state"] == "WON"
+
+
 async def test_a_closed_opportunity_refuses_new_quotes_and_edits(gql: GraphQLClient) -> None:
     opportunity = await create_opportunity(gql)
     ok(

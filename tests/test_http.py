@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 
 from gql_service.app import create_app
@@ -207,3 +209,30 @@ async def test_overlong_documents_are_refused_by_the_token_limit(gql: GraphQLCli
 
     assert body.get("data") is None
     assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_cross_origin_requests_are_allowed_only_from_configured_origins(
+    settings: Settings,
+) -> None:
+    app = create_app(replace(settings, cors_origins=("https://app.example",)))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        allowed = await http.options(
+            "/graphql",
+            headers={
+                "origin": "https://app.example",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type",
+            },
+        )
+        other = await http.post(
+            "/graphql",
+            json={"query": "{ competitors { totalCount } }"},
+            headers={"origin": "https://evil.example"},
+        )
+    await app.state.engine.dispose()
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other.headers

@@ -75,23 +75,16 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        response: GraphQLHTTPResponse = {"data": result.data}
-        if result.errors:
-            response["errors"] = [e.formatted for e in result.errors]
-            if result.data is None and all(e.path is None for e in result.errors):
-                # The request failed before execution: per GraphQL over HTTP there is no data.
-                request.state.request_error = True
-                del response["data"]
-        if result.extensions:
-            response["extensions"] = result.extensions
+        response = await super().process_result(request, result)
+        errors = result.errors or []
+        if errors and result.data is None and all(e.path is None for e in errors):
+            # The request failed before execution: per GraphQL over HTTP there is no data.
+            request.state.request_error = True
+            response.pop("data", None)
         return response
 
-    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
-        response = await super().run(
-            request,
-            context=UNSET if context is None else context,
-            root_value=UNSET if root_value is None else root_value,
-        )
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        response = await super().run(request, context=context, root_value=root_value)
         negotiated = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
         if negotiated and isinstance(response, Response) and response.media_type == JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON

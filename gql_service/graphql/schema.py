@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +20,11 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.types.base_scalars import (
+    DateDefinition,
+    DateTimeDefinition,
+    DecimalDefinition,
+)
 from strawberry.types import ExecutionContext
 
 from gql_service.graphql.errors import ERROR_TYPES
@@ -25,6 +33,22 @@ from gql_service.graphql.mutations import Mutation
 from gql_service.graphql.query import Query
 from gql_service.graphql.types import Competitor, Opportunity, OpportunityClose, Quote, QuoteClose
 from gql_service.settings import Settings
+
+# The built-in scalars, described as this API uses them.
+SCALARS: dict[object, Any] = {
+    decimal.Decimal: dataclasses.replace(
+        DecimalDefinition,
+        description='An exact decimal number as a string, e.g. "1250000.50". Money has at most '
+        "4 fractional digits and comes back with exactly 4. Never a float.",
+    ),
+    datetime.date: dataclasses.replace(
+        DateDefinition, description="A calendar date, ISO 8601: 2026-11-23."
+    ),
+    datetime.datetime: dataclasses.replace(
+        DateTimeDefinition,
+        description="A UTC timestamp, ISO 8601 with offset: 2026-11-23T20:35:29.123456+00:00.",
+    ),
+}
 
 
 class Schema(strawberry.Schema):
@@ -60,4 +84,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # Not sort_schema=True: strawberry 0.341 then resolves union members against the
         # unsorted type objects and refuses every typed error ("not in the union").
         config=StrawberryConfig(),
+        scalar_overrides=SCALARS,
     )
