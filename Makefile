@@ -49,6 +49,7 @@ schema: install
 
 bench: install
 	$(PY) bench/list_opportunities.py
+	$(PY) bench/mutations.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
