@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import migrated_app, p50_p95
 from sqlalchemy import event
 
 from gql_service import quote_services, services
-from gql_service.app import create_app
-from gql_service.migrations import upgrade_to_head
 from gql_service.models import CloseOutcome
-from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 
 LIST = """
@@ -60,12 +54,8 @@ async def seed(uow: UnitOfWork) -> None:
 
 
 async def main() -> int:
-    url = os.environ.get("DATABASE_URL")
-    if url is None:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite3'}"
-    app = create_app(Settings(database_url=url))
+    app = await migrated_app()
     engine = app.state.engine
-    await upgrade_to_head(engine)
     await seed(UnitOfWork(engine, actor="bench"))
     statements = 0
 
@@ -89,8 +79,7 @@ async def main() -> int:
             timings.append((time.perf_counter() - start) * 1000)
             assert "errors" not in response.json()
     await engine.dispose()
-    p50 = statistics.median(timings)
-    p95 = statistics.quantiles(timings, n=20)[-1]
+    p50, p95 = p50_p95(timings)
     print(f"engine: {engine.dialect.name}")
     print(f"list 50 opportunities (+quotes, history): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     print(f"SQL statements per request: {statements / runs:.1f}")
