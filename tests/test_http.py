@@ -11,6 +11,7 @@ from gql_service.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.operations import (
     CLOSE_OPPORTUNITY,
+    CLOSE_QUOTE,
     CREATE_COMPETITOR,
     create_opportunity,
     create_quote,
@@ -236,3 +237,34 @@ async def test_cross_origin_requests_are_allowed_only_from_configured_origins(
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_nested_lists_answer_the_same_through_fragments_aliases_and_filters(
+    gql: GraphQLClient,
+) -> None:
+    opportunity = await create_opportunity(gql, name="Nested")
+    draft = await create_quote(gql, opportunity["id"])
+    closed = await create_quote(gql, opportunity["id"])
+    await gql(CLOSE_QUOTE, input={"quoteId": closed["id"]})
+    query = """
+    fragment Item on Opportunity {
+      openQuoteCount
+      open: quotes(filter: {isOpen: true}) { totalCount nodes { id closeRecord { id } } }
+      all: quotes { totalCount nodes { id closeRecord { statusReason } } }
+      closeHistory { id }
+    }
+    query {
+      opportunities { edges { node { ...Item } } nodes { ... on Opportunity { name } } }
+    }"""
+
+    body = await gql(query)
+
+    assert "errors" not in body, body
+    [edge] = body["data"]["opportunities"]["edges"]
+    item = edge["node"]
+    assert item["openQuoteCount"] == 1
+    assert item["open"] == {"totalCount": 1, "nodes": [{"id": draft["id"], "closeRecord": None}]}
+    assert item["all"]["totalCount"] == 2
+    assert [q["closeRecord"] for q in item["all"]["nodes"]] == [None, {"statusReason": "LOST"}]
+    assert item["closeHistory"] == []
+    assert body["data"]["opportunities"]["nodes"] == [{"name": "Nested"}]

@@ -12,6 +12,7 @@ from gql_service.graphql.enums import OrderDirection
 from gql_service.graphql.ids import parse_id
 from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder
 from gql_service.graphql.pagination import Connection, from_page, page_request
+from gql_service.graphql.prefetch import prefetch_opportunity_relations
 from gql_service.graphql.types import (
     Competitor,
     Info,
@@ -131,6 +132,9 @@ class Query:
             page = await info.context.reader.opportunities(request, query, ordering)
         except InvalidCursorError as exc:
             raise GraphQLError(str(exc), extensions={"code": "BAD_CURSOR"}) from exc
+        await prefetch_opportunity_relations(
+            info.context, info.selected_fields[0].selections, [m.id or 0 for m in page.items]
+        )
         return from_page(page, Opportunity.from_model)  # type: ignore[arg-type]
 
     @strawberry.field(description="Competitors by name, one page at a time.")

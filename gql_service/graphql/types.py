@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, cast
+from typing import Annotated
 
 import strawberry
 
 from gql_service import models
-from gql_service.graphql.context import Context
+from gql_service.graphql.context import Context, QuoteRow
 from gql_service.graphql.enums import (
     CloseOutcome,
     CloseRecordState,
@@ -28,6 +28,7 @@ from gql_service.graphql.pagination import (
     offset_cursor,
     page_request,
 )
+from gql_service.graphql.prefetch import now_or_later
 from gql_service.queries import QuoteFilter as QuoteQuery
 from gql_service.unset import UNSET, Unset
 
@@ -87,11 +88,14 @@ class OpportunityClose(Node):
         return Opportunity.from_model(found)
 
     @strawberry.field(description="The competitor named at close, if any.")
-    async def competitor(self, info: Info) -> Competitor | None:
+    def competitor(self, info: Info) -> Competitor | None:
         if self.competitor_pk is None:
             return None
-        found = await info.context.loaders.competitor.load(self.competitor_pk)
-        return Competitor.from_model(found) if found else None
+        return now_or_later(
+            info.context.loaders.competitor,
+            self.competitor_pk,
+            lambda found: Competitor.from_model(found) if found else None,
+        )
 
     @classmethod
     def from_model(cls, m: models.OpportunityClose) -> OpportunityClose:
@@ -143,6 +147,10 @@ class QuoteClose(Node):
         )
 
 
+def _quote_close(found: models.QuoteClose | None) -> QuoteClose | None:
+    return QuoteClose.from_model(found) if found else None
+
+
 @strawberry.type(description="A priced offer to the customer of an opportunity.")
 class Quote(Node):
     pk: strawberry.Private[int]
@@ -173,15 +181,10 @@ class Quote(Node):
 
     @strawberry.field(description="The close record, once the quote was closed or won.")
     def close_record(self, info: Info) -> QuoteClose | None:
-        # Quotes listed under an opportunity come with their close record; a plain resolver
-        # then costs no task per quote. Others load it (graphql-core awaits the coroutine).
+        # Quotes listed under an opportunity come with their close record.
         if self.close is UNSET:
-            return cast(QuoteClose | None, self._load_close(info))
-        return QuoteClose.from_model(self.close) if self.close else None
-
-    async def _load_close(self, info: Info) -> QuoteClose | None:
-        found = await info.context.loaders.quote_close.load(self.pk)
-        return QuoteClose.from_model(found) if found else None
+            return now_or_later(info.context.loaders.quote_close, self.pk, _quote_close)
+        return _quote_close(self.close)
 
     @classmethod
     def from_model(cls, m: models.Quote, close: models.QuoteClose | Unset | None = UNSET) -> Quote:
@@ -234,11 +237,11 @@ class Opportunity(Node):
     modified_by: str = strawberry.field(description="Who changed it last.")
 
     @strawberry.field(description="Number of its DRAFT and ACTIVE quotes.")
-    async def open_quote_count(self, info: Info) -> int:
-        return await info.context.loaders.open_quote_count.load(self.pk)
+    def open_quote_count(self, info: Info) -> int:
+        return now_or_later(info.context.loaders.open_quote_count, self.pk, int)
 
     @strawberry.field(description="Its quotes, oldest first.")
-    async def quotes(
+    def quotes(
         self,
         info: Info,
         first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
@@ -251,26 +254,31 @@ class Opportunity(Node):
             states=tuple(filter.state or ()) if filter else (),
             is_open=filter.is_open if filter else None,
         )
-        request = page_request(info.context.settings, first=first, after=after)
-        everything = await info.context.loaders.quotes(query).load(self.pk)
+        limit = page_request(info.context.settings, first=first, after=after).first or 0
         start = after_id(after)
-        remaining = [row for row in everything if start is None or (row[0].id or 0) > start]
-        limit = request.first or 0
-        page = remaining[:limit]
-        return connection(
-            [Quote.from_model(quote, close) for quote, close in page],
-            [offset_cursor(quote.id or 0) for quote, _ in page],
-            has_next_page=len(remaining) > limit,
-            has_previous_page=start is not None and len(remaining) < len(everything),
-            count=len(everything),
-        )
+
+        def page(everything: list[QuoteRow]) -> Connection[Quote]:
+            remaining = [row for row in everything if start is None or (row[0].id or 0) > start]
+            shown = remaining[:limit]
+            return connection(
+                [Quote.from_model(quote, close) for quote, close in shown],
+                [offset_cursor(quote.id or 0) for quote, _ in shown],
+                has_next_page=len(remaining) > limit,
+                has_previous_page=start is not None and len(remaining) < len(everything),
+                count=len(everything),
+            )
+
+        return now_or_later(info.context.loaders.quotes(query), self.pk, page)
 
     @strawberry.field(
         description="Every close of this opportunity, newest first, canceled ones included."
     )
-    async def close_history(self, info: Info) -> list[OpportunityClose]:
-        records = await info.context.loaders.close_history.load(self.pk)
-        return [OpportunityClose.from_model(r) for r in records]
+    def close_history(self, info: Info) -> list[OpportunityClose]:
+        return now_or_later(
+            info.context.loaders.close_history,
+            self.pk,
+            lambda records: [OpportunityClose.from_model(r) for r in records],
+        )
 
     @classmethod
     def from_model(cls, m: models.Opportunity) -> Opportunity:
