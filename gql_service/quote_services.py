@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from gql_service.errors import ErrorCode, Violation, raise_if_any
 from gql_service.models import Quote, QuoteState, QuoteStatusReason
+from gql_service.quote_closing import check_quote_close_input, close_quotes_in
 from gql_service.repositories import Repository
 from gql_service.rules import (
     DESCRIPTION_MAX,
@@ -28,7 +29,6 @@ from gql_service.rules import (
     check_quote_open,
     check_text,
 )
-from gql_service.services import check_quote_close_input, close_quotes_in
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET, Unset
 
