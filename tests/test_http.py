@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import httpx
+import pytest
 
 from gql_service.app import create_app
 from gql_service.settings import Settings
@@ -268,3 +270,20 @@ async def test_nested_lists_answer_the_same_through_fragments_aliases_and_filter
     assert [q["closeRecord"] for q in item["all"]["nodes"]] == [None, {"statusReason": "LOST"}]
     assert item["closeHistory"] == []
     assert body["data"]["opportunities"]["nodes"] == [{"name": "Nested"}]
+
+
+async def test_every_operation_is_logged_with_its_request_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gql_service.operations"):
+        response = await client.post(
+            "/graphql", json={"query": "query Count { competitors { totalCount } }"}
+        )
+        await client.post("/graphql", json={"query": "{ nope }"})
+
+    [ok_line, bad_line] = [r.getMessage() for r in caplog.records]
+    assert f"request={response.headers['x-request-id']}" in ok_line
+    assert "operation=Count type=query" in ok_line
+    assert "errors=0" in ok_line
+    assert "operation=- type=query" in bad_line
+    assert "errors=1" in bad_line

@@ -1,8 +1,9 @@
-"""Schema extensions: mask unexpected errors, logging them with the request id."""
+"""Schema extensions: a log line per operation, and masking of unexpected errors."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 log = logging.getLogger("gql_service.errors")
+operations_log = logging.getLogger("gql_service.operations")
 
 MASKED_MESSAGE = "Unexpected error."
 
@@ -59,3 +61,27 @@ class MaskUnexpectedErrors(SchemaExtension):
 
 def _request_id(context: Any) -> str:
     return str(getattr(context, "request_id", "unknown"))
+
+
+class LogOperations(SchemaExtension):
+    """One line per operation: request id, name, type, duration and error count."""
+
+    def on_operation(self) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        if not operations_log.isEnabledFor(logging.INFO):
+            return
+        context = self.execution_context
+        try:
+            kind = context.operation_type.value
+        except Exception:  # pragma: no cover - no operation to name; logging must not fail
+            kind = "unknown"
+        errors = getattr(context.result, "errors", None) or []
+        operations_log.info(
+            "request=%s operation=%s type=%s duration_ms=%.1f errors=%d",
+            _request_id(context.context),
+            context.operation_name or "-",
+            kind,
+            (time.perf_counter() - start) * 1000,
+            len(errors),
+        )

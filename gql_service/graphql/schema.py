@@ -28,7 +28,7 @@ from strawberry.schema.types.base_scalars import (
 from strawberry.types import ExecutionContext
 
 from gql_service.graphql.errors import ERROR_TYPES
-from gql_service.graphql.extensions import MaskUnexpectedErrors
+from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
 from gql_service.graphql.mutations import Mutation
 from gql_service.graphql.query import Query
 from gql_service.graphql.types import Competitor, Opportunity, OpportunityClose, Quote, QuoteClose
@@ -69,6 +69,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         alias_rule(settings.max_aliases),
     ]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        LogOperations,
         MaskUnexpectedErrors,
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: AddValidationRules(rules),
