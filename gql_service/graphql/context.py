@@ -2,75 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.dataloader import DataLoader
 
-from gql_service import models
+from gql_service.graphql.loaders import Loaders
 from gql_service.principal import Principal
-from gql_service.queries import QuoteFilter, Reader
+from gql_service.queries import Reader
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
-
-K = TypeVar("K", bound=Hashable)
-QuoteRow = tuple[models.Quote, models.QuoteClose | None]
-V = TypeVar("V")
-
-
-def _aligned(
-    fetch: Callable[[Sequence[K]], Awaitable[dict[K, V]]], default: Callable[[], Any]
-) -> Callable[[list[K]], Awaitable[list[V]]]:
-    """Turn a dict-returning batch query into a DataLoader function aligned with its keys."""
-
-    async def load(keys: list[K]) -> list[V]:
-        found = await fetch(keys)
-        return [found.get(key, default()) for key in keys]
-
-    return load
-
-
-class Loaders:
-    """One set of DataLoaders per request: every list is one query per batch, never per row."""
-
-    def __init__(self, reader: Reader) -> None:
-        self._reader = reader
-        self.opportunity = self._by_id(models.Opportunity)
-        self.quote = self._by_id(models.Quote)
-        self.competitor = self._by_id(models.Competitor)
-        self.opportunity_close = self._by_id(models.OpportunityClose)
-        self.quote_close_by_id = self._by_id(models.QuoteClose)
-        self.close_history: DataLoader[int, list[models.OpportunityClose]] = DataLoader(
-            _aligned(reader.closes_by_opportunity, list)
-        )
-        self.quote_close: DataLoader[int, models.QuoteClose | None] = DataLoader(
-            _aligned(reader.quote_closes_by_quote, lambda: None)
-        )
-        self.open_quote_count: DataLoader[int, int] = DataLoader(
-            _aligned(reader.open_quote_counts, int)
-        )
-        self._quotes: dict[QuoteFilter, DataLoader[int, list[QuoteRow]]] = {}
-
-    def _by_id(self, model: type[V]) -> DataLoader[int, V | None]:
-        async def fetch(ids: Sequence[int]) -> dict[int, Any]:
-            return await self._reader.by_ids(model, ids)
-
-        return DataLoader(_aligned(fetch, lambda: None))
-
-    def quotes(self, quote_filter: QuoteFilter) -> DataLoader[int, list[QuoteRow]]:
-        """Quotes (with their close records) of many opportunities, batched per filter."""
-        loader = self._quotes.get(quote_filter)
-        if loader is None:
-
-            async def fetch(ids: Sequence[int]) -> dict[int, list[QuoteRow]]:
-                return await self._reader.quotes_by_opportunity(ids, quote_filter)
-
-            loader = self._quotes[quote_filter] = DataLoader(_aligned(fetch, list))
-        return loader
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 
 from gql_service import models
-from gql_service.graphql.context import Context, QuoteRow
+from gql_service.graphql.context import Context
 from gql_service.graphql.enums import (
     CloseOutcome,
     CloseRecordState,
@@ -21,6 +21,7 @@ from gql_service.graphql.enums import (
 )
 from gql_service.graphql.ids import encode_id
 from gql_service.graphql.inputs import QuoteFilter
+from gql_service.graphql.loaders import QuoteRow
 from gql_service.graphql.pagination import (
     Connection,
     after_id,
