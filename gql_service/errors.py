@@ -34,11 +34,6 @@ class Violation:
 
 
 @dataclass(frozen=True, slots=True)
-class NotFound(Violation):
-    entity: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class ConcurrencyConflict(Violation):
     expected_version: int = 0
     actual_version: int = 0
@@ -70,6 +65,11 @@ class ValidationFailedError(Exception):
         super().__init__(
             "; ".join(f"{v.code}{f' ({v.field})' if v.field else ''}" for v in self.violations)
         )
+
+
+def not_found(message: str, field: str | None) -> ValidationFailedError:
+    """NOT_FOUND: an id that names nothing the caller can see (or names another type)."""
+    return ValidationFailedError([Violation(ErrorCode.NOT_FOUND, message, field)])
 
 
 def raise_if_any(violations: Sequence[Violation]) -> None:

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -53,7 +53,7 @@ class Page(Generic[T]):
     cursors: list[str]
     has_next_page: bool
     has_previous_page: bool
-    count: Callable[[], Any]
+    count: Callable[[], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +248,7 @@ def _decode_cursor(cursor: str, field_name: str, column: Any) -> tuple[Any, int]
         raise InvalidCursorError("The cursor is not one this service issued.") from exc
     if name != field_name or not isinstance(key, int):
         raise InvalidCursorError("The cursor belongs to another ordering.")
-    if isinstance(column.type, sa.DateTime) or "DateTime" in type(column.type).__name__:
+    if column.type.python_type is datetime:
         try:
             value = datetime.fromisoformat(value)
         except (TypeError, ValueError) as exc:

@@ -43,9 +43,7 @@ def close_quotes_in(
         quote.state = state
         quote.status_reason = status_reason
         quote.closed_on = when
-        quote.version += 1
-        quote.modified_at = repo.now
-        quote.modified_by = repo.actor
+        repo.touch(quote)
         records.append(
             QuoteClose(
                 quote_id=quote.id,

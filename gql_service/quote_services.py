@@ -27,6 +27,7 @@ from gql_service.rules import (
     check_quote_currency,
     check_quote_draft,
     check_quote_open,
+    check_quote_revisable,
     check_text,
 )
 from gql_service.unit_of_work import UnitOfWork
@@ -130,7 +131,7 @@ async def update_quote(
         if total_amount is not UNSET:
             quote.total_amount = as_money(total_amount)
         quote.effective_from, quote.effective_to = start, end
-        _touch(repo, quote)
+        repo.touch(quote)
         await repo.add(opportunity, quote)
         return quote
 
@@ -149,7 +150,7 @@ async def activate_quote(
         raise_if_any(check_quote_draft(quote, code=ErrorCode.QUOTE_NOT_OPEN))
         quote.state = QuoteState.ACTIVE
         quote.status_reason = QuoteStatusReason.IN_PROGRESS
-        _touch(repo, quote)
+        repo.touch(quote)
         await repo.add(opportunity, quote)
         return quote
 
@@ -167,20 +168,11 @@ async def revise_quote(
     async def work(repo: Repository) -> QuoteRevised:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
         raise_if_any(check_opportunity_open(opportunity))
-        raise_if_any(check_quote_open(quote))
-        if quote.state is not QuoteState.ACTIVE:
-            raise_if_any(
-                [
-                    Violation(
-                        ErrorCode.QUOTE_NOT_OPEN,
-                        f"Quote {quote.quote_number} is a draft: edit it instead of revising.",
-                    )
-                ]
-            )
+        raise_if_any(check_quote_revisable(quote))
         quote.state = QuoteState.CLOSED
         quote.status_reason = QuoteStatusReason.REVISED
         quote.closed_on = repo.today
-        _touch(repo, quote)
+        repo.touch(quote)
         draft = Quote(
             opportunity_id=quote.opportunity_id,
             quote_number=quote.quote_number,
@@ -277,9 +269,3 @@ async def close_quote(
         return quote
 
     return await uow.run(work)
-
-
-def _touch(repo: Repository, quote: Quote) -> None:
-    quote.version += 1
-    quote.modified_at = repo.now
-    quote.modified_by = repo.actor

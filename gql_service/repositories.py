@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
-from gql_service.errors import ErrorCode, NotFound, ValidationFailedError
+from gql_service.errors import ValidationFailedError, not_found
 from gql_service.models import (
     OPEN_QUOTE_STATES,
     CloseRecordState,
@@ -21,12 +21,6 @@ from gql_service.models import (
 from gql_service.rules import check_version
 
 M = TypeVar("M", bound=SQLModel)
-
-
-def not_found(entity: str, field: str | None) -> ValidationFailedError:
-    return ValidationFailedError(
-        [NotFound(ErrorCode.NOT_FOUND, f"No {entity} has this id.", field, entity=entity)]
-    )
 
 
 class Repository:
@@ -60,7 +54,7 @@ class Repository:
             select(col(Opportunity.version)).where(col(Opportunity.id) == opportunity_id)
         )
         if actual is None:
-            raise not_found("opportunity", field)
+            raise not_found("No opportunity has this id.", field)
         raise ValidationFailedError(check_version("opportunity", expected_version, actual))
 
     async def lock_quote(
@@ -70,14 +64,20 @@ class Repository:
         owner = select(col(Quote.opportunity_id)).where(col(Quote.id) == quote_id).scalar_subquery()
         opportunity = await self._bump(col(Opportunity.id) == owner)
         if opportunity is None:
-            raise not_found("quote", "quote_id")
+            raise not_found("No quote has this id.", "quote_id")
         quote = await self.session.get(Quote, quote_id, populate_existing=True)
         if quote is None:  # pragma: no cover - the update above found its opportunity
-            raise not_found("quote", "quote_id")
+            raise not_found("No quote has this id.", "quote_id")
         conflict = check_version("quote", expected_version, quote.version)
         if conflict:
             raise ValidationFailedError(conflict)
         return opportunity, quote
+
+    def touch(self, quote: Quote) -> None:
+        """Stamp a changed quote: next version, this transaction's time and actor."""
+        quote.version += 1
+        quote.modified_at = self.now
+        quote.modified_by = self.actor
 
     async def _bump(self, condition: ColumnElement[bool]) -> Opportunity | None:
         """UPDATE ... SET version = version + 1 ... RETURNING: the write that takes the lock."""

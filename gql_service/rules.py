@@ -187,6 +187,26 @@ def check_quote_draft(quote: Quote, *, code: ErrorCode) -> list[Violation]:
     return [Violation(code, f"Quote {quote.quote_number} is {quote.state}; only drafts qualify.")]
 
 
+def check_quote_revisable(quote: Quote) -> list[Violation]:
+    """Only an ACTIVE quote is revised; a draft is edited, a final quote stays as it is."""
+    if quote.state is QuoteState.ACTIVE:
+        return []
+    if quote.is_open:
+        return [
+            Violation(
+                ErrorCode.QUOTE_NOT_OPEN,
+                f"Quote {quote.quote_number} is a draft: edit it instead of revising.",
+            )
+        ]
+    return check_quote_open(quote)
+
+
+def check_competitor_name_free(name: str, taken: bool) -> list[Violation]:
+    if not taken:
+        return []
+    return [_invalid("name", f"A competitor named {name!r} exists already.")]
+
+
 def check_quote_currency(opportunity: Opportunity, currency_code: str) -> list[Violation]:
     if currency_code == opportunity.currency_code:
         return []

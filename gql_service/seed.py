@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -46,7 +46,7 @@ async def seed_demo(engine: AsyncEngine, *, actor: str = "demo-seed") -> int:
         uow, name="Trey Research", website="https://treyresearch.example", notes=None
     )
     await services.create_competitor(uow, name="Coho Winery Partners")
-    today = date.today()
+    today = datetime.now(UTC).date()  # the services' clock is UTC too
     opportunities = []
     for index, (customer, name, currency, revenue) in enumerate(CUSTOMERS):
         opportunities.append(

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from gql_service.errors import ErrorCode, ValidationFailedError, Violation, raise_if_any
+from gql_service.errors import ValidationFailedError, Violation, not_found, raise_if_any
 from gql_service.models import (
     CloseOutcome,
     CloseRecordState,
@@ -27,7 +27,7 @@ from gql_service.models import (
     QuoteStatusReason,
 )
 from gql_service.quote_closing import check_quote_close_input, close_quotes_in
-from gql_service.repositories import Repository, not_found
+from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
     DESCRIPTION_MAX,
@@ -37,6 +37,7 @@ from gql_service.rules import (
     as_money,
     check_choice,
     check_close_input,
+    check_competitor_name_free,
     check_currency,
     check_forecast,
     check_money,
@@ -201,7 +202,7 @@ async def close_opportunity(
         )
         raise_if_any(check_opportunity_open(opportunity))
         if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
-            raise not_found("competitor", "competitor_id")
+            raise not_found("No competitor has this id.", "competitor_id")
         open_quotes = await repo.open_quotes(opportunity_id)
         if not close_open_quotes:
             raise_if_any(check_no_open_quotes(open_quotes))
@@ -323,13 +324,10 @@ async def create_competitor(
             *check_text("notes", notes, max_length=DESCRIPTION_MAX),
         ]
     )
-    duplicate = Violation(
-        ErrorCode.INVALID_VALUE, f"A competitor named {name.strip()!r} exists already.", "name"
-    )
 
     async def work(repo: Repository) -> Competitor:
-        if await repo.competitor_named(name.strip()) is not None:
-            raise_if_any([duplicate])
+        taken = await repo.competitor_named(name.strip()) is not None
+        raise_if_any(check_competitor_name_free(name.strip(), taken))
         competitor = Competitor(
             name=name.strip(),
             website=website,
@@ -344,4 +342,4 @@ async def create_competitor(
         return await uow.run(work)
     except IntegrityError:
         # A concurrent request registered the same name between our check and our insert.
-        raise ValidationFailedError([duplicate]) from None
+        raise ValidationFailedError(check_competitor_name_free(name.strip(), True)) from None

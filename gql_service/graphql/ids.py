@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from gql_service.errors import ErrorCode, NotFound, ValidationFailedError
+from gql_service.errors import not_found
 
 
 def encode_id(type_name: str, pk: int) -> str:
@@ -32,16 +32,7 @@ def decode_id(global_id: str, type_name: str, *, field: str) -> int:
     """
     parsed = parse_id(global_id)
     if parsed is None or parsed[0] != type_name:
-        raise ValidationFailedError(
-            [
-                NotFound(
-                    ErrorCode.NOT_FOUND,
-                    f"{global_id!r} is not the id of any {type_name}.",
-                    field,
-                    entity=type_name,
-                )
-            ]
-        )
+        raise not_found(f"{global_id!r} is not the id of any {type_name}.", field)
     return parsed[1]
 
 

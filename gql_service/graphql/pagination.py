@@ -13,6 +13,7 @@ from gql_service.queries import Page, PageRequest
 from gql_service.settings import Settings
 
 NodeT = TypeVar("NodeT")
+ItemT = TypeVar("ItemT")
 
 
 @strawberry.type(description="Where a page sits in its connection.")
@@ -64,7 +65,7 @@ def connection(
     )
 
 
-def from_page(page: Page[object], convert: Callable[[object], NodeT]) -> Connection[NodeT]:
+def from_page(page: Page[ItemT], convert: Callable[[ItemT], NodeT]) -> Connection[NodeT]:
     return connection(
         [convert(item) for item in page.items],
         page.cursors,

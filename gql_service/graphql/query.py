@@ -135,7 +135,7 @@ class Query:
         await prefetch_opportunity_relations(
             info.context, info.selected_fields[0].selections, [m.id or 0 for m in page.items]
         )
-        return from_page(page, Opportunity.from_model)  # type: ignore[arg-type]
+        return from_page(page, Opportunity.from_model)
 
     @strawberry.field(description="Competitors by name, one page at a time.")
     async def competitors(
@@ -149,4 +149,4 @@ class Query:
             page = await info.context.reader.competitors(request)
         except InvalidCursorError as exc:
             raise GraphQLError(str(exc), extensions={"code": "BAD_CURSOR"}) from exc
-        return from_page(page, Competitor.from_model)  # type: ignore[arg-type]
+        return from_page(page, Competitor.from_model)
