@@ -237,3 +237,43 @@ class QuoteClose(Entity, table=True):
     batch_id: str = Field(sa_column=sa.Column(sa.String(36), nullable=False, index=True))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+
+
+class ApiKey(Entity, table=True):
+    """A partner's API key. Only a hash of its secret is stored; ``key_id`` is its public part."""
+
+    __tablename__ = "api_key"
+
+    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False, unique=True))
+    key_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False, unique=True))
+    secret_hash: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    scopes: str = Field(sa_column=sa.Column(sa.String(500), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    revoked_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+
+
+class IdempotencyKey(Entity, table=True):
+    """A claimed ``Idempotency-Key``: who sent it, what it was for, and the stored response."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (sa.UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),)
+
+    principal: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    key: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    request_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    status_code: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))
+    response: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class PersistedQuery(Entity, table=True):
+    """A document registered by Apollo's automatic persisted queries, by its SHA-256."""
+
+    __tablename__ = "persisted_query"
+
+    sha256: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    document: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/gql_service.sqlite3"
+ENVIRONMENTS = ("development", "production")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -42,14 +43,30 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 2_000
     max_body_bytes: int = 1_000_000
+    environment: str = "development"
     graphiql: bool = True
+    introspection: bool = True
+    field_suggestions: bool = True
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     acting_user: str = field(default="system")
+    # --- authentication and authorization ---
+    # --- query cost and limits ---
+    # --- persisted queries ---
+    # --- idempotency ---
+    # --- database failures and timeouts ---
+    # --- HTTP edge: slow clients, concurrency, headers ---
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        environment = (env.get("GQL_ENV") or cls.environment).strip().lower()
+        if environment not in ENVIRONMENTS:
+            raise ValueError(
+                f"GQL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}"
+            )
+        # Production turns the explorer, introspection and "did you mean" off unless asked for.
+        explorer_default = environment != "production"
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size),
@@ -62,13 +79,26 @@ class Settings:
             max_aliases=_int(env, "MAX_ALIASES", cls.max_aliases),
             max_tokens=_int(env, "MAX_TOKENS", cls.max_tokens),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
-            graphiql=_bool(env, "GRAPHIQL", cls.graphiql),
+            environment=environment,
+            graphiql=_bool(env, "GRAPHIQL", explorer_default),
+            introspection=_bool(env, "INTROSPECTION", explorer_default),
+            field_suggestions=_bool(env, "FIELD_SUGGESTIONS", explorer_default),
             cors_origins=tuple(
                 o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()
             ),
             log_level=env.get("LOG_LEVEL") or cls.log_level,
             acting_user=env.get("ACTING_USER") or cls.acting_user,
+            # --- authentication and authorization ---
+            # --- query cost and limits ---
+            # --- persisted queries ---
+            # --- idempotency ---
+            # --- database failures and timeouts ---
+            # --- HTTP edge: slow clients, concurrency, headers ---
         )
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,6 +27,10 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 REQUEST_ID_HEADER = "x-request-id"
 
+# Top-level error codes that decide the HTTP status whatever the negotiated media type: the
+# request was well formed, but the caller or the service is not in a state to answer it.
+STATUS_BY_CODE = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "SERVICE_UNAVAILABLE": 503}
+
 
 class GraphQLEndpoint(GraphQL[Context, None]):
     """strawberry's ASGI view, with our context and the GraphQL-over-HTTP response rules.
@@ -77,6 +81,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
         errors = result.errors or []
+        request.state.error_codes = [(e.extensions or {}).get("code") for e in errors]
         if errors and result.data is None and all(e.path is None for e in errors):
             # The request failed before execution: per GraphQL over HTTP there is no data.
             request.state.request_error = True
@@ -90,4 +95,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
             if getattr(request.state, "request_error", False):
                 response.status_code = 400
+        if isinstance(response, Response):
+            codes = getattr(request.state, "error_codes", ())
+            status = max((STATUS_BY_CODE.get(code, 0) for code in codes), default=0)
+            if status:
+                response.status_code = status
         return response
