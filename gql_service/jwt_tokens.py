@@ -173,8 +173,9 @@ def _read(path: str, setting: str) -> bytes:
 
 
 def _public_key(path: str) -> StaticKey:
+    data = _read(path, "JWT_PUBLIC_KEY_FILE")
     try:
-        key = load_pem_public_key(_read(path, "JWT_PUBLIC_KEY_FILE"))
+        key = load_pem_public_key(data)
     except ValueError as exc:
         message = f"JWT_PUBLIC_KEY_FILE: {path} is not a PEM public key"
         raise AuthConfigurationError(message) from exc
@@ -215,8 +216,9 @@ def _key_source(settings: Settings) -> KeySource | None:
     if settings.jwt_jwks_file:
         path = settings.jwt_jwks_file
         keys = JwksKeys(_file_loader(Path(path)), source=path, **refresh)
+        document = _read(path, "JWT_JWKS_FILE")
         try:
-            keys.prime(_read(path, "JWT_JWKS_FILE"))
+            keys.prime(document)
         except ValueError as exc:
             raise AuthConfigurationError(f"JWT_JWKS_FILE: {path}: {exc}") from exc
         return keys
