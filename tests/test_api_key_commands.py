@@ -53,9 +53,7 @@ async def test_api_keys_are_created_once_listed_without_secrets_and_revoked(
     env = {"DATABASE_URL": url, "PATH": "", "ACTING_USER": "ops@example.com"}
     run("migrate", env=env)
 
-    created = run(
-        "create-api-key", "--name", "acme", "--scopes", "opportunities:read", env=env
-    )
+    created = run("create-api-key", "--name", "acme", "--scopes", "opportunities:read", env=env)
     token = created.stdout.strip()
     listed = run("list-api-keys", env=env).stdout
     duplicate = run(
@@ -111,7 +109,12 @@ def test_unknown_scopes_and_bad_names_are_refused(tmp_path: Path) -> None:
 
     scope = run("create-api-key", "--name", "p", "--scopes", "admin", env=env, check=False)
     name = run(
-        "create-api-key", "--name", " padded ", "--scopes", "opportunities:read", env=env,
+        "create-api-key",
+        "--name",
+        " padded ",
+        "--scopes",
+        "opportunities:read",
+        env=env,
         check=False,
     )
 

@@ -44,6 +44,7 @@ SECRET = "an HS256 secret of at least thirty-two bytes"
 BOTH = "opportunities:read opportunities:write"
 LIST = "{ opportunities(first: 5) { totalCount nodes { id state version } } }"
 REALM = 'Bearer realm="gql_service"'
+INTROSPECTION = "{ __schema { types { name } } }"
 
 
 class TokenClient:
@@ -163,7 +164,7 @@ def jwk(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str) -
 async def test_production_refuses_a_request_without_a_token(settings: Settings) -> None:
     async with serving(production(settings, api_keys_enabled=True)) as http:
         response = await http.post("/graphql", json={"query": LIST})
-        introspection = await http.post("/graphql", json={"query": "{ __schema { types { name } } }"})
+        introspection = await http.post("/graphql", json={"query": INTROSPECTION})
 
     body = assert_refused(response, 401, "UNAUTHENTICATED")
     assert response.headers["www-authenticate"] == REALM
@@ -174,7 +175,7 @@ async def test_production_refuses_a_request_without_a_token(settings: Settings) 
 async def test_production_will_not_start_without_an_authentication_setting() -> None:
     settings = Settings.from_env({"GQL_ENV": "production"})
 
-    with pytest.raises(AuthConfigurationError, match="production mode .* needs an authentication"):
+    with pytest.raises(AuthConfigurationError, match=r"production mode .* needs an authentication"):
         create_app(settings)
 
 
@@ -242,10 +243,8 @@ async def test_a_write_key_acts_under_its_own_name(settings: Settings, engine: A
     async with serving(production(settings)) as http:
         gql = TokenClient(http, token)
         opportunity = await create_opportunity(gql)
-        closed = ok(
-            await gql(CLOSE_OPPORTUNITY, input={"opportunityId": opportunity["id"], "outcome": "WON"}),
-            "closeOpportunity",
-        )
+        close = {"opportunityId": opportunity["id"], "outcome": "WON"}
+        closed = ok(await gql(CLOSE_OPPORTUNITY, input=close), "closeOpportunity")
         reopened = ok(
             await gql(REOPEN_OPPORTUNITY, input={"opportunityId": opportunity["id"]}),
             "reopenOpportunity",
@@ -400,10 +399,8 @@ async def test_an_hs256_jwt_acts_under_its_subject(settings: Settings) -> None:
     async with serving(jwt_settings(settings, jwt_secret=SECRET)) as http:
         gql = TokenClient(http, token)
         opportunity = await create_opportunity(gql)
-        closed = ok(
-            await gql(CLOSE_OPPORTUNITY, input={"opportunityId": opportunity["id"], "outcome": "LOST"}),
-            "closeOpportunity",
-        )
+        close = {"opportunityId": opportunity["id"], "outcome": "LOST"}
+        closed = ok(await gql(CLOSE_OPPORTUNITY, input=close), "closeOpportunity")
 
     assert opportunity["createdBy"] == "ada@partner.example"
     assert opportunity["modifiedBy"] == "ada@partner.example"
@@ -421,8 +418,10 @@ async def test_rs256_and_es256_jwts_verify_against_a_pem_public_key(
 ) -> None:
     key, algorithm = (rsa_key, "RS256") if curve == "rsa" else (ec_key, "ES256")
     settings = jwt_settings(sqlite_settings, jwt_public_key_file=pem(key, tmp_path / "key.pem"))
-    other = rsa.generate_private_key(65537, 2048) if curve == "rsa" else ec.generate_private_key(
-        ec.SECP256R1()
+    other = (
+        rsa.generate_private_key(65537, 2048)
+        if curve == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
     )
 
     async with serving(settings) as http:
