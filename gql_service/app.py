@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gql_service.authentication import build_authenticator
 from gql_service.database import create_engine
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
@@ -25,10 +26,17 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """A fresh app with its own engine; nothing is shared between apps."""
+    """A fresh app with its own engine; nothing is shared between apps.
+
+    Raises AuthConfigurationError when the authentication settings cannot work, e.g. production
+    mode without any.
+    """
     settings = settings or Settings.from_env()
     engine = create_engine(settings)
-    endpoint = GraphQLEndpoint(build_schema(settings), settings=settings, engine=engine)
+    authenticator = build_authenticator(settings, engine)
+    endpoint = GraphQLEndpoint(
+        build_schema(settings), settings=settings, engine=engine, authenticator=authenticator
+    )
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

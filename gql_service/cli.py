@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, seed-demo, export-schema."""
+"""Command line: serve, migrate, seed-demo, export-schema and the API key commands."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gql_service.principal import SCOPES
 from gql_service.settings import Settings
 
 
@@ -44,6 +45,42 @@ async def _seed(settings: Settings, *, only_if_empty: bool) -> str:
         await engine.dispose()
 
 
+async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from gql_service.api_keys import (
+        ApiKeyError,
+        create_api_key,
+        describe,
+        list_api_keys,
+        revoke_api_key,
+    )
+    from gql_service.database import create_engine
+    from gql_service.unit_of_work import UnitOfWork
+
+    engine = create_engine(settings)
+    uow = UnitOfWork(engine, actor=settings.acting_user)
+    try:
+        if args.command == "create-api-key":
+            issued = await create_api_key(uow, name=args.name, scopes=args.scopes)
+            print(
+                f"created API key {issued.record.key_id} ({issued.record.name}: "
+                f"{issued.record.scopes}); it is shown once, store it now:",
+                file=sys.stderr,
+            )
+            print(issued.token)
+        elif args.command == "list-api-keys":
+            for record in await list_api_keys(uow):
+                print(describe(record))
+        else:
+            record = await revoke_api_key(uow, key=args.key)
+            print(f"revoked: {describe(record)}")
+    except ApiKeyError as exc:
+        print(f"gql_service: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    return 0
+
+
 def export_schema_text() -> str:
     from gql_service.graphql.schema import build_schema
 
@@ -64,12 +101,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    create_key = commands.add_parser(
+        "create-api-key", help="issue an API key and print it, once, on stdout"
+    )
+    create_key.add_argument("--name", required=True, help="unique; recorded as createdBy")
+    create_key.add_argument("--scopes", nargs="+", required=True, choices=SCOPES)
+    commands.add_parser("list-api-keys", help="list API keys (secrets are never stored)")
+    revoke_key = commands.add_parser("revoke-api-key", help="revoke an API key")
+    revoke_key.add_argument("key", help="the key's name or key id (gqs_...)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
     _configure_logging(settings)
     if args.command == "serve":
         import uvicorn
+
+        from gql_service.authentication import check_authentication_settings
+        from gql_service.jwt_tokens import AuthConfigurationError
+
+        try:
+            check_authentication_settings(settings)
+        except AuthConfigurationError as exc:
+            print(f"gql_service: cannot serve: {exc}", file=sys.stderr)
+            return 2
 
         uvicorn.run(
             "gql_service.app:create_app",
@@ -84,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"database at head: {settings.database_url}")
     elif args.command == "seed-demo":
         print(asyncio.run(_seed(settings, only_if_empty=args.if_empty)))
+    elif args.command in {"create-api-key", "list-api-keys", "revoke-api-key"}:
+        return asyncio.run(_api_keys(settings, args))
     elif args.command == "export-schema":
         sdl = export_schema_text()
         if args.output:

@@ -1,25 +1,104 @@
-"""Who is acting: the seam where authentication will plug in."""
+"""Who is acting: the principal of a request, authenticated from its bearer token."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol, TypeGuard
 
-from gql_service.settings import Settings
+READ_SCOPE = "opportunities:read"
+WRITE_SCOPE = "opportunities:write"
+SCOPES = (READ_SCOPE, WRITE_SCOPE)
+
+API_KEY_PREFIX = "gqs_"
+# What createdBy / modifiedBy can hold; longer names, or names with control characters, are
+# refused at the door rather than failing a write.
+NAME_MAX = 200
+
+
+class AuthMethod(enum.StrEnum):
+    ANONYMOUS = "anonymous"
+    API_KEY = "api_key"
+    JWT = "jwt"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller, as recorded in createdBy / modifiedBy."""
+    """The caller: its name (recorded in createdBy / modifiedBy), scopes and how it signed in."""
 
     name: str
+    scopes: frozenset[str] = frozenset()
+    method: AuthMethod = AuthMethod.ANONYMOUS
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
 
 
-def principal_for(headers: Mapping[str, str], settings: Settings) -> Principal:
-    """The acting user of a request.
+# Stands in for the caller of a refused request; it can do nothing.
+NOBODY = Principal("", frozenset(), AuthMethod.ANONYMOUS)
 
-    Until authentication lands every request acts as the configured placeholder user; request
-    headers are deliberately not trusted, so no client can write someone else's name.
+
+class AuthenticationError(Exception):
+    """No usable credentials. ``error`` is RFC 6750's code; None when none were sent at all."""
+
+    def __init__(self, description: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(description)
+        self.description = description
+        self.error = error
+
+
+class SigningKeysUnavailableError(Exception):
+    """The identity provider's signing keys could not be fetched: retry later."""
+
+
+class TokenVerifier(Protocol):
+    async def verify(self, token: str) -> Principal:
+        """The principal a token stands for; raises AuthenticationError when it is not valid."""
+        ...
+
+
+def valid_name(name: object) -> TypeGuard[str]:
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= NAME_MAX
+        and name.strip() == name
+        and name.isprintable()
+    )
+
+
+class Authenticator:
+    """Turns a request's ``Authorization: Bearer`` header into a principal.
+
+    API keys (``gqs_...``) go to ``api_keys``, anything else to ``jwts``; a kind of token
+    without a verifier is refused. Without a header, ``anonymous`` is the principal (development
+    mode) or the request is refused (production mode, where ``anonymous`` is None).
     """
-    del headers
-    return Principal(settings.acting_user)
+
+    def __init__(
+        self,
+        *,
+        anonymous: Principal | None,
+        api_keys: TokenVerifier | None = None,
+        jwts: TokenVerifier | None = None,
+    ) -> None:
+        self.anonymous = anonymous
+        self.api_keys = api_keys
+        self.jwts = jwts
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        header = headers.get("authorization")
+        if header is None:
+            if self.anonymous is None:
+                raise AuthenticationError("Authentication required.", error=None)
+            return self.anonymous
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError(
+                "Send the token as 'Authorization: Bearer <token>'.", error="invalid_request"
+            )
+        verifier = self.api_keys if token.startswith(API_KEY_PREFIX) else self.jwts
+        if verifier is None:
+            raise AuthenticationError("This kind of token is not accepted here.")
+        return await verifier.verify(token)

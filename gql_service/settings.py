@@ -51,6 +51,19 @@ class Settings:
     log_level: str = "INFO"
     acting_user: str = field(default="system")
     # --- authentication and authorization ---
+    api_keys_enabled: bool = True
+    api_key_cache_seconds: int = 5
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key_file: str | None = None
+    jwt_jwks_file: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = 30
+    jwt_name_claim: str = "sub"
+    jwks_cache_seconds: int = 300
+    jwks_refresh_min_seconds: int = 30
+    jwks_fetch_timeout_ms: int = 3_000
     # --- query cost and limits ---
     # --- persisted queries ---
     # --- idempotency ---
@@ -89,6 +102,22 @@ class Settings:
             log_level=env.get("LOG_LEVEL") or cls.log_level,
             acting_user=env.get("ACTING_USER") or cls.acting_user,
             # --- authentication and authorization ---
+            # API keys count as an authentication setting in production only when switched on.
+            api_keys_enabled=_bool(env, "API_KEYS_ENABLED", environment != "production"),
+            api_key_cache_seconds=_int(env, "API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds),
+            jwt_secret=env.get("JWT_SECRET") or None,
+            jwt_public_key_file=env.get("JWT_PUBLIC_KEY_FILE") or None,
+            jwt_jwks_file=env.get("JWT_JWKS_FILE") or None,
+            jwt_jwks_url=env.get("JWT_JWKS_URL") or None,
+            jwt_issuer=env.get("JWT_ISSUER") or None,
+            jwt_audience=env.get("JWT_AUDIENCE") or None,
+            jwt_leeway_seconds=_int(env, "JWT_LEEWAY_SECONDS", cls.jwt_leeway_seconds),
+            jwt_name_claim=env.get("JWT_NAME_CLAIM") or cls.jwt_name_claim,
+            jwks_cache_seconds=_int(env, "JWKS_CACHE_SECONDS", cls.jwks_cache_seconds),
+            jwks_refresh_min_seconds=_int(
+                env, "JWKS_REFRESH_MIN_SECONDS", cls.jwks_refresh_min_seconds
+            ),
+            jwks_fetch_timeout_ms=_int(env, "JWKS_FETCH_TIMEOUT_MS", cls.jwks_fetch_timeout_ms),
             # --- query cost and limits ---
             # --- persisted queries ---
             # --- idempotency ---

@@ -24,6 +24,8 @@ class Context:
     reader: Reader
     principal: Principal
     request_id: str
+    # Why the request's credentials were not accepted; the authorization extension answers it.
+    authentication_error: Exception | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

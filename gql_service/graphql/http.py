@@ -19,7 +19,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from gql_service.graphql.context import Context
-from gql_service.principal import principal_for
+from gql_service.principal import NOBODY, Authenticator
 from gql_service.queries import Reader
 from gql_service.settings import Settings
 
@@ -40,10 +40,18 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     ``data`` entry; everyone else gets ``application/json`` with status 200.
     """
 
-    def __init__(self, schema: BaseSchema, *, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        settings: Settings,
+        engine: AsyncEngine,
+        authenticator: Authenticator,
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
         self.engine = engine
+        self.authenticator = authenticator
         self.reader = Reader(engine)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,14 +71,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         request_id = request.state.request_id
         response.headers[REQUEST_ID_HEADER] = request_id
+        principal, failure = NOBODY, None
+        try:
+            principal = await self.authenticator.authenticate(request.headers)
+        except Exception as exc:  # answered, before any resolver, by the authorization extension
+            failure = exc
         return Context(
             request=request,
             response=response,
             settings=self.settings,
             engine=self.engine,
             reader=self.reader,
-            principal=principal_for(request.headers, self.settings),
+            principal=principal,
             request_id=request_id,
+            authentication_error=failure,
         )
 
     def encode_json(self, data: object) -> bytes:

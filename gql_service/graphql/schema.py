@@ -27,6 +27,7 @@ from strawberry.schema.types.base_scalars import (
 )
 from strawberry.types import ExecutionContext
 
+from gql_service.graphql.authorization import AuthorizeOperation
 from gql_service.graphql.errors import ERROR_TYPES
 from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
 from gql_service.graphql.mutations import Mutation
@@ -75,6 +76,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: AddValidationRules(rules),
         ParserCache,
         ValidationCache,
+        AuthorizeOperation,  # after ValidationCache: its refusal replaces validation's result
     ]
     types: list[Any] = [Opportunity, Quote, OpportunityClose, QuoteClose, Competitor, *ERROR_TYPES]
     return Schema(

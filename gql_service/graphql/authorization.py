@@ -1,0 +1,100 @@
+"""Refuses an operation before any resolver runs unless its principal holds the needed scope.
+
+Queries need ``opportunities:read``, mutations ``opportunities:write``. A refusal is the only
+top-level error, coded UNAUTHENTICATED (no or bad token: 401) or FORBIDDEN (the scope is
+missing: 403), with an RFC 6750 ``WWW-Authenticate`` header.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from gql_service.graphql.context import Context
+from gql_service.principal import (
+    READ_SCOPE,
+    WRITE_SCOPE,
+    AuthenticationError,
+    SigningKeysUnavailableError,
+)
+
+log = logging.getLogger("gql_service.authentication")
+
+REALM = 'Bearer realm="gql_service"'
+RETRY_AFTER_SECONDS = 1
+
+
+def required_scope(operation_type: OperationType) -> str:
+    return WRITE_SCOPE if operation_type == OperationType.MUTATION else READ_SCOPE
+
+
+def _challenge(**params: str) -> str:
+    return ", ".join([REALM, *(f'{k}="{v.replace(chr(34), "")}"' for k, v in params.items())])
+
+
+class AuthorizeOperation(SchemaExtension):
+    """Answers unauthenticated and out-of-scope operations in place of validation.
+
+    It must come after ValidationCache among the extensions: setting the pre-execution errors
+    is what stops the operation, and a later validator would overwrite them.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        execution_context = self.execution_context
+        context = execution_context.context
+        if isinstance(context, Context):
+            refusal = self._refusal(context, execution_context.operation_type)
+            if refusal is not None:
+                execution_context.pre_execution_errors = [refusal]
+        yield
+
+    def _refusal(self, context: Context, operation_type: OperationType) -> GraphQLError | None:
+        failure = context.authentication_error
+        if failure is not None:
+            return _authentication_refusal(context, failure)
+        scope = required_scope(operation_type)
+        if context.principal.has_scope(scope):
+            return None
+        context.response.headers["www-authenticate"] = _challenge(
+            error="insufficient_scope", scope=scope
+        )
+        return GraphQLError(
+            f"This operation needs the scope {scope}, which the token does not grant.",
+            extensions={"code": "FORBIDDEN", "requiredScope": scope},
+        )
+
+
+def _authentication_refusal(context: Context, failure: Exception) -> GraphQLError:
+    if isinstance(failure, AuthenticationError):
+        context.response.headers["www-authenticate"] = (
+            _challenge(error=failure.error, error_description=failure.description)
+            if failure.error
+            else REALM
+        )
+        return GraphQLError(failure.description, extensions={"code": "UNAUTHENTICATED"})
+    if isinstance(failure, SigningKeysUnavailableError | DBAPIError | OSError | TimeoutError):
+        # One line, no traceback: an outage would otherwise log one per request.
+        log.warning(
+            "authentication unavailable [request %s]: %s",
+            context.request_id,
+            type(failure).__name__,
+        )
+        context.response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+        return GraphQLError(
+            "Credentials cannot be checked right now; retry shortly.",
+            extensions={"code": "SERVICE_UNAVAILABLE", "retryAfter": RETRY_AFTER_SECONDS},
+        )
+    log.error(
+        "unexpected error while authenticating [request %s]",
+        context.request_id,
+        exc_info=failure,
+    )
+    return GraphQLError(
+        "Unexpected error.",
+        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": context.request_id},
+    )
