@@ -154,11 +154,14 @@ async def test_a_hash_only_get_from_a_browser_is_not_mistaken_for_graphiql(
 
 async def test_requests_past_the_concurrency_cap_get_503_with_retry_after() -> None:
     release = asyncio.Event()
+    both_in = asyncio.Event()
     entered = 0
 
     async def slow(_: Request) -> JSONResponse:
         nonlocal entered
         entered += 1
+        if entered == 2:
+            both_in.set()
         await release.wait()
         return JSONResponse({"ok": True})
 
@@ -173,8 +176,7 @@ async def test_requests_past_the_concurrency_cap_get_503_with_retry_after() -> N
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         held = [asyncio.create_task(http.get("/slow")) for _ in range(2)]
-        while entered < 2:
-            await asyncio.sleep(0.01)
+        await both_in.wait()
         refused = await http.get("/slow")
         health = await http.get("/healthz")
         release.set()

@@ -21,7 +21,9 @@ MALFORMED = {
     "number": b"5",
     "string": b'"x"',
     "not-utf8": b'{"query": "{ __typename }", "x": "\xff\xfe"}',
-    "lone-surrogate": b'{"query": "query($v: String) { __typename }", "variables": {"v": "\\ud800"}}',
+    "lone-surrogate": (
+        b'{"query": "query($v: String) { __typename }", "variables": {"v": "\\ud800"}}'
+    ),
     "batch": b'[{"query": "{ __typename }"}]',
     "deep-variables": DEEP_VARIABLES,
     "empty": b"",
