@@ -19,7 +19,8 @@ from gql_service.authentication import build_authenticator
 from gql_service.database import create_engine
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
-from gql_service.limits import BodySizeLimit
+from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
+from gql_service.security_headers import SecurityHeaders
 from gql_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await engine.dispose()
 
-    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            ConcurrencyLimit,
+            max_requests=settings.max_concurrent_requests,
+            exempt=frozenset({"/healthz", "/readyz"}),
+        ),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_ms / 1000),
+    ]
     if settings.cors_origins:
         middleware.insert(
-            0,
+            1,
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gql_service.principal import SCOPES
+from gql_service.server import configure_logging, uvicorn_options
 from gql_service.settings import Settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 async def _migrate(settings: Settings) -> None:
@@ -112,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
-    _configure_logging(settings)
+    configure_logging(settings)
     if args.command == "serve":
         import uvicorn
 
@@ -131,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            log_level=settings.log_level.lower(),
+            # Logging, limits and headers travel in the config to every worker process.
+            **uvicorn_options(settings),
         )
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))

@@ -1,9 +1,32 @@
-"""ASGI middleware that caps request bodies before anything parses them."""
+"""ASGI middleware that bounds what one client can hold: body size, body time, concurrency."""
 
 from __future__ import annotations
 
-from starlette.responses import PlainTextResponse
+import asyncio
+import logging
+
+import orjson
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def refusal(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extensions: object,
+) -> Response:
+    """A GraphQL-shaped error response for a request refused before it reached GraphQL."""
+    body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 class BodyTooLargeError(Exception):
@@ -49,7 +72,97 @@ class BodySizeLimit:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = PlainTextResponse(
-            f"Request body exceeds {self.max_bytes} bytes.", status_code=413
+        response = refusal(
+            413, "REQUEST_TOO_LARGE", f"Request body exceeds {self.max_bytes} bytes."
         )
         await response(scope, receive, send)
+
+
+class BodyReadDeadline:
+    """Read the whole body within ``timeout_s`` of the request's start, or answer 408 and close.
+
+    A client that trickles its body holds a connection and a task; the deadline bounds both.
+    The body is buffered here (it is capped by ``BodySizeLimit``) and replayed to the app.
+    """
+
+    def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS or self.timeout_s <= 0:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            log.info("request body not received within %.1f s; answered 408", self.timeout_s)
+            response = refusal(
+                408,
+                "REQUEST_TIMEOUT",
+                f"The request body did not arrive within {self.timeout_s:g} s.",
+                headers={"connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+class ConcurrencyLimit:
+    """At most ``max_requests`` requests in progress per worker; past that, 503 at once.
+
+    Paths in ``exempt`` (the health probes) are neither counted nor refused, so a saturated
+    worker still reports itself alive.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_requests: int,
+        exempt: frozenset[str] = frozenset(),
+        retry_after_s: int = 1,
+    ) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.exempt = exempt
+        self.retry_after_s = retry_after_s
+        self.active = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.max_requests <= 0 or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.max_requests:
+            response = refusal(
+                503,
+                "SERVICE_UNAVAILABLE",
+                "The server is at its limit of concurrent requests; retry shortly.",
+                headers={"retry-after": str(self.retry_after_s)},
+                retryAfter=self.retry_after_s,
+            )
+            await response(scope, receive, send)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1

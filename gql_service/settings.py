@@ -66,9 +66,18 @@ class Settings:
     jwks_fetch_timeout_ms: int = 3_000
     # --- query cost and limits ---
     # --- persisted queries ---
+    apq_enabled: bool = True
+    persisted_query_cache_size: int = 1_000
+    trusted_documents: str | None = None
     # --- idempotency ---
     # --- database failures and timeouts ---
     # --- HTTP edge: slow clients, concurrency, headers ---
+    body_read_timeout_ms: int = 10_000
+    max_concurrent_requests: int = 100
+    max_header_bytes: int = 16_384
+    max_headers: int = 100
+    header_read_timeout_ms: int = 10_000
+    max_json_depth: int = 32
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,9 +129,22 @@ class Settings:
             jwks_fetch_timeout_ms=_int(env, "JWKS_FETCH_TIMEOUT_MS", cls.jwks_fetch_timeout_ms),
             # --- query cost and limits ---
             # --- persisted queries ---
+            apq_enabled=_bool(env, "APQ_ENABLED", cls.apq_enabled),
+            persisted_query_cache_size=_int(
+                env, "PERSISTED_QUERY_CACHE_SIZE", cls.persisted_query_cache_size
+            ),
+            trusted_documents=env.get("TRUSTED_DOCUMENTS") or None,
             # --- idempotency ---
             # --- database failures and timeouts ---
             # --- HTTP edge: slow clients, concurrency, headers ---
+            body_read_timeout_ms=_int(env, "BODY_READ_TIMEOUT_MS", cls.body_read_timeout_ms),
+            max_concurrent_requests=_int(
+                env, "MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests
+            ),
+            max_header_bytes=_int(env, "MAX_HEADER_BYTES", cls.max_header_bytes),
+            max_headers=_int(env, "MAX_HEADERS", cls.max_headers),
+            header_read_timeout_ms=_int(env, "HEADER_READ_TIMEOUT_MS", cls.header_read_timeout_ms),
+            max_json_depth=_int(env, "MAX_JSON_DEPTH", cls.max_json_depth),
         )
 
     @property

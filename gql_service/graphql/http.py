@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from functools import cached_property
 from typing import Any
 
 import orjson
 from cross_web import HTTPException
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from gql_service.graphql.context import Context
+from gql_service.graphql.persisted import PersistedQueries, PersistedQueryError, Resolved
+from gql_service.graphql.request_body import RequestData, decode_json, request_data
+from gql_service.limits import refusal
+from gql_service.persisted_queries import PersistedQueryStore, TrustedDocuments
 from gql_service.principal import NOBODY, Authenticator
 from gql_service.queries import Reader
+from gql_service.security_headers import graphiql_policy
 from gql_service.settings import Settings
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -30,6 +38,9 @@ REQUEST_ID_HEADER = "x-request-id"
 # Top-level error codes that decide the HTTP status whatever the negotiated media type: the
 # request was well formed, but the caller or the service is not in a state to answer it.
 STATUS_BY_CODE = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "SERVICE_UNAVAILABLE": 503}
+
+# Codes for requests refused before GraphQL sees them (Apollo's BAD_REQUEST for malformed ones).
+CODE_BY_STATUS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
@@ -53,20 +64,99 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.engine = engine
         self.authenticator = authenticator
         self.reader = Reader(engine)
+        self.persisted = PersistedQueries(
+            PersistedQueryStore(engine, cache_size=settings.persisted_query_cache_size),
+            apq_enabled=settings.apq_enabled,
+            trusted=(
+                TrustedDocuments.load(settings.trusted_documents)
+                if settings.trusted_documents
+                else None
+            ),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope.setdefault("state", {})["request_id"] = uuid.uuid4().hex
-        await super().__call__(scope, receive, send)
-
-    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        request = Request(scope, receive)
         try:
-            return await super().execute_single(*args, **kwargs)
+            response = await self.run(request)
+        except HTTPException as exc:
+            # A malformed request still gets a GraphQL error with a code, never plain text.
+            response = refusal(
+                exc.status_code,
+                CODE_BY_STATUS.get(exc.status_code, "BAD_REQUEST"),
+                exc.reason,
+                headers={REQUEST_ID_HEADER: request_id},
+            )
+            if exc.status_code == 405:
+                response.headers["allow"] = "POST"
+            _negotiate(request, response)
+        await response(scope, receive, send)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        return decode_json(data, max_depth=self.settings.max_json_depth)
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData:
+        if request.method == "GET":
+            params = self.parse_query_params(request.query_params)
+            for name in ("variables", "extensions"):
+                if params.get(name) == "":
+                    params[name] = None
+            return request_data(params)
+        content_type, _ = parse_content_type(request.content_type or "")
+        if content_type != JSON:
+            raise HTTPException(400, f"Send the operation as {JSON} (Content-Type header).")
+        return request_data(self.parse_json(await request.get_body()))
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # Apollo Client sends hash-only persisted queries as GET with "Accept: */*".
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
+
+    @cached_property
+    def graphiql_policy(self) -> str:
+        return graphiql_policy(self.graphql_ide_html)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(
+            self.graphql_ide_html, headers={"content-security-policy": self.graphiql_policy}
+        )
+
+    async def execute_single(  # type: ignore[override]
+        self, **kwargs: Any
+    ) -> ExecutionResult:
+        data: GraphQLRequestData = kwargs["request_data"]
+        try:
+            resolved = await self.persisted.resolve(
+                data.query,
+                data.extensions,
+                data.document_id if isinstance(data, RequestData) else None,
+            )
+        except PersistedQueryError as exc:
+            return ExecutionResult(data=None, errors=[exc.graphql_error()])
+        kwargs["request_data"] = dataclasses.replace(data, query=resolved.query)
+        try:
+            result = await super().execute_single(**kwargs)
         except HTTPException as exc:
             if isinstance(exc.__cause__, InvalidOperationTypeError):
                 # GraphQL over HTTP: a mutation over GET is 405 Method Not Allowed.
                 raise HTTPException(405, exc.reason) from exc
             raise
+        except RecursionError as exc:
+            raise HTTPException(400, "The document is nested too deeply.") from exc
+        await self._register(resolved, result)
+        return result
+
+    async def _register(self, resolved: Resolved, result: ExecutionResult) -> None:
+        if resolved.register is None or resolved.query is None:
+            return
+        if result.data is None and all(e.path is None for e in result.errors or ()):
+            return  # it did not parse or validate: not worth keeping
+        await self.persisted.register(resolved.register, resolved.query)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         request_id = request.state.request_id
@@ -104,14 +194,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         response = await super().run(request, context=context, root_value=root_value)
-        negotiated = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
-        if negotiated and isinstance(response, Response) and response.media_type == JSON:
-            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
-            if getattr(request.state, "request_error", False):
-                response.status_code = 400
+        if _negotiate(request, response) and getattr(request.state, "request_error", False):
+            response.status_code = 400
         if isinstance(response, Response):
             codes = getattr(request.state, "error_codes", ())
             status = max((STATUS_BY_CODE.get(code, 0) for code in codes), default=0)
             if status:
                 response.status_code = status
         return response
+
+
+def _negotiate(request: Request, response: object) -> bool:
+    """Answer JSON as graphql-response+json to a client that accepts it; True if it did."""
+    negotiated = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+    if negotiated and isinstance(response, Response) and response.media_type == JSON:
+        response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+        return True
+    return False

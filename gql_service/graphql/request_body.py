@@ -1,0 +1,76 @@
+"""Reading a GraphQL-over-HTTP request: its JSON or query parameters, checked member by member.
+
+Anything malformed is an ``HTTPException(400)`` with a message for the client; the endpoint
+answers it as a GraphQL error with ``extensions.code`` BAD_REQUEST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from strawberry.http import GraphQLRequestData
+
+BAD_REQUEST = 400
+
+
+@dataclass
+class RequestData(GraphQLRequestData):
+    """strawberry's request data, plus the trusted document id a client may send instead."""
+
+    document_id: str | None = None
+
+
+def decode_json(data: str | bytes, *, max_depth: int) -> Any:
+    """Parse JSON text (strict UTF-8, no lone surrogates) nested at most ``max_depth`` deep."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise HTTPException(BAD_REQUEST, "The request body is not valid JSON in UTF-8.") from exc
+    if nesting_depth(value) > max_depth:
+        raise HTTPException(BAD_REQUEST, f"JSON is nested more than {max_depth} levels deep.")
+    return value
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply lists and objects nest in a decoded JSON value, without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def request_data(data: object) -> RequestData:
+    """The operation in a decoded body or query string; one JSON object, never a batch."""
+    if isinstance(data, list):
+        raise HTTPException(
+            BAD_REQUEST, "Batching is not enabled: send one operation as a JSON object."
+        )
+    if not isinstance(data, Mapping):
+        raise HTTPException(BAD_REQUEST, "The request body must be a JSON object.")
+    return RequestData(
+        query=_member(data, "query", str, "a string"),
+        variables=_member(data, "variables", dict, "an object"),
+        operation_name=_member(data, "operationName", str, "a string"),
+        extensions=_member(data, "extensions", dict, "an object"),
+        document_id=_member(data, "documentId", str, "a string"),
+    )
+
+
+def _member(data: Mapping[str, Any], name: str, kind: type, described: str) -> Any:
+    value = data.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    raise HTTPException(BAD_REQUEST, f"`{name}` must be {described} or null, if provided.")
