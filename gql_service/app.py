@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,6 +18,8 @@ from gql_service.database import create_engine
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.limits import BodySizeLimit
+from gql_service.outages import OutageGuard, OutageLog
+from gql_service.readiness import database_ready
 from gql_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,16 +30,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings)
     endpoint = GraphQLEndpoint(build_schema(settings), settings=settings, engine=engine)
+    outages = OutageLog()
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> JSONResponse:
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:
-            log.exception("readiness check failed")
+        if not await database_ready(
+            engine, timeout_ms=settings.readiness_timeout_ms, outages=outages
+        ):
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
@@ -50,7 +50,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await engine.dispose()
 
-    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    middleware = [
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        Middleware(
+            OutageGuard,
+            deadline_ms=settings.db_deadline_ms,
+            retry_after=settings.db_retry_after_seconds,
+            outages=outages,
+        ),
+    ]
     if settings.cors_origins:
         middleware.insert(
             0,
