@@ -143,6 +143,34 @@ async def test_a_statement_timeout_is_service_unavailable(
     assert "errors" not in after.json()
 
 
+SLOW_COMMIT = [
+    """
+    CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_sleep(10); RETURN NULL; END $$
+    """,
+    """
+    CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON opportunity
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()
+    """,
+]
+
+
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_a_failure_while_committing_says_the_outcome_is_unknown(settings: Settings) -> None:
+    settings = replace(settings, statement_timeout_ms=200)
+    async with serve(settings) as (http, app):
+        async with app.state.engine.begin() as connection:
+            for statement in SLOW_COMMIT:
+                await connection.execute(text(statement))
+        response = await http.post(
+            "/graphql", json={"query": CREATE_OPPORTUNITY, "variables": CREATE}
+        )
+
+    message = assert_service_unavailable(response)
+    assert "may or may not have been applied" in message
+    assert "same Idempotency-Key" in message
+
+
 async def test_a_pool_checkout_timeout_is_service_unavailable(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
