@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -20,6 +19,8 @@ from gql_service.database import create_engine
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
+from gql_service.outages import OutageGuard, OutageLog
+from gql_service.readiness import database_ready
 from gql_service.security_headers import SecurityHeaders
 from gql_service.settings import Settings
 
@@ -38,16 +39,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     endpoint = GraphQLEndpoint(
         build_schema(settings), settings=settings, engine=engine, authenticator=authenticator
     )
+    outages = OutageLog()
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> JSONResponse:
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:
-            log.exception("readiness check failed")
+        if not await database_ready(
+            engine, timeout_ms=settings.readiness_timeout_ms, outages=outages
+        ):
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
@@ -68,6 +68,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_ms / 1000),
+        Middleware(
+            OutageGuard,
+            deadline_ms=settings.db_deadline_ms,
+            retry_after=settings.db_retry_after_seconds,
+            outages=outages,
+        ),
     ]
     if settings.cors_origins:
         middleware.insert(

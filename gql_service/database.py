@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gql_service import deadlines
 from gql_service.settings import Settings
 
 # Execution option that marks a connection whose transactions will write.
 WRITE_OPTION = "gql_service_write"
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# Connection exception, insufficient resources, operator intervention (statement timeout 57014,
+# shutdown 57P01-57P03) and system error: the database cannot answer now, a retry later may work.
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -25,7 +32,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def _postgres_engine(settings: Settings) -> AsyncEngine:
-    connect_args: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {
+        # Connections are opened within the connect timeout and answer within the deadline.
+        "async_creator_fn": partial(deadlines.connect, settings.db_connect_timeout_ms / 1000),
+    }
     if settings.statement_timeout_ms > 0:
         connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     options: dict[str, Any] = {}
@@ -35,6 +45,7 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_ms / 1000,
         pool_pre_ping=True,
         connect_args=connect_args,
         **options,
@@ -49,8 +60,12 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
-        connect_args={"timeout": 30},
+        pool_timeout=settings.db_pool_timeout_ms / 1000,
+        connect_args={"timeout": settings.db_deadline_ms / 1000},
     )
+    # SQLite's analogue of a frozen server is a lock held elsewhere: wait for it no longer than
+    # a request may wait for the database.
+    busy_timeout = max(0, settings.db_deadline_ms)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -60,7 +75,7 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -73,13 +88,41 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return str(sqlstate) if sqlstate else None
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True for serialization failures, deadlocks and SQLite lock time-outs."""
     if not isinstance(exc, DBAPIError):
         return False
-    orig = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate in RETRYABLE_SQLSTATES:
+    if _sqlstate(exc) in RETRYABLE_SQLSTATES:
         return True
-    message = str(orig).lower()
+    message = str(exc.orig).lower()
     return "database is locked" in message or "database table is locked" in message
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the database could not answer, so that the client may retry later.
+
+    Connection refused, lost or timed out, a pool checkout time-out, a statement time-out, a
+    server shutting down, and contention that outlasted the transaction's own retries.
+    """
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or is_retryable(exc):
+        return True
+    sqlstate = _sqlstate(exc)
+    if sqlstate is not None:
+        return sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
+    # psycopg's own failures (refused, lost, timed out) carry no SQLSTATE.
+    return isinstance(exc.orig, psycopg.OperationalError)
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """True when the connection failed while committing: the server may have committed."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "during_commit", False) is True

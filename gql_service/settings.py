@@ -71,6 +71,11 @@ class Settings:
     trusted_documents: str | None = None
     # --- idempotency ---
     # --- database failures and timeouts ---
+    db_pool_timeout_ms: int = 2_000
+    db_connect_timeout_ms: int = 2_000
+    db_deadline_ms: int = 6_000
+    readiness_timeout_ms: int = 1_000
+    db_retry_after_seconds: int = 2
     # --- HTTP edge: slow clients, concurrency, headers ---
     body_read_timeout_ms: int = 10_000
     max_concurrent_requests: int = 100
@@ -136,6 +141,11 @@ class Settings:
             trusted_documents=env.get("TRUSTED_DOCUMENTS") or None,
             # --- idempotency ---
             # --- database failures and timeouts ---
+            db_pool_timeout_ms=_int(env, "DB_POOL_TIMEOUT_MS", cls.db_pool_timeout_ms),
+            db_connect_timeout_ms=_int(env, "DB_CONNECT_TIMEOUT_MS", cls.db_connect_timeout_ms),
+            db_deadline_ms=_int(env, "DB_DEADLINE_MS", cls.db_deadline_ms),
+            readiness_timeout_ms=_int(env, "READINESS_TIMEOUT_MS", cls.readiness_timeout_ms),
+            db_retry_after_seconds=_int(env, "DB_RETRY_AFTER_SECONDS", cls.db_retry_after_seconds),
             # --- HTTP edge: slow clients, concurrency, headers ---
             body_read_timeout_ms=_int(env, "BODY_READ_TIMEOUT_MS", cls.body_read_timeout_ms),
             max_concurrent_requests=_int(

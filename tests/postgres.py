@@ -1,14 +1,20 @@
-"""A throwaway PostgreSQL 15 cluster for the test session, started and removed by the suite."""
+"""A throwaway PostgreSQL 15 cluster, started and removed by the suite.
+
+The session shares one cluster; fault tests take their own, which they can stop and start again
+on the same port, or freeze (every server process SIGSTOPped: TCP still connects, nothing
+answers) and thaw.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 PG_BIN_DIRS = [Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))]
@@ -35,25 +41,31 @@ def _as_postgres(args: list[str]) -> list[str]:
     return args
 
 
-@contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """Start a cluster on a free loopback port; yield its base URL; stop and delete it."""
-    pg_bin = find_pg_bin()
-    if pg_bin is None:
-        raise FileNotFoundError("PostgreSQL binaries (initdb, pg_ctl) not found")
-    root = Path(tempfile.mkdtemp(prefix="gql_service_pg_"))
-    data, log = root / "data", root / "server.log"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    os.chmod(root, 0o700)
-    port = _free_port()
-    try:
+class Cluster:
+    """One initialised cluster on a fixed loopback port, which can be stopped and started."""
+
+    def __init__(self, pg_bin: Path, root: Path, port: int) -> None:
+        self.pg_bin = pg_bin
+        self.root = root
+        self.data = root / "data"
+        self.log = root / "server.log"
+        self.port = port
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run(
+            _as_postgres([str(self.pg_bin / "pg_ctl"), "-D", str(self.data), *args]),
+            check=check,
+            capture_output=True,
+        )
+
+    def init(self) -> None:
         subprocess.run(
             _as_postgres(
                 [
-                    str(pg_bin / "initdb"),
+                    str(self.pg_bin / "initdb"),
                     "-D",
-                    str(data),
+                    str(self.data),
                     "-U",
                     "postgres",
                     "-A",
@@ -67,34 +79,70 @@ def throwaway_cluster() -> Iterator[str]:
             check=True,
             capture_output=True,
         )
+
+    def start(self) -> None:
         options = (
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off "
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        subprocess.run(
-            _as_postgres(
-                [
-                    str(pg_bin / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-l",
-                    str(log),
-                    "-w",
-                    "-o",
-                    options,
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        # Always -l: without a log file a captured pg_ctl never returns.
+        self._pg_ctl("-l", str(self.log), "-w", "-o", options, "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: "fast" ends sessions cleanly, "immediate" as in a crash."""
+        self._pg_ctl("-m", mode, "-w", "stop", check=False)
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(entry.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """Stop every server process: connections stay open, nothing answers."""
+        for pid in self.processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.processes():
+            os.kill(pid, signal.SIGCONT)
+
+
+@contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """Start a cluster on a free loopback port; yield its base URL; stop and delete it."""
+    with restartable_cluster() as cluster:
+        yield cluster.url
+
+
+@contextmanager
+def restartable_cluster() -> Iterator[Cluster]:
+    """A started cluster of its own, to stop, start, freeze and thaw; deleted afterwards."""
+    pg_bin = find_pg_bin()
+    if pg_bin is None:
+        raise FileNotFoundError("PostgreSQL binaries (initdb, pg_ctl) not found")
+    root = Path(tempfile.mkdtemp(prefix="gql_service_pg_"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    os.chmod(root, 0o700)
+    cluster = Cluster(pg_bin, root, _free_port())
+    try:
+        cluster.init()
+        cluster.start()
         try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+            yield cluster
         finally:
-            subprocess.run(
-                _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                check=False,
-                capture_output=True,
-            )
+            with suppress(OSError, ValueError):
+                cluster.thaw()
+            cluster.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)

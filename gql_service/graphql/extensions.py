@@ -9,6 +9,10 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from gql_service import outages
+from gql_service.database import is_unavailable
 
 log = logging.getLogger("gql_service.errors")
 operations_log = logging.getLogger("gql_service.operations")
@@ -28,8 +32,16 @@ def is_unexpected(error: GraphQLError) -> bool:
     )
 
 
+# Outages reported outside an HTTP request (no OutageGuard in front) share this log.
+_fallback_outages = outages.OutageLog()
+
+
 class MaskUnexpectedErrors(SchemaExtension):
-    """Replace unexpected errors with a generic message and the request id; log the original."""
+    """Replace unexpected errors with a generic message and the request id; log the original.
+
+    When the database could not answer, the whole result becomes one SERVICE_UNAVAILABLE error
+    with a retry hint (no partial data), logged as one line without a traceback.
+    """
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -38,9 +50,13 @@ class MaskUnexpectedErrors(SchemaExtension):
             return
         request_id = _request_id(self.execution_context.context)
         masked = []
+        unavailable: GraphQLError | None = None
         for error in result.errors or []:
             if not is_unexpected(error):
                 masked.append(error)
+                continue
+            if error.original_error is not None and is_unavailable(error.original_error):
+                unavailable = unavailable or error
                 continue
             log.error(
                 "unexpected error [request %s] at %s",
@@ -56,11 +72,38 @@ class MaskUnexpectedErrors(SchemaExtension):
                     extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
                 )
             )
+        if unavailable is not None:
+            result.data = None
+            masked.insert(0, self._service_unavailable(unavailable, request_id))
         result.errors = masked
+
+    def _service_unavailable(self, error: GraphQLError, request_id: str) -> GraphQLError:
+        context = self.execution_context.context
+        exc = error.original_error
+        assert exc is not None
+        _outage_log(context).report(exc, request_id=request_id)
+        retry_after = int(context.settings.db_retry_after_seconds)
+        try:
+            mutation = self.execution_context.operation_type is OperationType.MUTATION
+        except RuntimeError:  # pragma: no cover - an executed operation always has a type
+            mutation = False
+        return GraphQLError(
+            outages.message(retry_after, mutation=mutation, exc=exc),
+            nodes=error.nodes,
+            path=error.path,
+            extensions=outages.extensions(retry_after, request_id),
+        )
 
 
 def _request_id(context: Any) -> str:
     return str(getattr(context, "request_id", "unknown"))
+
+
+def _outage_log(context: Any) -> outages.OutageLog:
+    """The app's outage log, which its OutageGuard puts in the request state."""
+    state = getattr(getattr(context, "request", None), "state", None)
+    found = getattr(state, "outages", None)
+    return found if isinstance(found, outages.OutageLog) else _fallback_outages
 
 
 class LogOperations(SchemaExtension):

@@ -186,6 +186,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         response = await super().process_result(request, result)
         errors = result.errors or []
         request.state.error_codes = [(e.extensions or {}).get("code") for e in errors]
+        request.state.retry_after = max(
+            (int((e.extensions or {}).get("retryAfter") or 0) for e in errors), default=0
+        )
         if errors and result.data is None and all(e.path is None for e in errors):
             # The request failed before execution: per GraphQL over HTTP there is no data.
             request.state.request_error = True
@@ -201,6 +204,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             status = max((STATUS_BY_CODE.get(code, 0) for code in codes), default=0)
             if status:
                 response.status_code = status
+            retry_after = getattr(request.state, "retry_after", 0)
+            if status == 503 and retry_after:
+                response.headers["retry-after"] = str(retry_after)
         return response
 
 
