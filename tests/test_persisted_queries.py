@@ -198,7 +198,8 @@ async def test_a_lookup_while_the_database_is_down_is_service_unavailable() -> N
     assert response.status_code == 503
     body = response.json()
     assert code(body) == "SERVICE_UNAVAILABLE"
-    assert body["errors"][0]["extensions"]["retryAfter"] == 1
+    assert body["errors"][0]["extensions"]["retryAfter"] == settings.db_retry_after_seconds
+    assert response.headers["retry-after"] == str(settings.db_retry_after_seconds)
 
 
 @pytest.mark.parametrize(

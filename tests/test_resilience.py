@@ -62,7 +62,12 @@ def assert_service_unavailable(response: httpx.Response, retry_after: int = 2) -
 
 
 def outage_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+    """Warnings and errors, less the development-mode banner that every start-up logs."""
+    return [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and not r.getMessage().startswith("!!! DEVELOPMENT MODE")
+    ]
 
 
 @pytest.mark.parametrize("settings", ["postgres"], indirect=True)

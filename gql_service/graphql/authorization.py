@@ -11,10 +11,10 @@ import logging
 from collections.abc import Iterator
 
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from gql_service.database import is_unavailable
 from gql_service.graphql.context import Context
 from gql_service.principal import (
     READ_SCOPE,
@@ -26,7 +26,6 @@ from gql_service.principal import (
 log = logging.getLogger("gql_service.authentication")
 
 REALM = 'Bearer realm="gql_service"'
-RETRY_AFTER_SECONDS = 1
 
 
 def required_scope(operation_type: OperationType) -> str:
@@ -77,17 +76,23 @@ def _authentication_refusal(context: Context, failure: Exception) -> GraphQLErro
             else REALM
         )
         return GraphQLError(failure.description, extensions={"code": "UNAUTHENTICATED"})
-    if isinstance(failure, SigningKeysUnavailableError | DBAPIError | OSError | TimeoutError):
-        # One line, no traceback: an outage would otherwise log one per request.
-        log.warning(
-            "authentication unavailable [request %s]: %s",
-            context.request_id,
-            type(failure).__name__,
-        )
-        context.response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    database_down = is_unavailable(failure)
+    if database_down or isinstance(failure, SigningKeysUnavailableError | OSError | TimeoutError):
+        outages = getattr(context.request.state, "outages", None)
+        if database_down and outages is not None:
+            outages.report(failure, request_id=context.request_id)
+        else:
+            # One line, no traceback: an outage would otherwise log one per request.
+            log.warning(
+                "authentication unavailable [request %s]: %s",
+                context.request_id,
+                type(failure).__name__,
+            )
+        retry_after = context.settings.db_retry_after_seconds
+        context.response.headers["retry-after"] = str(retry_after)
         return GraphQLError(
             "Credentials cannot be checked right now; retry shortly.",
-            extensions={"code": "SERVICE_UNAVAILABLE", "retryAfter": RETRY_AFTER_SECONDS},
+            extensions={"code": "SERVICE_UNAVAILABLE", "retryAfter": retry_after},
         )
     log.error(
         "unexpected error while authenticating [request %s]",

@@ -19,7 +19,6 @@ from gql_service.persisted_queries import (
 log = logging.getLogger("gql_service.errors")
 
 SHA256_HEX_LENGTH = 64
-RETRY_AFTER_SECONDS = 1
 
 
 class PersistedQueryError(Exception):
@@ -116,15 +115,8 @@ class PersistedQueries:
         return Resolved(query)
 
     async def _lookup(self, sha256: str) -> str:
-        try:
-            document = await self.store.get(sha256)
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("persisted query lookup failed: %s", type(exc).__name__)
-            raise PersistedQueryError(
-                "The service is temporarily unavailable; retry shortly.",
-                "SERVICE_UNAVAILABLE",
-                retryAfter=RETRY_AFTER_SECONDS,
-            ) from exc
+        # A database outage propagates: OutageGuard answers it with SERVICE_UNAVAILABLE.
+        document = await self.store.get(sha256)
         if document is None:
             raise _not_found()
         return document
