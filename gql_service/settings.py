@@ -54,6 +54,8 @@ class Settings:
     # --- query cost and limits ---
     # --- persisted queries ---
     # --- idempotency ---
+    idempotency_key_ttl_seconds: int = 86_400
+    idempotency_wait_ms: int = 10_000
     # --- database failures and timeouts ---
     # --- HTTP edge: slow clients, concurrency, headers ---
 
@@ -92,6 +94,10 @@ class Settings:
             # --- query cost and limits ---
             # --- persisted queries ---
             # --- idempotency ---
+            idempotency_key_ttl_seconds=_int(
+                env, "IDEMPOTENCY_KEY_TTL_SECONDS", cls.idempotency_key_ttl_seconds
+            ),
+            idempotency_wait_ms=_int(env, "IDEMPOTENCY_WAIT_MS", cls.idempotency_wait_ms),
             # --- database failures and timeouts ---
             # --- HTTP edge: slow clients, concurrency, headers ---
         )

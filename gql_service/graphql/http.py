@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from gql_service.graphql.context import Context
+from gql_service.graphql.idempotency import IdempotentRequests
 from gql_service.principal import principal_for
 from gql_service.queries import Reader
 from gql_service.settings import Settings
@@ -45,6 +46,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.settings = settings
         self.engine = engine
         self.reader = Reader(engine)
+        self.idempotency = IdempotentRequests(engine, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -63,14 +65,16 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         request_id = request.state.request_id
         response.headers[REQUEST_ID_HEADER] = request_id
+        principal = principal_for(request.headers, self.settings)
         return Context(
             request=request,
             response=response,
             settings=self.settings,
             engine=self.engine,
             reader=self.reader,
-            principal=principal_for(request.headers, self.settings),
+            principal=principal,
             request_id=request_id,
+            idempotency=await self.idempotency.claim(request, principal.name),
         )
 
     def encode_json(self, data: object) -> bytes:
@@ -89,8 +93,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        response = await super().run(request, context=context, root_value=root_value)
         negotiated = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+        media_type = GRAPHQL_RESPONSE_JSON if negotiated else JSON
+        refusal = self.idempotency.refusal(request, media_type)
+        if refusal is not None:
+            return refusal
+        response = await super().run(request, context=context, root_value=root_value)
         if negotiated and isinstance(response, Response) and response.media_type == JSON:
             response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
             if getattr(request.state, "request_error", False):
@@ -100,4 +108,5 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             status = max((STATUS_BY_CODE.get(code, 0) for code in codes), default=0)
             if status:
                 response.status_code = status
+            response = await self.idempotency.finish(request, response, media_type)
         return response
