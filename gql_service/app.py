@@ -82,8 +82,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["content-type", "authorization"],
-                expose_headers=[REQUEST_ID_HEADER],
+                allow_headers=["content-type", "authorization", "idempotency-key"],
+                expose_headers=[REQUEST_ID_HEADER, "idempotent-replayed"],
                 max_age=600,
             ),
         )

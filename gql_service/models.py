@@ -113,6 +113,10 @@ def _enum(cls: type[enum.Enum]) -> sa.Enum:
     return sa.Enum(cls, native_enum=False, length=16, validate_strings=True)
 
 
+# Primary keys are INTEGER (int4) on PostgreSQL: a larger number names no row on any engine.
+MAX_ID = 2**31 - 1
+
+
 class Entity(SQLModel):
     """A table with an integer primary key."""
 

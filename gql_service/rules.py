@@ -76,12 +76,26 @@ def as_money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(Decimal(1).scaleb(-MONEY_PLACES))
 
 
+def is_storable_text(value: str) -> bool:
+    """Text both engines store as given: no NUL character (PostgreSQL refuses it) and no lone
+    surrogate (which has no UTF-8 encoding)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_text(
     field: str, value: str | None, *, max_length: int, required: bool = False
 ) -> list[Violation]:
-    """Text fits its length; required text is not blank."""
+    """Text fits its length, holds no NUL or lone surrogate; required text is not blank."""
     if value is None:
         return [_invalid(field, "Must not be empty.")] if required else []
+    if not is_storable_text(value):
+        return [_invalid(field, "Must not contain NUL characters or unpaired surrogates.")]
     if required and not value.strip():
         return [_invalid(field, "Must not be empty.")]
     if len(value) > max_length:

@@ -70,6 +70,8 @@ class Settings:
     persisted_query_cache_size: int = 1_000
     trusted_documents: str | None = None
     # --- idempotency ---
+    idempotency_key_ttl_seconds: int = 86_400
+    idempotency_wait_ms: int = 10_000
     # --- database failures and timeouts ---
     db_pool_timeout_ms: int = 2_000
     db_connect_timeout_ms: int = 2_000
@@ -140,6 +142,10 @@ class Settings:
             ),
             trusted_documents=env.get("TRUSTED_DOCUMENTS") or None,
             # --- idempotency ---
+            idempotency_key_ttl_seconds=_int(
+                env, "IDEMPOTENCY_KEY_TTL_SECONDS", cls.idempotency_key_ttl_seconds
+            ),
+            idempotency_wait_ms=_int(env, "IDEMPOTENCY_WAIT_MS", cls.idempotency_wait_ms),
             # --- database failures and timeouts ---
             db_pool_timeout_ms=_int(env, "DB_POOL_TIMEOUT_MS", cls.db_pool_timeout_ms),
             db_connect_timeout_ms=_int(env, "DB_CONNECT_TIMEOUT_MS", cls.db_connect_timeout_ms),

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from gql_service import idempotency
 from gql_service.database import WRITE_OPTION, is_retryable
 from gql_service.errors import ValidationFailedError
 from gql_service.repositories import Repository
@@ -24,27 +25,44 @@ class UnitOfWork:
     """Runs a piece of work in one transaction, as ``actor``, retrying it on contention.
 
     The whole transaction is retried (never a single statement) on serialization failure,
-    deadlock and SQLite's "database is locked", up to ``max_attempts`` times.
+    deadlock and SQLite's "database is locked", up to ``max_attempts`` times. With an
+    idempotency ``claim`` not yet committed, the transaction inserts it first, so the key is
+    spent exactly when the work commits.
     """
 
-    def __init__(self, engine: AsyncEngine, *, actor: str, max_attempts: int = 8) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        actor: str,
+        max_attempts: int = 8,
+        claim: idempotency.Claim | None = None,
+    ) -> None:
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
         self.actor = actor
         self.max_attempts = max(1, max_attempts)
+        self.claim = claim
 
     async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
         attempt = 1
         while True:
             now = datetime.now(UTC)
+            claim = self.claim if self.claim is not None and not self.claim.committed else None
             async with AsyncSession(self._engine, expire_on_commit=False) as session:
                 try:
                     async with session.begin():
+                        if claim is not None:
+                            # First statement: a twin request waits here, then finds it taken.
+                            await idempotency.take(session, claim, now)
                         try:
-                            return await work(Repository(session, actor=self.actor, now=now))
+                            result = await work(Repository(session, actor=self.actor, now=now))
                         except ValidationFailedError:
                             # Keep what the violations refer to readable after the rollback.
                             session.expunge_all()
                             raise
+                    if claim is not None:
+                        claim.committed = True
+                    return result
                 except Exception as exc:
                     if not is_retryable(exc) or attempt >= self.max_attempts:
                         raise

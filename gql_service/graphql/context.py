@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gql_service.graphql.loaders import Loaders
+from gql_service.idempotency import Claim
 from gql_service.principal import Principal
 from gql_service.queries import Reader
 from gql_service.settings import Settings
@@ -26,6 +27,7 @@ class Context:
     request_id: str
     # Why the request's credentials were not accepted; the authorization extension answers it.
     authentication_error: Exception | None = None
+    idempotency: Claim | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -36,6 +38,7 @@ class Context:
             self.engine,
             actor=self.principal.name,
             max_attempts=self.settings.transaction_retries,
+            claim=self.idempotency,
         )
 
     def refresh(self) -> None:

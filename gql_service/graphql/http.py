@@ -22,6 +22,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from gql_service.graphql.context import Context
+from gql_service.graphql.idempotency import IdempotentRequests
 from gql_service.graphql.persisted import PersistedQueries, PersistedQueryError, Resolved
 from gql_service.graphql.request_body import RequestData, decode_json, request_data
 from gql_service.limits import refusal
@@ -73,6 +74,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 else None
             ),
         )
+        self.idempotency = IdempotentRequests(engine, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,6 +177,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             principal=principal,
             request_id=request_id,
             authentication_error=failure,
+            # A refused caller claims nothing: the authorization extension answers first.
+            idempotency=None if failure else await self.idempotency.claim(request, principal.name),
         )
 
     def encode_json(self, data: object) -> bytes:
@@ -196,6 +200,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        media_type = (
+            GRAPHQL_RESPONSE_JSON
+            if GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+            else JSON
+        )
+        early = self.idempotency.refusal(request, media_type)
+        if early is not None:
+            return early
         response = await super().run(request, context=context, root_value=root_value)
         if _negotiate(request, response) and getattr(request.state, "request_error", False):
             response.status_code = 400
@@ -207,6 +219,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             retry_after = getattr(request.state, "retry_after", 0)
             if status == 503 and retry_after:
                 response.headers["retry-after"] = str(retry_after)
+            response = await self.idempotency.finish(request, response, media_type)
         return response
 
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from gql_service.errors import not_found
+from gql_service.models import MAX_ID
 
 
 def encode_id(type_name: str, pk: int) -> str:
@@ -20,9 +21,15 @@ def parse_id(global_id: str) -> tuple[str, int] | None:
     except (ValueError, UnicodeError, binascii.Error):
         return None
     type_name, sep, pk = raw.partition(":")
-    if not sep or not pk.isdigit() or len(pk) > 18:
+    # Only the spelling we issue: ASCII digits, no sign or leading zero, within the id column.
+    # str.isdigit alone admits "²" (which int() refuses) and Arabic-Indic digits (which int()
+    # reads as ours).
+    if not sep or not pk.isascii() or not pk.isdigit() or len(pk) > len(str(MAX_ID)):
         return None
-    return type_name, int(pk)
+    number = int(pk)
+    if number > MAX_ID or str(number) != pk:
+        return None
+    return type_name, number
 
 
 def decode_id(global_id: str, type_name: str, *, field: str) -> int:

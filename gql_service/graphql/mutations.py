@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import strawberry
+from graphql import GraphQLError
 
 from gql_service import quote_services, services
 from gql_service.errors import ValidationFailedError
@@ -40,6 +41,7 @@ from gql_service.graphql.payloads import (
     WinQuotePayload,
 )
 from gql_service.graphql.types import Competitor, Info, Opportunity, OpportunityClose, Quote
+from gql_service.idempotency import IdempotencyKeyTakenError
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET
 
@@ -59,10 +61,17 @@ async def respond(
     present: Callable[[R], dict[str, Any]],
 ) -> P:
     """Run one service call and build its payload: the result, or its typed errors."""
+    claim = info.context.idempotency
     try:
+        if claim is not None and claim.taken:
+            # An earlier field of this document found the key taken: run nothing more.
+            raise IdempotencyKeyTakenError(claim.key)
         result = await call(info.context.unit_of_work())
     except ValidationFailedError as exc:
         return payload(errors=user_errors(exc))
+    except IdempotencyKeyTakenError as exc:
+        # The HTTP layer answers with the stored response instead of this execution's.
+        raise GraphQLError(str(exc), extensions={"code": "IDEMPOTENCY_KEY_TAKEN"}) from exc
     info.context.refresh()
     return payload(errors=[], **present(result))
 

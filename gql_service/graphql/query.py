@@ -24,6 +24,7 @@ from gql_service.graphql.types import (
 )
 from gql_service.queries import InvalidCursorError, Ordering
 from gql_service.queries import OpportunityFilter as OpportunityQuery
+from gql_service.rules import NAME_MAX, check_text
 
 
 async def resolve_node(info: Info, global_id: str) -> Node | None:
@@ -47,6 +48,32 @@ _NODE_TYPES: dict[str, tuple[str, Any]] = {
     "OpportunityClose": ("opportunity_close", OpportunityClose.from_model),
     "QuoteClose": ("quote_close_by_id", QuoteClose.from_model),
 }
+
+
+def _opportunity_query(given: OpportunityFilter | None) -> OpportunityQuery:
+    """The filter as the reader takes it; text that no stored name could contain is refused.
+
+    A substring longer than the column never matches, and unbounded text would reach the
+    database's LIKE (SQLite refuses patterns over 50,000 bytes; PostgreSQL refuses NUL).
+    """
+    if given is None:
+        return OpportunityQuery()
+    for name, value in (
+        ("customerName", given.customer_name),
+        ("nameContains", given.name_contains),
+    ):
+        problems = check_text(name, value, max_length=NAME_MAX)
+        if problems:
+            raise GraphQLError(
+                f"filter.{name}: {problems[0].message}",
+                extensions={"code": "INVALID_VALUE", "field": ["filter", name]},
+            )
+    return OpportunityQuery(
+        states=tuple(given.state or ()),
+        customer_name=given.customer_name,
+        name_contains=given.name_contains,
+        has_open_quotes=given.has_open_quotes,
+    )
 
 
 @strawberry.type(description="Reads: opportunities with their quotes and history, competitors.")
@@ -118,12 +145,7 @@ class Query:
         request = page_request(
             info.context.settings, first=first, after=after, last=last, before=before
         )
-        query = OpportunityQuery(
-            states=tuple(filter.state or ()) if filter else (),
-            customer_name=filter.customer_name if filter else None,
-            name_contains=filter.name_contains if filter else None,
-            has_open_quotes=filter.has_open_quotes if filter else None,
-        )
+        query = _opportunity_query(filter)
         order = order_by or OpportunityOrder()
         ordering = Ordering(
             field=order.field.value, descending=order.direction is OrderDirection.DESC
