@@ -52,6 +52,8 @@ class Settings:
     acting_user: str = field(default="system")
     # --- authentication and authorization ---
     # --- query cost and limits ---
+    max_query_cost: int = 10_000
+    max_field_repeats: int = 10
     # --- persisted queries ---
     # --- idempotency ---
     # --- database failures and timeouts ---
@@ -90,6 +92,8 @@ class Settings:
             acting_user=env.get("ACTING_USER") or cls.acting_user,
             # --- authentication and authorization ---
             # --- query cost and limits ---
+            max_query_cost=_int(env, "MAX_QUERY_COST", cls.max_query_cost),
+            max_field_repeats=_int(env, "MAX_FIELD_REPEATS", cls.max_field_repeats),
             # --- persisted queries ---
             # --- idempotency ---
             # --- database failures and timeouts ---
