@@ -145,6 +145,14 @@ async def test_the_token_limit_is_coded(gql: GraphQLClient) -> None:
     assert "tokens" in body["errors"][0]["message"]
 
 
+async def test_comments_count_towards_the_token_limit(gql: GraphQLClient) -> None:
+    padded = await gql("# padding\n" * 2_500 + "{ __typename }")
+    short = await gql("# padding\n" * 100 + "{ __typename }")
+
+    assert codes(padded) == ["TOO_MANY_TOKENS"]
+    assert short["data"] == {"__typename": "Query"}
+
+
 async def test_depth_100_is_refused_with_its_depth(gql: GraphQLClient) -> None:
     body = await gql(NESTED_TOO_DEEP)
 

@@ -58,18 +58,22 @@ class Shape:
     aliases: int
     repeats: int
     repeated_field: str | None
+    # The cost of the introspection fields alone: it needs no schema, so it is known early.
+    introspection: int
 
 
 @dataclass
 class _Figures:
     depth: int = 0
     aliases: int = 0
+    introspection: int = 0
     repeats: int = 0
     repeated_field: str | None = None
     keys: Counter[str] = field(default_factory=Counter)
 
     def absorb_nested(self, other: _Figures) -> None:
         self.aliases += other.aliases
+        self.introspection += other.introspection
         if other.repeats > self.repeats:
             self.repeats, self.repeated_field = other.repeats, other.repeated_field
 
@@ -87,14 +91,20 @@ def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
 
 
 def measure(document: DocumentNode, operation: OperationDefinitionNode) -> Shape:
-    """Depth (nested fields that have selections; introspection excluded), aliases, and the
-    most times one response key is selected in one selection set.
+    """Depth (nested fields that have selections; introspection excluded), aliases, the
+    most times one response key is selected in one selection set, and the introspection cost.
 
     Needs no schema, so it runs before validation; unknown fragments and fragment cycles,
     which validation refuses, count as empty.
     """
     figures = _Shaper(fragments_of(document)).selection_set(operation.selection_set)
-    return Shape(figures.depth, figures.aliases, figures.repeats, figures.repeated_field)
+    return Shape(
+        figures.depth,
+        figures.aliases,
+        figures.repeats,
+        figures.repeated_field,
+        figures.introspection,
+    )
 
 
 class _Shaper:
@@ -114,6 +124,7 @@ class _Shaper:
                 into.keys[(selection.alias or selection.name).value] += 1
                 if selection.alias:
                     into.aliases += 1
+                into.introspection += INTROSPECTION_COST.get(selection.name.value, 0)
                 if selection.selection_set is None:
                     continue
                 nested = self.selection_set(selection.selection_set)
