@@ -65,6 +65,8 @@ class Settings:
     jwks_refresh_min_seconds: int = 30
     jwks_fetch_timeout_ms: int = 3_000
     # --- query cost and limits ---
+    max_query_cost: int = 10_000
+    max_field_repeats: int = 10
     # --- persisted queries ---
     apq_enabled: bool = True
     persisted_query_cache_size: int = 1_000
@@ -135,6 +137,8 @@ class Settings:
             ),
             jwks_fetch_timeout_ms=_int(env, "JWKS_FETCH_TIMEOUT_MS", cls.jwks_fetch_timeout_ms),
             # --- query cost and limits ---
+            max_query_cost=_int(env, "MAX_QUERY_COST", cls.max_query_cost),
+            max_field_repeats=_int(env, "MAX_FIELD_REPEATS", cls.max_field_repeats),
             # --- persisted queries ---
             apq_enabled=_bool(env, "APQ_ENABLED", cls.apq_enabled),
             persisted_query_cache_size=_int(

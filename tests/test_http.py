@@ -54,7 +54,10 @@ async def test_queries_work_over_get_and_mutations_do_not(client: httpx.AsyncCli
         },
     )
 
-    assert query.json() == {"data": {"competitors": {"totalCount": 0}}}
+    assert query.json() == {
+        "data": {"competitors": {"totalCount": 0}},
+        "extensions": {"cost": {"requested": 1, "maximum": 10_000}},
+    }
     assert mutation.status_code == 405
 
 

@@ -48,7 +48,10 @@ async def test_an_opportunity_id_given_as_a_quote_id_is_not_found(gql: GraphQLCl
 async def test_reading_an_unknown_or_malformed_id_gives_null(gql: GraphQLClient) -> None:
     for bad_id in ("nope", "T3Bwb3J0dW5pdHk6OTk5OTk", "UXVvdGU6MQ"):
         body = await gql(OPPORTUNITY, id=bad_id)
-        assert body == {"data": {"opportunity": None}}
+        assert body == {
+            "data": {"opportunity": None},
+            "extensions": {"cost": {"requested": 122, "maximum": 10_000}},
+        }
 
 
 @pytest.mark.parametrize(

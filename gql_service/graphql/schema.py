@@ -9,16 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.extensions.max_aliases import create_validator as alias_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import (
     DateDefinition,
@@ -27,6 +19,7 @@ from strawberry.schema.types.base_scalars import (
 )
 from strawberry.types import ExecutionContext
 
+from gql_service.graphql.admission import admission
 from gql_service.graphql.authorization import AuthorizeOperation
 from gql_service.graphql.errors import ERROR_TYPES
 from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
@@ -63,20 +56,12 @@ class Schema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    # Rule classes are built once: the validation cache keys on them, so building them per
-    # request would silently defeat it.
-    rules: list[type[ASTValidationRule]] = [
-        depth_rule(settings.max_query_depth, should_ignore=None),
-        alias_rule(settings.max_aliases),
-    ]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         LogOperations,
         MaskUnexpectedErrors,
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: AddValidationRules(rules),
-        ParserCache,
-        ValidationCache,
-        AuthorizeOperation,  # after ValidationCache: its refusal replaces validation's result
+        # Parsing (with its caches and limits), validation and cost: see admission.py.
+        admission(settings),
+        AuthorizeOperation,  # after admission: its refusal replaces validation's result
     ]
     types: list[Any] = [Opportunity, Quote, OpportunityClose, QuoteClose, Competitor, *ERROR_TYPES]
     return Schema(
