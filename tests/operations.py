@@ -181,3 +181,8 @@ async def read_opportunity(gql: GraphQL, opportunity_id: str) -> dict[str, Any]:
     body = await gql(OPPORTUNITY, id=opportunity_id)
     assert "errors" not in body, body
     return dict(body["data"]["opportunity"])
+
+
+def cost(requested: int) -> dict[str, Any]:
+    """The extensions entry every response carries (tests/test_cost.py checks the model)."""
+    return {"extensions": {"cost": {"requested": requested, "maximum": 10_000}}}

@@ -22,6 +22,7 @@ from tests.operations import (
     UPDATE_OPPORTUNITY,
     UPDATE_QUOTE,
     WIN_QUOTE,
+    cost,
     create_opportunity,
     create_quote,
     error_codes,
@@ -61,9 +62,9 @@ async def test_an_id_we_never_issued_names_nothing(gql: GraphQLClient, bad_id: s
     )
     assert error_codes(closed) == ["NOT_FOUND"]
     assert closed["errors"][0]["field"] == ["input", "opportunityId"]
-    assert await gql(OPPORTUNITY, id=bad_id) == {"data": {"opportunity": None}}
-    assert await gql(NODE, id=bad_id) == {"data": {"node": None}}
-    assert await gql(NODES, ids=[bad_id]) == {"data": {"nodes": [None]}}
+    assert await gql(OPPORTUNITY, id=bad_id) == {"data": {"opportunity": None}, **cost(122)}
+    assert await gql(NODE, id=bad_id) == {"data": {"node": None}, **cost(1)}
+    assert await gql(NODES, ids=[bad_id]) == {"data": {"nodes": [None]}, **cost(1)}
 
 
 async def test_quote_and_competitor_ids_above_int4_are_not_found(gql: GraphQLClient) -> None:

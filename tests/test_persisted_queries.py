@@ -16,6 +16,7 @@ import pytest
 from gql_service.app import create_app
 from gql_service.persisted_queries import TrustedDocuments, TrustedDocumentsError
 from gql_service.settings import Settings
+from tests.operations import cost
 
 COUNT = "query Count { competitors { totalCount } }"
 NAMES = "query Names { competitors { nodes { name } } }"
@@ -63,7 +64,7 @@ async def test_an_unknown_hash_is_not_found_then_registered_and_shared_by_instan
     assert unknown["errors"][0]["message"] == "PersistedQueryNotFound"
     assert code(unknown) == "PERSISTED_QUERY_NOT_FOUND"
     assert "data" not in unknown or unknown["data"] is None
-    expected = {"data": {"competitors": {"totalCount": 0}}}
+    expected = {"data": {"competitors": {"totalCount": 0}}, **cost(1)}
     assert registered == expected
     assert again == expected
     assert elsewhere == expected
@@ -139,7 +140,7 @@ async def test_with_apq_off_the_extension_is_not_supported(settings: Settings) -
     assert hash_only["errors"][0]["message"] == "PersistedQueryNotSupported"
     assert code(hash_only) == "PERSISTED_QUERY_NOT_SUPPORTED"
     assert code(with_text) == "PERSISTED_QUERY_NOT_SUPPORTED"
-    assert plain == {"data": {"competitors": {"totalCount": 0}}}
+    assert plain == {"data": {"competitors": {"totalCount": 0}}, **cost(1)}
 
 
 @pytest.fixture
@@ -166,9 +167,12 @@ async def test_trusted_documents_run_by_id_hash_or_text_and_nothing_else(
         after = (await http.post("/graphql", json={"extensions": apq(NAMES)})).json()
         by_relay_id = (await http.post("/graphql", json={"documentId": "relay-md5-id"})).json()
 
-    count = {"data": {"competitors": {"totalCount": 0}}}
+    count = {"data": {"competitors": {"totalCount": 0}}, **cost(1)}
     assert by_id == by_bare_id == by_apq == by_text == count
-    assert by_relay_id == {"data": {"createCompetitor": {"competitor": {"name": "Trey"}}}}
+    assert by_relay_id == {
+        "data": {"createCompetitor": {"competitor": {"name": "Trey"}}},
+        **cost(12),
+    }
     assert code(other) == "PERSISTED_QUERY_NOT_ALLOWED"
     assert code(registration) == "PERSISTED_QUERY_NOT_ALLOWED"
     assert code(unknown_id) == "PERSISTED_QUERY_NOT_FOUND"
@@ -186,7 +190,7 @@ async def test_without_trusted_documents_a_document_id_names_a_registered_hash(
     ).json()
 
     assert code(missing) == "PERSISTED_QUERY_NOT_FOUND"
-    assert found == {"data": {"competitors": {"totalCount": 0}}}
+    assert found == {"data": {"competitors": {"totalCount": 0}}, **cost(1)}
     assert code(with_text) == "PERSISTED_QUERY_HASH_MISMATCH"
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from gql_service.settings import Settings
 from tests.live_server import Connection, live_server
+from tests.operations import cost
 
 COUNT = b'{"query": "{ competitors { totalCount } }"}'
 DEEP_VARIABLES = (
@@ -104,7 +105,7 @@ async def test_empty_get_variables_are_no_variables(client: httpx.AsyncClient) -
         "/graphql", params={"query": "{ __typename }", "variables": "", "extensions": ""}
     )
 
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.json() == {"data": {"__typename": "Query"}, **cost(0)}
 
 
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
@@ -131,4 +132,4 @@ async def test_malformed_bodies_keep_the_keep_alive_connection_over_a_real_serve
             await connection.close()
 
     assert fine.status == 200
-    assert fine.json() == {"data": {"competitors": {"totalCount": 0}}}
+    assert fine.json() == {"data": {"competitors": {"totalCount": 0}}, **cost(1)}

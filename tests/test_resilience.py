@@ -27,7 +27,7 @@ from gql_service.database import create_engine
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient
-from tests.operations import CREATE_OPPORTUNITY, create_opportunity, read_opportunity
+from tests.operations import CREATE_OPPORTUNITY, cost, create_opportunity, read_opportunity
 
 # Port 9 (discard) has no listener on loopback: every connection attempt is refused.
 REFUSED_URL = "postgresql+psycopg://nobody@127.0.0.1:9/none"
@@ -218,7 +218,10 @@ async def test_a_locked_sqlite_database_is_service_unavailable_and_nothing_is_wr
 
     assert "the mutation was not applied" in assert_service_unavailable(response)
     # WAL readers do not wait for the writer's lock.
-    assert read.json() == {"data": {"opportunities": {"totalCount": 0, "nodes": []}}}
+    assert read.json() == {
+        "data": {"opportunities": {"totalCount": 0, "nodes": []}},
+        **cost(6),
+    }
     assert (await create_opportunity(gql))["state"] == "OPEN"
 
 
