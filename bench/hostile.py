@@ -234,7 +234,7 @@ def table(rows: list[Row], header: str) -> str:
         median = statistics.median(row.times_ms)
         health_max = max(row.healthz_ms, default=0.0)
         p99 = (
-            statistics.quantiles(row.healthz_ms, n=100)[-1]
+            statistics.quantiles(row.healthz_ms, n=100, method="inclusive")[-1]
             if len(row.healthz_ms) >= 2
             else health_max
         )
@@ -261,6 +261,7 @@ def run_item(url: str, workdir: Path, name: str, payload: bytes) -> tuple[Row, s
     except RuntimeError:
         environment = "development"
         process, port = start_server(url, environment, log)
+    send(port, body("{ __typename }"))  # warm: the first request pays for lazy imports
     poller = HealthzPoller(port)
     poller.start()
     try:
@@ -293,10 +294,12 @@ def main() -> int:
     engine = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     header = (
         f"Hostile catalogue on {engine}, GQL_ENV={'/'.join(sorted(environments))}, one uvicorn "
-        f"worker started afresh per item, {OPPORTUNITIES} opportunities x {QUOTES_EACH} quotes; "
+        f"worker started afresh (and warmed) per item, {OPPORTUNITIES} opportunities x "
+        f"{QUOTES_EACH} quotes; "
         f"median of {RUNS} runs ({SLOW_RUNS} for items over {SLOW_S:.0f} s, 1 if no answer in "
-        f"{TIMEOUT_S:.0f} s). Target: under {TARGET_MS:.0f} ms with a 4xx or coded refusal, "
-        f"/healthz under {HEALTHZ_TARGET_MS:.0f} ms."
+        f"{TIMEOUT_S:.0f} s); max ms is the first run, before strawberry's parser and validation "
+        f"caches know the document (an attacker varies it). Target: under {TARGET_MS:.0f} ms "
+        f"with a 4xx or coded refusal, /healthz under {HEALTHZ_TARGET_MS:.0f} ms."
     )
     output = table(rows, header)
     print(output)
