@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate seed test pytest lint format schema bench clean
+.PHONY: install run serve migrate seed test pytest lint format schema bench bench-hostile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -50,6 +50,11 @@ schema: install
 bench: install
 	$(PY) bench/list_opportunities.py
 	$(PY) bench/mutations.py
+	$(PY) bench/hostile.py
+
+## make bench-hostile: the hostile catalogue against a live server, /healthz watched.
+bench-hostile: install
+	$(PY) bench/hostile.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
