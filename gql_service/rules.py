@@ -59,16 +59,23 @@ def check_money(field: str, value: Decimal | None) -> list[Violation]:
     problems = []
     if value < 0:
         problems.append(_invalid(field, "Must not be negative."))
-    if abs(value) >= MONEY_LIMIT:
+    # copy_abs and decimal_places never round in the decimal context, which would overflow
+    # (1e999999999) or fail (40 digits beyond the context's precision) on hostile input.
+    if value.copy_abs() >= MONEY_LIMIT:
         problems.append(_invalid(field, "Must be less than 1,000,000,000,000,000."))
-    exponent = value.as_tuple().exponent
-    if (
-        isinstance(exponent, int)
-        and exponent < -MONEY_PLACES
-        and value != value.quantize(Decimal(1).scaleb(-MONEY_PLACES))
-    ):
+    if decimal_places(value) > MONEY_PLACES:
         problems.append(_invalid(field, f"Must have at most {MONEY_PLACES} decimal places."))
     return problems
+
+
+def decimal_places(value: Decimal) -> int:
+    """The fractional digits of a finite decimal that matter: "1.2300" has 2, "1E+3" none."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int), "a finite decimal"
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not significant:
+        return 0
+    return max(0, -(exponent + len(digits) - len(significant)))
 
 
 def as_money(value: Decimal | None) -> Decimal | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from gql_service.errors import ErrorCode, InvalidStatusReason, OpenQuotesBlock
+from gql_service.errors import ErrorCode, InvalidStatusReason, OpenQuotesBlock, Violation
 from gql_service.models import (
     CloseOutcome,
     Opportunity,
@@ -35,6 +35,22 @@ def test_money_must_be_finite_non_negative_small_and_at_most_four_decimals() -> 
     assert len(check_money("m", Decimal("1E+15"))) == 1
     assert len(check_money("m", Decimal("NaN"))) == 1
     assert len(check_money("m", Decimal("-Infinity"))) == 1
+
+
+def test_money_checks_survive_numbers_beyond_the_decimal_context() -> None:
+    # Found by the hostile-input suite: abs() and quantize() round in the context and raised
+    # decimal.Overflow / InvalidOperation, which became "Unexpected error.".
+    huge = check_money("m", Decimal("1e999999999"))
+    negative_huge = check_money("m", Decimal("-1e999999999"))
+    long_fraction = check_money("m", Decimal("1" * 40 + ".00001"))
+
+    assert [v.message for v in huge] == ["Must be less than 1,000,000,000,000,000."]
+    assert [v.code for v in negative_huge] == [ErrorCode.INVALID_VALUE] * 2
+    assert len(long_fraction) == 2
+    assert check_money("m", Decimal("1e-999999999")) == [
+        Violation(ErrorCode.INVALID_VALUE, "Must have at most 4 decimal places.", "m")
+    ]
+    assert check_money("m", Decimal("12.34560000000")) == []
     assert check_money("m", None) == []
 
 
