@@ -1,14 +1,13 @@
 """Benchmark: the hostile catalogue of issue 5 against the real server, with /healthz watched.
 
-Seeds a fresh SQLite file, or DATABASE_URL (an empty PostgreSQL database) when set, and for each
-item starts ``python -m gql_service serve`` (one worker) afresh, with GQL_ENV=production when
-the service starts that way, else development, so that an item that hangs the worker cannot
-spoil the next one. Sends each hostile request several times (once if it takes over 60 s; the
-worker is then killed) and reports the median response time, HTTP status and extensions.code;
-meanwhile a second client polls /healthz and the table shows its max and p99 latency while the
-item ran. Target (issue 5):
-each item answered in under 50 ms with a 4xx or a coded refusal, /healthz within 10 ms.
-Writes the table to bench/results/hostile.md as well.
+Seeds a fresh SQLite file, or DATABASE_URL (an empty PostgreSQL database) when set. For each
+item it starts ``python -m gql_service serve`` (one worker) afresh in production mode
+(GQL_ENV=production, API keys on, every request with a read-and-write API key), so that an item
+that hangs the worker cannot spoil the next one. It sends each hostile request several times
+(once if it takes over 60 s; the worker is then killed) and reports the median response time,
+HTTP status and extensions.code; meanwhile a second client polls /healthz and the table shows
+its max and p99 latency while the item ran. Target (issue 5): each item answered in under 50 ms
+with a 4xx or a coded refusal, /healthz within 10 ms. Writes bench/results/hostile.md as well.
 """
 
 from __future__ import annotations
@@ -28,12 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gql_service import quote_services, services
+from gql_service.api_keys import create_api_key
 from gql_service.database import create_engine
 from gql_service.migrations import upgrade_to_head
+from gql_service.principal import SCOPES
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 
 HOST = "127.0.0.1"
+API_KEY: list[str] = []  # the key the seed issues, sent with every request
 RUNS = 5
 SLOW_RUNS = 3  # for items slower than SLOW_S on their first run
 SLOW_S = 3.0
@@ -134,7 +136,11 @@ class HealthzPoller(threading.Thread):
 def send(port: int, payload: bytes) -> tuple[float, str, str]:
     """Elapsed ms, HTTP status (or what went wrong) and the first extensions.code."""
     connection = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT_S)
-    headers = {"content-type": "application/json", "accept": "application/graphql-response+json"}
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/graphql-response+json",
+        "authorization": f"Bearer {API_KEY[0]}",
+    }
     start = time.perf_counter()
     try:
         connection.request("POST", "/graphql", body=payload, headers=headers)
@@ -166,6 +172,8 @@ async def seed(url: str) -> None:
     engine = create_engine(Settings(database_url=url))
     await upgrade_to_head(engine)
     uow = UnitOfWork(engine, actor="bench")
+    issued = await create_api_key(uow, name="bench", scopes=SCOPES)
+    API_KEY.append(issued.token)
     for index in range(OPPORTUNITIES):
         opportunity = await services.create_opportunity(
             uow, name=f"Deal {index}", customer_name="Contoso", currency_code="EUR"
@@ -184,7 +192,13 @@ def free_port() -> int:
 
 def start_server(url: str, environment: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "GQL_ENV": environment, "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "GQL_ENV": environment,
+        "API_KEYS_ENABLED": "true",
+        "LOG_LEVEL": "WARNING",
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gql_service", "serve", "--host", HOST, "--port", str(port)],
@@ -255,12 +269,8 @@ def table(rows: list[Row], header: str) -> str:
 def run_item(url: str, workdir: Path, name: str, payload: bytes) -> tuple[Row, str]:
     """One item against a fresh server; the row and the GQL_ENV the server ran under."""
     log = workdir / "server.log"
-    try:
-        environment = "production"
-        process, port = start_server(url, environment, log)
-    except RuntimeError:
-        environment = "development"
-        process, port = start_server(url, environment, log)
+    environment = "production"
+    process, port = start_server(url, environment, log)
     send(port, body("{ __typename }"))  # warm: the first request pays for lazy imports
     poller = HealthzPoller(port)
     poller.start()
