@@ -8,11 +8,13 @@ resolver.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import lru_cache
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     ASTValidationRule,
@@ -44,6 +46,9 @@ TOO_MANY_REPEATED_FIELDS = "TOO_MANY_REPEATED_FIELDS"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 CACHE_SIZE = 256
+# Documents longer than this are parsed and validated in a thread (see Admission._off_the_loop).
+OFF_LOOP_CHARS = 1_024
+T = TypeVar("T")
 TOKEN_LIMIT_MESSAGE = re.compile(r"^Syntax Error: Document contains more than \d+ tokens\.")
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # GraphQL's lexical tokens, comments included (as the parser's token limit counts them): block
@@ -97,6 +102,18 @@ class Gate:
         self._cached_validation = lru_cache(CACHE_SIZE)(self._validate_text)
         self._cached_limits = lru_cache(CACHE_SIZE)(self._limits_of_text)
         self._cached_price = lru_cache(CACHE_SIZE)(self._price_of_text)
+        # Texts admitted lately, in the caches' order: those need no thread (see Admission).
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def seen(self, query: str) -> bool:
+        """Whether ``query`` was admitted lately; remembers it from now on."""
+        if query in self._seen:
+            self._seen.move_to_end(query)
+            return True
+        self._seen[query] = None
+        if len(self._seen) > CACHE_SIZE:
+            self._seen.popitem(last=False)
+        return False
 
     def _parse(self, query: str) -> DocumentNode:
         maximum = self.settings.max_tokens
@@ -288,13 +305,27 @@ class Admission(SchemaExtension):
         self.gate = gate
         self.requested = 0
         self.text: str | None = None
+        self.off_loop = False
         self.operation: OperationDefinitionNode | None = None
 
-    def on_parse(self) -> Iterator[None]:
+    async def _off_the_loop(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)``, in a thread when the document is long.
+
+        Parsing and validating a long document nobody sent before costs tens of milliseconds of
+        pure Python (~12 us a token). In a thread the event loop still gets the interpreter
+        every switch interval, so /healthz and other requests keep answering meanwhile. A
+        document already in the caches costs a look-up, and stays on the loop.
+        """
+        if self.off_loop:
+            return await asyncio.to_thread(work, *args)
+        return work(*args)
+
+    async def on_parse(self) -> AsyncIterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query:
-            context.graphql_document = self.gate.parse(context.query)
             self.text = context.query
+            self.off_loop = len(self.text) > OFF_LOOP_CHARS and not self.gate.seen(self.text)
+            context.graphql_document = await self._off_the_loop(self.gate.parse, context.query)
         if context.graphql_document is not None:
             self.operation = self.gate.operation(
                 context.schema._schema,
@@ -305,7 +336,7 @@ class Admission(SchemaExtension):
             )
         yield
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         document, operation = context.graphql_document, self.operation
         assert document is not None
@@ -318,7 +349,9 @@ class Admission(SchemaExtension):
             context.pre_execution_errors = [refusal]
             yield
             return
-        errors = self.gate.validate(schema, document, self.text, context.validation_rules)
+        errors = await self._off_the_loop(
+            self.gate.validate, schema, document, self.text, context.validation_rules
+        )
         if not errors:
             self.requested = self.gate.price(
                 schema, document, self.text, operation, context.variables
