@@ -43,7 +43,8 @@ BASE_DATA = [
            {_STATE},
            CASE WHEN g % 10 < 6 THEN (CASE WHEN g % 7 = 0 THEN 'ON_HOLD' ELSE 'IN_PROGRESS' END)
                 WHEN g % 10 < 8 THEN 'WON' WHEN g % 10 = 8 THEN 'OUT_SOLD' ELSE 'CANCELED' END,
-           CASE WHEN g % 10 < 6 THEN (ARRAY['PIPELINE', 'BEST_CASE', 'COMMITTED', 'OMITTED'])[1 + g % 4]
+           CASE WHEN g % 10 < 6
+                THEN (ARRAY['PIPELINE', 'BEST_CASE', 'COMMITTED', 'OMITTED'])[1 + g % 4]
                 WHEN g % 10 < 8 THEN 'WON' ELSE 'LOST' END,
            CASE WHEN g % 10 IN (6, 7) THEN {_REVENUE} END,
            CASE WHEN g % 10 >= 6 THEN date '2024-06-01' + g % 365 END,
@@ -169,7 +170,8 @@ def load_base_data(dsn: str) -> dict[str, int]:
         for statement in BASE_DATA:
             connection.execute(statement)
         broken = connection.execute(INVARIANT).fetchone()
-        assert broken is not None and broken[0] == 0, "a WON or LOST opportunity has open quotes"
+        if broken is None or broken[0] != 0:
+            raise RuntimeError("the data set breaks the invariant: a closed deal has open quotes")
         counts = {}
         for table in ("competitor", "opportunity", "quote", "quote_close", "opportunity_close"):
             row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()

@@ -91,7 +91,7 @@ class StatsCluster(Cluster):
 def cluster() -> Iterator[StatsCluster]:
     pg_bin = find_pg_bin()
     if pg_bin is None:
-        raise SystemExit("PostgreSQL 15 binaries (initdb, pg_ctl) not found: apt-get install postgresql-15")
+        raise SystemExit("PostgreSQL 15 (initdb, pg_ctl) not found: apt-get install postgresql-15")
     root = Path(tempfile.mkdtemp(prefix="gql_bench_pg_"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
@@ -220,9 +220,7 @@ def post(server: Server, token: str, operation: str, variables: dict[str, Any]) 
 # --- the equality check ---
 
 
-def equality_check(
-    service: Server, baseline: Server, token: str, port: int
-) -> list[str]:
+def equality_check(service: Server, baseline: Server, token: str, port: int) -> list[str]:
     """Both servers answer R1, R2 and each write with the same data; the checks made."""
     checks = []
     for pk in CHECK_IDS:
@@ -340,15 +338,13 @@ def wrk(
     raise SystemExit(f"wrk failed:\n{done.stdout}\n{done.stderr}")
 
 
-def measure(
-    server: Server, token: str, port: int, scenario: Scenario, connections: int
-) -> Run:
+def measure(server: Server, token: str, port: int, scenario: Scenario, connections: int) -> Run:
     ids: list[str]
     if scenario.write:
         pool = make_pool(
             dsn(port, server.database),
             f"{scenario.name}-{connections}",
-            scenario.pool,
+            scenario.pool_per_second * DURATION,
             scenario.open_quotes,
         )
         ids = [global_id("Opportunity", pk) for pk in pool]

@@ -38,8 +38,9 @@ R2 = f"""query R2 {{
 }}"""
 
 CLOSE_DATE = "2025-06-30"
-CLOSED_OPPORTUNITY = "opportunity { id state statusReason forecastCategory actualRevenue " \
-    "actualCloseDate version }"
+CLOSED_OPPORTUNITY = (
+    "opportunity { id state statusReason forecastCategory actualRevenue actualCloseDate version }"
+)
 CLOSE_RECORD = "opportunityClose { id outcome statusReason actualRevenue closeDate state }"
 CLOSED_QUOTE = "id state statusReason closedOn version"
 
@@ -81,17 +82,17 @@ class Scenario:
     description: str
     write: bool = False
     open_quotes: int = 0  # open quotes per pool opportunity
-    pool: int = 0  # pool size per run (the run stops early when it is used up)
+    pool_per_second: int = 0  # fresh targets per second of run (a run stops when it has none)
 
 
 SCENARIOS = [
     Scenario("R1", "R1", "one opportunity with quotes, close records, close history"),
     Scenario("R2", "R2", "50 open opportunities with the same tree"),
-    Scenario("W1", "W1", "closeOpportunity (LOST), no open quotes", True, 0, 20_000),
-    Scenario("W2-3", "W2", "closeQuotes, 3 open quotes", True, 3, 8_000),
-    Scenario("W2-30", "W2", "closeQuotes, 30 open quotes", True, 30, 3_000),
-    Scenario("W2-1000", "W2", "closeQuotes, 1,000 open quotes", True, 1_000, 150),
-    Scenario("W3", "W3", "closeOpportunity with closeOpenQuotes, 2 open quotes", True, 2, 8_000),
+    Scenario("W1", "W1", "closeOpportunity (LOST), no open quotes", True, 0, 2_000),
+    Scenario("W2-3", "W2", "closeQuotes, 3 open quotes", True, 3, 1_500),
+    Scenario("W2-30", "W2", "closeQuotes, 30 open quotes", True, 30, 500),
+    Scenario("W2-1000", "W2", "closeQuotes, 1,000 open quotes", True, 1_000, 40),
+    Scenario("W3", "W3", "closeOpportunity with closeOpenQuotes, 2 open quotes", True, 2, 1_200),
 ]
 
 
