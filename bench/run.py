@@ -309,6 +309,21 @@ def statements(port: int, database: str) -> int:
     return int(row[0]) if row else 0
 
 
+def quiesce(port: int, database: str, timeout_s: float = 120) -> None:
+    """Wait until no statement runs on ``database``: requests still in flight when wrk stopped
+    would otherwise count in the next run's statements and latency."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(dsn(port, "postgres"), autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND state <> 'idle'",
+                (database,),
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.2)
+
+
 def reset_statements(port: int) -> None:
     with psycopg.connect(dsn(port, "postgres"), autocommit=True) as connection:
         connection.execute("SELECT pg_stat_statements_reset()")
@@ -352,6 +367,7 @@ def measure(server: Server, token: str, port: int, scenario: Scenario, connectio
         ids = [global_id("Opportunity", pk) for pk in R1_IDS]
     else:
         ids = []
+    quiesce(port, server.database)
     reset_statements(port)
     sampler = MemorySampler(server)
     sampler.start()
