@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve migrate seed test pytest lint format schema bench bench-hostile clean
+.PHONY: install run serve migrate seed test pytest lint format schema bench bench-asgi bench-hostile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -47,7 +47,16 @@ format: install
 schema: install
 	$(PY) -m gql_service export-schema --output schema.graphql
 
+## make bench: the service against the raw baseline under wrk, on a throwaway PostgreSQL 15;
+## writes bench/results/latest.md and latest.png. Not part of make test. BENCH_DURATION,
+## BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_SCENARIOS and BENCH_SERVERS tune it (bench/run.py).
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) bench/run.py
+
+## make bench-asgi: the older in-process timings (list, mutations) and the hostile catalogue.
+bench-asgi: install
 	$(PY) bench/list_opportunities.py
 	$(PY) bench/mutations.py
 	$(PY) bench/hostile.py
