@@ -33,7 +33,7 @@ seed: install
 test: install lint pytest
 
 pytest: install
-	$(PY) -m pytest --cov=gql_service --cov-branch --cov-report=term:skip-covered --cov-fail-under=88
+	$(PY) -m pytest --durations=15 --cov=gql_service --cov-branch --cov-report=term:skip-covered --cov-fail-under=88
 
 lint: install
 	$(PY) -m ruff check gql_service tests bench
