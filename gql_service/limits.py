@@ -20,13 +20,12 @@ def refusal(
     message: str,
     *,
     headers: dict[str, str] | None = None,
+    media_type: str = "application/json",
     **extensions: object,
 ) -> Response:
     """A GraphQL-shaped error response for a request refused before it reached GraphQL."""
     body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
 
 class BodyTooLargeError(Exception):

@@ -11,14 +11,13 @@ import logging
 import time
 from collections.abc import Callable
 
-import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_service import deadlines
 from gql_service.database import is_unavailable, outcome_unknown
+from gql_service.limits import refusal
 
 log = logging.getLogger("gql_service.outages")
 
@@ -124,14 +123,12 @@ class OutageGuard:
                     raise
                 request_id = str(scope["state"].get("request_id", "-"))
                 self.outages.report(exc, request_id=request_id)
-                error = {
-                    "message": message(self.retry_after, mutation=False),
-                    "extensions": extensions(self.retry_after, request_id),
-                }
-                response = Response(
-                    orjson.dumps({"errors": [error]}),
-                    status_code=503,
-                    media_type="application/json",
+                response = refusal(
+                    503,
+                    CODE,
+                    message(self.retry_after, mutation=False),
                     headers={"retry-after": str(self.retry_after)},
+                    retryAfter=self.retry_after,
+                    requestId=request_id,
                 )
                 await response(scope, receive, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 
 from gql_service import errors as domain
 from gql_service.graphql.enums import ErrorCode
@@ -135,6 +136,14 @@ def user_error(v: domain.Violation) -> UserError:
             )
         case _:
             return _PLAIN[v.code](code=code, message=message, field=path)
+
+
+def argument_error(argument: str, v: domain.Violation) -> GraphQLError:
+    """A top-level error for a violation in a query argument (no payload to carry it)."""
+    path = [argument, _camel(v.field)] if v.field else [argument]
+    return GraphQLError(
+        f"{'.'.join(path)}: {v.message}", extensions={"code": str(v.code), "field": path}
+    )
 
 
 def user_errors(exc: domain.ValidationFailedError) -> list[UserError]:

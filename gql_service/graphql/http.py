@@ -200,11 +200,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        media_type = (
-            GRAPHQL_RESPONSE_JSON
-            if GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
-            else JSON
-        )
+        media_type = _media_type(request)
         early = self.idempotency.refusal(request, media_type)
         if early is not None:
             return early
@@ -223,9 +219,15 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
 
+def _media_type(request: Request) -> str:
+    """What a response to ``request`` is sent as, per GraphQL over HTTP."""
+    accepted = request.headers.get("accept", "")
+    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accepted else JSON
+
+
 def _negotiate(request: Request, response: object) -> bool:
     """Answer JSON as graphql-response+json to a client that accepts it; True if it did."""
-    negotiated = GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+    negotiated = _media_type(request) == GRAPHQL_RESPONSE_JSON
     if negotiated and isinstance(response, Response) and response.media_type == JSON:
         response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
         return True

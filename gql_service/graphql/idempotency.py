@@ -14,7 +14,6 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from gql_service.idempotency import (
     parse_key,
     request_hash,
 )
+from gql_service.limits import refusal
 from gql_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,13 +144,12 @@ def error_response(
     retry: bool = False,
 ) -> Response:
     """A GraphQL response with one top-level error and no data: the request did not run."""
-    extensions: dict[str, object] = {"code": code}
     headers = _request_id(request)
+    extensions: dict[str, object] = {}
     if retry:
-        extensions["retryAfter"] = RETRY_AFTER_SECONDS
         headers["retry-after"] = str(RETRY_AFTER_SECONDS)
-    body = orjson.dumps({"errors": [{"message": message, "extensions": extensions}]})
-    return Response(body, status_code=status, media_type=media_type, headers=headers)
+        extensions["retryAfter"] = RETRY_AFTER_SECONDS
+    return refusal(status, code, message, headers=headers, media_type=media_type, **extensions)
 
 
 def _request_id(request: Request) -> dict[str, str]:

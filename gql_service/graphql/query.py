@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError
 
 from gql_service.graphql.enums import OrderDirection
+from gql_service.graphql.errors import argument_error
 from gql_service.graphql.ids import parse_id
 from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder
 from gql_service.graphql.pagination import Connection, from_page, page_request
@@ -58,16 +59,12 @@ def _opportunity_query(given: OpportunityFilter | None) -> OpportunityQuery:
     """
     if given is None:
         return OpportunityQuery()
-    for name, value in (
-        ("customerName", given.customer_name),
-        ("nameContains", given.name_contains),
-    ):
-        problems = check_text(name, value, max_length=NAME_MAX)
-        if problems:
-            raise GraphQLError(
-                f"filter.{name}: {problems[0].message}",
-                extensions={"code": "INVALID_VALUE", "field": ["filter", name]},
-            )
+    problems = [
+        *check_text("customer_name", given.customer_name, max_length=NAME_MAX),
+        *check_text("name_contains", given.name_contains, max_length=NAME_MAX),
+    ]
+    if problems:
+        raise argument_error("filter", problems[0])
     return OpportunityQuery(
         states=tuple(given.state or ()),
         customer_name=given.customer_name,
