@@ -24,6 +24,7 @@ from sqlmodel import col
 
 from gql_service.database import WRITE_OPTION
 from gql_service.models import IdempotencyKey
+from gql_service.persisted_queries import document_hash
 
 KEY_MAX_LENGTH = 255
 # Visible ASCII without the double quote: UUIDs, ULIDs and base64 fit; nothing needs escaping.
@@ -74,7 +75,7 @@ def request_hash(body: bytes) -> str:
         extensions = data.get("extensions")
         persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
         if isinstance(query, str):
-            document: Any = hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
+            document: Any = document_hash(query)
         elif isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
             document = persisted["sha256Hash"]
         else:

@@ -7,10 +7,10 @@ import functools
 import logging.config
 from typing import Any
 
-import orjson
 from uvicorn.config import LOGGING_CONFIG, Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gql_service.limits import refusal
 from gql_service.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,7 +46,8 @@ def configure_logging(settings: Settings) -> None:
 
 
 def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
-    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    """The refusal the app would send, written straight to a connection the server closes."""
+    body = bytes(refusal(status, code, message).body)
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

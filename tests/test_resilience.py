@@ -298,3 +298,29 @@ def test_the_outage_log_writes_one_line_then_a_count_per_interval(
         "499 more failures in the last 10 s",
     ]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+async def test_an_api_key_checked_during_an_outage_is_service_unavailable_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(database_url=REFUSED_URL)
+    key = "gqs_0123456789abcdef_" + "k" * 43
+    with caplog.at_level(logging.INFO):
+        async with serve(settings) as (http, _):
+            responses = [
+                await http.post(
+                    "/graphql", json={"query": LIST}, headers={"authorization": f"Bearer {key}"}
+                )
+                for _ in range(5)
+            ]
+
+    for response in responses:
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == str(settings.db_retry_after_seconds)
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        assert error["extensions"]["retryAfter"] == settings.db_retry_after_seconds
+    lines = outage_lines(caplog)
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].name == "gql_service.outages"
+    assert not any(r.exc_info for r in caplog.records)
