@@ -43,7 +43,9 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(database_url: str, log_path: Path, **env: str) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, log_path: Path, *, workers: int = 1, **env: str
+) -> Iterator[LiveServer]:
     """Serve ``database_url`` (already migrated) on a free port until the block ends."""
     port = free_port()
     environment = {
@@ -55,7 +57,10 @@ def live_server(database_url: str, log_path: Path, **env: str) -> Iterator[LiveS
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gql_service", "serve", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "gql_service", "serve"),
+                *("--port", str(port), "--workers", str(workers)),
+            ],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,45 +12,25 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service.settings import Settings
+from tests.subprocess_server import live_server
 
 REQUESTS = 24
 PING = "query Ping { __typename }"
 COUNT = "query Count { competitors { totalCount } }"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve_and_post(database_url: str, log_path: Path) -> dict[str, Any]:
     """Run ``serve --workers 2``, ping it REQUESTS times and break one query; its last body."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO"}
-    command = [sys.executable, "-m", "gql_service", "serve", "--port", str(port), "--workers", "2"]
-    base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            # A fresh connection per request, so that both workers get some.
-            for _ in range(REQUESTS):
-                response = httpx.post(f"{base}/graphql", json={"query": PING}, timeout=30)
-                assert response.status_code == 200, log_path.read_text()
-            body: dict[str, Any] = httpx.post(
-                f"{base}/graphql", json={"query": COUNT}, timeout=30
-            ).json()
-            return body
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with live_server(database_url, log_path, workers=2) as server:
+        base = f"http://{server.host}:{server.port}"
+        # A fresh connection per request, so that both workers get some.
+        for _ in range(REQUESTS):
+            response = httpx.post(f"{base}/graphql", json={"query": PING}, timeout=30)
+            assert response.status_code == 200, log_path.read_text()
+        body: dict[str, Any] = httpx.post(
+            f"{base}/graphql", json={"query": COUNT}, timeout=30
+        ).json()
+        return body
 
 
 # PostgreSQL: a missing table there is an ordinary unexpected error, masked and logged.
