@@ -67,6 +67,8 @@ class Settings:
     # --- query cost and limits ---
     max_query_cost: int = 10_000
     max_field_repeats: int = 10
+    # --- compiled reads ---
+    compiled_reads: bool = True
     # --- persisted queries ---
     apq_enabled: bool = True
     persisted_query_cache_size: int = 1_000
@@ -139,6 +141,8 @@ class Settings:
             # --- query cost and limits ---
             max_query_cost=_int(env, "MAX_QUERY_COST", cls.max_query_cost),
             max_field_repeats=_int(env, "MAX_FIELD_REPEATS", cls.max_field_repeats),
+            # --- compiled reads ---
+            compiled_reads=_bool(env, "COMPILED_READS", cls.compiled_reads),
             # --- persisted queries ---
             apq_enabled=_bool(env, "APQ_ENABLED", cls.apq_enabled),
             persisted_query_cache_size=_int(

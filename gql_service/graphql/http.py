@@ -21,6 +21,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context
 from gql_service.graphql.idempotency import IdempotentRequests
 from gql_service.graphql.persisted import PersistedQueries, PersistedQueryError, Resolved
@@ -65,6 +66,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.engine = engine
         self.authenticator = authenticator
         self.reader = Reader(engine)
+        register_sqlite_functions(engine)
         self.persisted = PersistedQueries(
             PersistedQueryStore(engine, cache_size=settings.persisted_query_cache_size),
             apq_enabled=settings.apq_enabled,

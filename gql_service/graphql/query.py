@@ -51,7 +51,7 @@ _NODE_TYPES: dict[str, tuple[str, Any]] = {
 }
 
 
-def _opportunity_query(given: OpportunityFilter | None) -> OpportunityQuery:
+def opportunity_query(given: OpportunityFilter | None) -> OpportunityQuery:
     """The filter as the reader takes it; text that no stored name could contain is refused.
 
     A substring longer than the column never matches, and unbounded text would reach the
@@ -142,7 +142,7 @@ class Query:
         request = page_request(
             info.context.settings, first=first, after=after, last=last, before=before
         )
-        query = _opportunity_query(filter)
+        query = opportunity_query(filter)
         order = order_by or OpportunityOrder()
         ordering = Ordering(
             field=order.field.value, descending=order.direction is OrderDirection.DESC

@@ -1,0 +1,104 @@
+"""The compiled read path: a query answered by one SQL statement, before normal execution.
+
+``CompiledReads`` runs after admission and authorization. When the compiler covers the whole
+operation (see compiler.py), it runs the statement and hands strawberry the result, so that
+graphql-core's execution is skipped; otherwise the operation executes as usual. A statement
+the database cannot answer becomes the same outage error as on the plain path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import ExecutionResult, GraphQLError
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.extensions import SchemaExtension
+
+from gql_service.database import is_unavailable
+from gql_service.graphql.compiler import CompiledRead, compile_read
+from gql_service.graphql.ids import encode_id
+from gql_service.graphql.pagination import offset_cursor
+from gql_service.json_sql import GLOBAL_ID_FUNCTION, OFFSET_CURSOR_FUNCTION
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stats:
+    """How reads were answered, per process: compiled, or left to the plain path."""
+
+    compiled: int = 0
+    plain: int = 0
+    failed: int = 0  # the statement failed unexpectedly; the plain path answered
+
+
+STATS = Stats()
+
+
+class CompiledReads(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        if context.settings.compiled_reads and execution.graphql_document is not None:
+            try:
+                compiled = compile_read(
+                    execution.schema._schema,
+                    execution.graphql_document,
+                    operation_name=execution.operation_name,
+                    variables=execution.variables,
+                    settings=context.settings,
+                    dialect=context.engine.dialect.name,
+                )
+            except Exception:  # a compiler defect must never cost the client its answer
+                STATS.failed += 1
+                log.exception("compiling a read failed; the plain path answers it")
+                compiled = None
+            result = None if compiled is None else await _run(context, compiled)
+            if result is None:
+                STATS.plain += 1
+            else:
+                STATS.compiled += 1
+                execution.result = result
+        yield
+
+
+async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
+    """The compiled statement's result; None to let the plain path answer instead."""
+    if not compiled.sql:
+        return ExecutionResult(data=compiled.data([]))
+    try:
+        async with context.engine.connect() as connection:
+            result = await connection.exec_driver_sql(compiled.sql, compiled.params)
+            row = result.one()
+    except Exception as exc:
+        if is_unavailable(exc):
+            # The same answer as a resolver's failure: one SERVICE_UNAVAILABLE error.
+            key = compiled.fields[0][0]
+            return ExecutionResult(
+                data=None, errors=[GraphQLError(str(exc), path=[key], original_error=exc)]
+            )
+        STATS.failed += 1
+        log.exception("compiled read failed; the plain path answers it")
+        return None
+    return ExecutionResult(data=compiled.data(list(row)))
+
+
+def register_sqlite_functions(engine: AsyncEngine) -> None:
+    """SQLite has no base64: give each new connection the compiled path's id functions."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    def global_id(type_name: str, pk: int | None) -> str | None:
+        return None if pk is None else encode_id(type_name, pk)
+
+    def cursor(pk: int | None) -> str | None:
+        return None if pk is None else offset_cursor(pk)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function(GLOBAL_ID_FUNCTION, 2, global_id, deterministic=True)
+        dbapi_connection.create_function(OFFSET_CURSOR_FUNCTION, 1, cursor, deterministic=True)

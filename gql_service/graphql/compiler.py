@@ -1,0 +1,672 @@
+"""Compile a read's selection into SQL that returns the response's JSON.
+
+After parsing, validation and the cost check, a query whose every root field is covered here
+becomes ONE statement: a SELECT with one column per root field, each a scalar subquery that
+builds that field's JSON (``json_sql``). The database's JSON goes into the response as it is;
+no resolver, DataLoader, ORM object or GraphQL type runs. Whatever is not covered (mutations,
+introspection, arguments the plain path answers with an error, @defer) raises
+``Unsupported`` and is left to the normal execution, so both paths answer alike; a
+differential test holds them to the same bytes.
+
+Field collection (fragments, @skip/@include) and argument coercion are graphql-core's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationType,
+)
+from graphql.execution.collect_fields import (
+    FieldDetailsList,
+    GroupedFieldSet,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.executor import Executor
+from graphql.execution.values import get_argument_values
+
+from gql_service import models
+from gql_service.graphql.ids import parse_id
+from gql_service.graphql.inputs import OpportunityFilter
+from gql_service.graphql.pagination import after_id, page_request
+from gql_service.graphql.query import opportunity_query
+from gql_service.json_sql import MAX_OBJECT_KEYS, JsonSql, json_sql
+from gql_service.queries import InvalidCursorError, Ordering
+from gql_service.queries import _decode_cursor as decode_cursor
+from gql_service.queries import _encode_cursor as encode_cursor
+from gql_service.settings import Settings
+
+OPEN_STATES = "('DRAFT', 'ACTIVE')"
+
+
+class Unsupported(Exception):  # noqa: N818 - a decision, not a failure
+    """The compiler leaves this operation to the plain execution path."""
+
+
+# A column of the statement -> the root field's value in the response.
+Assemble = Callable[[list[Any]], Any]
+
+
+@dataclass
+class CompiledRead:
+    """One statement for a whole query, and how its columns become the response's data."""
+
+    sql: str
+    params: dict[str, Any]
+    # Per response key: the statement columns it takes, and how they become its value.
+    fields: list[tuple[str, int, Assemble]] = field(default_factory=list)
+
+    def data(self, row: Sequence[str | None]) -> dict[str, Any]:
+        values = [None if text is None else orjson.loads(text) for text in row]
+        out: dict[str, Any] = {}
+        position = 0
+        for key, width, assemble in self.fields:
+            out[key] = assemble(values[position : position + width])
+            position += width
+        return out
+
+
+# GraphQL object type -> (table, {field: (kind, column)}). Kinds render stored values as the
+# plain path serialises them; relations are methods of the compiler.
+TABLES = {
+    "Opportunity": "opportunity",
+    "Quote": "quote",
+    "OpportunityClose": "opportunity_close",
+    "QuoteClose": "quote_close",
+    "Competitor": "competitor",
+}
+_AUDIT = {
+    "createdAt": ("timestamp", "created_at"),
+    "createdBy": ("column", "created_by"),
+}
+_MODIFIED = {
+    "modifiedAt": ("timestamp", "modified_at"),
+    "modifiedBy": ("column", "modified_by"),
+}
+COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
+    "Opportunity": {
+        "name": ("column", "name"),
+        "customerName": ("column", "customer_name"),
+        "currencyCode": ("column", "currency_code"),
+        "estimatedRevenue": ("money", "estimated_revenue"),
+        "estimatedCloseDate": ("column", "estimated_close_date"),
+        "state": ("column", "state"),
+        "statusReason": ("column", "status_reason"),
+        "forecastCategory": ("column", "forecast_category"),
+        "actualRevenue": ("money", "actual_revenue"),
+        "actualCloseDate": ("column", "actual_close_date"),
+        "description": ("column", "description"),
+        "isClosed": ("condition", "{t}.state <> 'OPEN'"),
+        "version": ("column", "version"),
+        **_AUDIT,
+        **_MODIFIED,
+    },
+    "Quote": {
+        "quoteNumber": ("column", "quote_number"),
+        "revisionNumber": ("column", "revision_number"),
+        "name": ("column", "name"),
+        "currencyCode": ("column", "currency_code"),
+        "totalAmount": ("money", "total_amount"),
+        "state": ("column", "state"),
+        "statusReason": ("column", "status_reason"),
+        "isOpen": ("condition", "{t}.state IN " + OPEN_STATES),
+        "effectiveFrom": ("column", "effective_from"),
+        "effectiveTo": ("column", "effective_to"),
+        "closedOn": ("column", "closed_on"),
+        "version": ("column", "version"),
+        **_AUDIT,
+        **_MODIFIED,
+    },
+    "OpportunityClose": {
+        "outcome": ("column", "outcome"),
+        "statusReason": ("column", "status_reason"),
+        "actualRevenue": ("money", "actual_revenue"),
+        "closeDate": ("column", "close_date"),
+        "description": ("column", "description"),
+        "state": ("column", "state"),
+        **_AUDIT,
+        "canceledAt": ("timestamp", "canceled_at"),
+        "canceledBy": ("column", "canceled_by"),
+    },
+    "QuoteClose": {
+        "quoteNumber": ("column", "quote_number"),
+        "revisionNumber": ("column", "revision_number"),
+        "statusReason": ("column", "status_reason"),
+        "closeDate": ("column", "close_date"),
+        "description": ("column", "description"),
+        "batchId": ("column", "batch_id"),
+        **_AUDIT,
+    },
+    "Competitor": {
+        "name": ("column", "name"),
+        "website": ("column", "website"),
+        "notes": ("column", "notes"),
+        **_AUDIT,
+    },
+}
+# Keyset-paginated root lists: the model whose column the cursor's value is checked against.
+PAGED_MODELS: dict[str, Any] = {"opportunity": models.Opportunity, "competitor": models.Competitor}
+
+
+def _one(value: list[Any]) -> Any:
+    return value[0]
+
+
+def _constant(value: Any) -> Assemble:
+    return lambda _: value
+
+
+class Compiler:
+    """Compiles one operation; a new one per request (it collects the statement's values)."""
+
+    def __init__(
+        self, schema: GraphQLSchema, executor: Executor, settings: Settings, dialect: str
+    ) -> None:
+        self.schema = schema
+        self.executor = executor
+        self.settings = settings
+        self.sql: JsonSql = json_sql(dialect)
+
+    # --- the operation -------------------------------------------------------------------
+
+    def compile(self) -> CompiledRead:
+        operation = self.executor.operation
+        if operation.operation is not OperationType.QUERY:
+            raise Unsupported("not a query")
+        query_type = self.schema.query_type
+        assert query_type is not None
+        collected = collect_fields(
+            self.schema,
+            self.executor.fragments,
+            self.executor.variable_values,
+            query_type,
+            operation,
+        )
+        if collected.new_defer_usages:
+            raise Unsupported("@defer")
+        columns: list[str] = []
+        read = CompiledRead(sql="", params=self.sql.params)
+        for key, details in collected.grouped_field_set.items():
+            exprs, assemble = self._root_field(query_type, details)
+            read.fields.append((key, len(exprs), assemble))
+            columns += exprs
+        if columns:
+            read.sql = "SELECT " + ", ".join(self.sql.text(c) for c in columns)
+        return read
+
+    def _root_field(
+        self, query_type: GraphQLObjectType, details: FieldDetailsList
+    ) -> tuple[list[str], Assemble]:
+        name = details[0].node.name.value
+        if name == "__typename":
+            return [], _constant(query_type.name)
+        args = self._arguments(query_type, details)
+        if name in ("opportunity", "quote", "node"):
+            wanted = {"opportunity": "Opportunity", "quote": "Quote"}.get(name)
+            expr = self._node(args["id"], wanted, details)
+            return ([], _constant(None)) if expr is None else ([expr], _one)
+        if name == "nodes":
+            ids = args["ids"]
+            if len(ids) > self.settings.max_page_size:
+                raise Unsupported("too many ids: the plain path refuses them")
+            found = [self._node(global_id, None, details) for global_id in ids]
+            exprs = [expr for expr in found if expr is not None]
+            slots = [expr is not None for expr in found]
+
+            def assemble(values: list[Any]) -> list[Any]:
+                it = iter(values)
+                return [next(it) if slot else None for slot in slots]
+
+            return exprs, assemble
+        if name == "opportunities":
+            return self._root_connection("opportunity", "Opportunity", args, details)
+        if name == "competitors":
+            return self._root_connection("competitor", "Competitor", args, details)
+        raise Unsupported(f"root field {name}")
+
+    def _arguments(self, parent: GraphQLObjectType, details: FieldDetailsList) -> dict[str, Any]:
+        detail = details[0]
+        if any(d.defer_usage is not None for d in details) or any(
+            directive.name.value == "stream" for d in details for directive in d.node.directives or ()
+        ):
+            raise Unsupported("@defer/@stream")
+        return get_argument_values(
+            parent.fields[detail.node.name.value],
+            detail.node,
+            self.executor.variable_values,
+            detail.fragment_variable_values,
+        )
+
+    def _subfields(self, object_type: GraphQLObjectType, details: FieldDetailsList) -> GroupedFieldSet:
+        collected = collect_subfields(
+            self.schema,
+            self.executor.fragments,
+            self.executor.variable_values,
+            self.executor.operation,
+            object_type,
+            details,
+        )
+        if collected.new_defer_usages:
+            raise Unsupported("@defer")
+        return collected.grouped_field_set
+
+    def _type(self, name: str) -> GraphQLObjectType:
+        found = self.schema.get_type(name)
+        assert isinstance(found, GraphQLObjectType)
+        return found
+
+    # --- objects ---------------------------------------------------------------------------
+
+    def _node(self, global_id: str, wanted: str | None, details: FieldDetailsList) -> str | None:
+        """One object by global id as a scalar subquery; None when the id names nothing."""
+        parsed = parse_id(global_id)
+        if parsed is None or parsed[0] not in TABLES or (wanted and parsed[0] != wanted):
+            return None
+        type_name, pk = parsed
+        t = self.sql.alias()
+        fields = self._subfields(self._type(type_name), details)
+        obj = self._object(type_name, t, fields)
+        return f"(SELECT {obj} FROM {TABLES[type_name]} {t} WHERE {t}.id = {self.sql.bind(pk)})"
+
+    def _object(self, type_name: str, t: str, fields: GroupedFieldSet) -> str:
+        """The JSON object of the row aliased ``t``, with the selected fields in order."""
+        if len(fields) > MAX_OBJECT_KEYS:
+            raise Unsupported("too many keys for one JSON object")
+        object_type = self._type(type_name)
+        columns = COLUMNS[type_name]
+        pairs = []
+        for key, details in fields.items():
+            name = details[0].node.name.value
+            spec = columns.get(name)
+            if name == "__typename":
+                expr = f"'{type_name}'"
+            elif name == "id":
+                expr = self.sql.global_id(type_name, f"{t}.id")
+            elif spec is not None:
+                expr = self._scalar(spec, t)
+            else:
+                expr = self._relation(object_type, type_name, name, t, details)
+            pairs.append((key, expr))
+        return self.sql.object(pairs)
+
+    def _scalar(self, spec: tuple[str, str], t: str) -> str:
+        kind, column = spec
+        if kind == "condition":
+            return self.sql.boolean(column.format(t=t))
+        if kind == "money":
+            return self.sql.money(f"{t}.{column}")
+        if kind == "timestamp":
+            return self.sql.timestamp(f"{t}.{column}")
+        return f"{t}.{column}"
+
+    def _relation(
+        self,
+        object_type: GraphQLObjectType,
+        type_name: str,
+        name: str,
+        t: str,
+        details: FieldDetailsList,
+    ) -> str:
+        sql = self.sql
+        relation = (type_name, name)
+        if relation in (("Quote", "opportunity"), ("OpportunityClose", "opportunity")):
+            return self._related("Opportunity", f"{{a}}.id = {t}.opportunity_id", details)
+        if relation == ("OpportunityClose", "competitor"):
+            return self._related("Competitor", f"{{a}}.id = {t}.competitor_id", details)
+        if relation == ("Quote", "closeRecord"):
+            return self._related("QuoteClose", f"{{a}}.quote_id = {t}.id", details)
+        if relation == ("Opportunity", "openQuoteCount"):
+            a = sql.alias()
+            return (
+                f"(SELECT count(*) FROM quote {a} WHERE {a}.opportunity_id = {t}.id "
+                f"AND {a}.state IN {OPEN_STATES})"
+            )
+        if relation == ("Opportunity", "closeHistory"):
+            a = sql.alias()
+            item = self._object("OpportunityClose", a, self._subfields(self._type("OpportunityClose"), details))
+            return sql.array(
+                item,
+                f"FROM opportunity_close {a} WHERE {a}.opportunity_id = {t}.id",
+                f"{a}.id DESC",
+                str(models.MAX_ID),
+            )
+        if relation == ("Opportunity", "quotes"):
+            return self._quotes(t, self._arguments(object_type, details), details)
+        raise Unsupported(f"{type_name}.{name}")
+
+    def _related(self, type_name: str, condition: str, details: FieldDetailsList) -> str:
+        a = self.sql.alias()
+        obj = self._object(type_name, a, self._subfields(self._type(type_name), details))
+        return self.sql.nested(
+            f"SELECT {obj} FROM {TABLES[type_name]} {a} WHERE {condition.format(a=a)}"
+        )
+
+    # --- connections ---------------------------------------------------------------------
+
+    def _quotes(self, t: str, args: dict[str, Any], details: FieldDetailsList) -> str:
+        """Opportunity.quotes: oldest first, offset cursors (the quote's id)."""
+        sql = self.sql
+        try:
+            limit = page_request(self.settings, first=args["first"], after=args["after"]).first
+            start = after_id(args["after"])
+        except GraphQLError as exc:
+            raise Unsupported("the plain path answers this with an error") from exc
+        assert limit is not None
+        conditions = [f"{{a}}.opportunity_id = {t}.id"]
+        given = args["filter"] or {}
+        states = given.get("state") or ()
+        if states:
+            conditions.append(
+                "{a}.state IN (" + ", ".join(sql.bind(s.name) for s in states) + ")"
+            )
+        if given.get("isOpen") is not None:
+            negation = "" if given["isOpen"] else "NOT "
+            conditions.append(f"{{a}}.state {negation}IN {OPEN_STATES}")
+        everything = " AND ".join(conditions)
+        remaining = everything + ("" if start is None else f" AND {{a}}.id > {sql.bind(start)}")
+        limit_sql = sql.bind(limit)
+
+        def page(item: Callable[[str], str]) -> str:
+            a = sql.alias()
+            return sql.array(
+                item(a), f"FROM quote {a} WHERE {remaining.format(a=a)}", f"{a}.id", limit_sql
+            )
+
+        def shown_id(aggregate: str) -> str:
+            a, s = sql.alias(), sql.alias()
+            return (
+                f"(SELECT {sql.offset_cursor(f'{aggregate}({s}.id)')} FROM (SELECT {a}.id "
+                f"FROM quote {a} WHERE {remaining.format(a=a)} ORDER BY {a}.id "
+                f"LIMIT {limit_sql}) {s})"
+            )
+
+        def has_next() -> str:
+            a, s = sql.alias(), sql.alias()
+            return sql.boolean(
+                f"(SELECT count(*) FROM (SELECT {a}.id FROM quote {a} WHERE "
+                f"{remaining.format(a=a)} LIMIT {sql.bind(limit + 1)}) {s}) > {limit_sql}"
+            )
+
+        def has_previous() -> str:
+            if start is None:
+                return sql.boolean("1 = 0")
+            a = sql.alias()
+            return sql.boolean(
+                f"EXISTS (SELECT 1 FROM quote {a} WHERE {everything.format(a=a)} "
+                f"AND {a}.id <= {sql.bind(start)})"
+            )
+
+        def total() -> str:
+            a = sql.alias()
+            return f"(SELECT count(*) FROM quote {a} WHERE {everything.format(a=a)})"
+
+        return self._connection(
+            "Quote",
+            details,
+            page=page,
+            cursor=lambda a: sql.offset_cursor(f"{a}.id"),
+            page_info={
+                "hasNextPage": has_next,
+                "hasPreviousPage": has_previous,
+                "startCursor": lambda: shown_id("min"),
+                "endCursor": lambda: shown_id("max"),
+            },
+            total=total,
+        )
+
+    def _connection(
+        self,
+        node_type: str,
+        details: FieldDetailsList,
+        *,
+        page: Callable[[Callable[[str], str]], str],
+        cursor: Callable[[str], str],
+        page_info: dict[str, Callable[[], str]],
+        total: Callable[[], str],
+    ) -> str:
+        """A Relay connection's JSON: ``page(item)`` renders the page's items as an array."""
+        sql = self.sql
+        connection_type = self._type(f"{node_type}Connection")
+        node_object = self._type(node_type)
+        pairs = []
+        for key, sub in self._subfields(connection_type, details).items():
+            name = sub[0].node.name.value
+            if name == "__typename":
+                expr = f"'{connection_type.name}'"
+            elif name == "totalCount":
+                expr = total()
+            elif name == "nodes":
+                fields = self._subfields(node_object, sub)
+                expr = page(lambda a, fields=fields: self._object(node_type, a, fields))  # type: ignore[misc]
+            elif name == "edges":
+                expr = page(lambda a, sub=sub: self._edge(node_type, a, sub, cursor))  # type: ignore[misc]
+            else:  # pageInfo
+                info = []
+                for info_key, info_sub in self._subfields(self._type("PageInfo"), sub).items():
+                    info_name = info_sub[0].node.name.value
+                    info.append(
+                        (info_key, "'PageInfo'" if info_name == "__typename" else page_info[info_name]())
+                    )
+                expr = sql.object(info)
+            pairs.append((key, expr))
+        return sql.object(pairs)
+
+    def _edge(
+        self, node_type: str, a: str, details: FieldDetailsList, cursor: Callable[[str], str]
+    ) -> str:
+        pairs = []
+        for key, sub in self._subfields(self._type(f"{node_type}Edge"), details).items():
+            name = sub[0].node.name.value
+            if name == "__typename":
+                pairs.append((key, f"'{node_type}Edge'"))
+            elif name == "cursor":
+                pairs.append((key, cursor(a)))
+            else:  # node
+                pairs.append(
+                    (key, self._object(node_type, a, self._subfields(self._type(node_type), sub)))
+                )
+        return self.sql.object(pairs)
+
+    def _root_connection(
+        self, table: str, node_type: str, args: dict[str, Any], details: FieldDetailsList
+    ) -> tuple[list[str], Assemble]:
+        """opportunities / competitors: keyset pages on (ordering field, id)."""
+        sql = self.sql
+        try:
+            request = page_request(
+                self.settings,
+                first=args["first"],
+                after=args["after"],
+                last=args.get("last"),
+                before=args.get("before"),
+            )
+        except GraphQLError as exc:
+            raise Unsupported("the plain path answers this with an error") from exc
+        conditions: list[str] = []
+        if table == "opportunity":
+            ordering = self._opportunity_ordering(args.get("orderBy"))
+            conditions = self._opportunity_conditions(args.get("filter"))
+        else:
+            ordering = Ordering(field="name", descending=False)
+        model = PAGED_MODELS[table]
+        column = f"{{a}}.{ordering.field}"
+        backwards = request.last is not None and request.first is None
+        limit = request.last if backwards else request.first
+        assert limit is not None
+        descending = ordering.descending != backwards
+        keyset = list(conditions)
+        for given, after in ((request.after, True), (request.before, False)):
+            if given is None:
+                continue
+            try:
+                value, key = decode_cursor(given, ordering.field, getattr(model, ordering.field))
+            except InvalidCursorError as exc:
+                raise Unsupported("the plain path answers this with BAD_CURSOR") from exc
+            if not isinstance(value, str):
+                value = sql.timestamp_param(value)
+            forward = after != ordering.descending
+            op = ">" if forward else "<"
+            v, k = sql.bind(value), sql.bind(key)
+            keyset.append(f"({column} {op} {v} OR ({column} = {v} AND {{a}}.id {op} {k}))")
+        direction = "DESC" if descending else "ASC"
+        fetch_order = f"{column} {direction}, {{a}}.id {direction}"
+        where = " AND ".join(keyset) or "1 = 1"
+        limit_sql = sql.bind(limit)
+        shown_order = "_p._rn DESC" if backwards else "_p._rn"
+        a = sql.alias()
+        cte = (
+            f"WITH _page AS (SELECT {a}.*, row_number() OVER (ORDER BY "
+            f"{fetch_order.format(a=a)}) AS _rn FROM (SELECT * FROM {table} {a} WHERE "
+            f"{where.format(a=a)} ORDER BY {fetch_order.format(a=a)} "
+            f"LIMIT {sql.bind(limit + 1)}) {a}) "
+        )
+        has_more = sql.boolean(f"(SELECT count(*) FROM _page) > {limit_sql}")
+        sort_text = (
+            sql.timestamp("{a}." + ordering.field)
+            if ordering.field in ("created_at", "modified_at")
+            else "{a}." + ordering.field
+        )
+
+        def cursor(p: str) -> str:
+            # The cursor's (value, id); Python encodes it after the statement (post-process).
+            return sql.pair_array(sort_text.format(a=p), f"{p}.id")
+
+        def end(order: str) -> str:
+            return sql.nested(
+                f"SELECT {cursor('_p')} FROM _page _p WHERE _p._rn <= {limit_sql} "
+                f"ORDER BY {order} LIMIT 1"
+            )
+
+        def total() -> str:
+            b = sql.alias()
+            where_all = " AND ".join(conditions) or "1 = 1"
+            return f"(SELECT count(*) FROM {table} {b} WHERE {where_all.format(a=b)})"
+
+        literal = {True: sql.boolean("1 = 1"), False: sql.boolean("1 = 0")}
+        connection = self._connection(
+            node_type,
+            details,
+            page=lambda item: sql.array(
+                item("_p"), f"FROM _page _p WHERE _p._rn <= {limit_sql}", shown_order, limit_sql
+            ),
+            cursor=cursor,
+            page_info={
+                "hasNextPage": lambda: has_more if not backwards else literal[request.before is not None],
+                "hasPreviousPage": lambda: has_more if backwards else literal[request.after is not None],
+                "startCursor": lambda: end(shown_order),
+                "endCursor": lambda: end("_p._rn" if backwards else "_p._rn DESC"),
+            },
+            total=total,
+        )
+        paths = self._cursor_paths(node_type, details)
+        field_name = ordering.field
+
+        def assemble(values: list[Any]) -> Any:
+            return _encode_cursors(values[0], paths, field_name)
+
+        return [f"({cte}SELECT {connection})"], assemble
+
+    def _cursor_paths(
+        self, node_type: str, details: FieldDetailsList
+    ) -> list[tuple[str, str, bool]]:
+        """Where a root connection's cursors sit: (edges or pageInfo key, cursor key, is_list)."""
+        paths = []
+        connection_type = self._type(f"{node_type}Connection")
+        for key, sub in self._subfields(connection_type, details).items():
+            name = sub[0].node.name.value
+            if name == "edges":
+                for edge_key, edge_sub in self._subfields(self._type(f"{node_type}Edge"), sub).items():
+                    if edge_sub[0].node.name.value == "cursor":
+                        paths.append((key, edge_key, True))
+            elif name == "pageInfo":
+                for info_key, info_sub in self._subfields(self._type("PageInfo"), sub).items():
+                    if info_sub[0].node.name.value in ("startCursor", "endCursor"):
+                        paths.append((key, info_key, False))
+        return paths
+
+    def _opportunity_ordering(self, given: dict[str, Any] | None) -> Ordering:
+        order = given or {}
+        field_value = order.get("field")
+        direction = order.get("direction")
+        name = field_value.value if field_value is not None else "created_at"
+        if name not in ("created_at", "modified_at", "name"):
+            raise Unsupported(f"order by {name}")
+        return Ordering(field=name, descending=direction is None or direction.value == "DESC")
+
+    def _opportunity_conditions(self, given: dict[str, Any] | None) -> list[str]:
+        sql = self.sql
+        if given is None:
+            return []
+        try:
+            query = opportunity_query(
+                OpportunityFilter(
+                    state=given.get("state"),
+                    customer_name=given.get("customerName"),
+                    name_contains=given.get("nameContains"),
+                    has_open_quotes=given.get("hasOpenQuotes"),
+                )
+            )
+        except GraphQLError as exc:
+            raise Unsupported("the plain path answers this with an error") from exc
+        conditions = []
+        if query.states:
+            conditions.append(
+                "{a}.state IN (" + ", ".join(sql.bind(s.name) for s in query.states) + ")"
+            )
+        for column, text in (("customer_name", query.customer_name), ("name", query.name_contains)):
+            if text:
+                pattern = "%" + text.lower().replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+                conditions.append(f"lower({{a}}.{column}) LIKE {sql.bind(pattern)} ESCAPE '/'")
+        if query.has_open_quotes is not None:
+            negation = "" if query.has_open_quotes else "NOT "
+            q = sql.alias()
+            conditions.append(
+                f"{negation}EXISTS (SELECT 1 FROM quote {q} WHERE {q}.opportunity_id = {{a}}.id "
+                f"AND {q}.state IN {OPEN_STATES})"
+            )
+        return conditions
+
+
+def _encode_cursors(
+    connection: Any, paths: list[tuple[str, str, bool]], field_name: str
+) -> Any:
+    """Replace the statement's [value, id] pairs with the cursors the plain path issues."""
+    if connection is None:
+        return None
+    for outer, key, is_list in paths:
+        holders = connection[outer] if is_list else [connection[outer]]
+        for holder in holders:
+            pair = holder[key]
+            if pair is not None:
+                holder[key] = encode_cursor(field_name, pair[0], pair[1])
+    return connection
+
+
+def compile_read(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    *,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    settings: Settings,
+    dialect: str,
+) -> CompiledRead | None:
+    """The operation as one statement, or None when the plain path must answer it."""
+    executor = Executor.build(
+        schema, document, raw_variable_values=variables or {}, operation_name=operation_name
+    )
+    if isinstance(executor, list):
+        return None  # the plain path reports the variables' errors
+    try:
+        return Compiler(schema, executor, settings, dialect).compile()
+    except Unsupported:
+        return None
