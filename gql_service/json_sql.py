@@ -34,9 +34,13 @@ class JsonSql:
 
     def bind(self, value: Any) -> str:
         """A placeholder for ``value``."""
+        return self.placeholder(self.parameter(value))
+
+    def parameter(self, value: Any) -> str:
+        """The name of a new parameter holding ``value``."""
         name = f"p{len(self.params)}"
         self.params[name] = value
-        return self.placeholder(name)
+        return name
 
     def placeholder(self, name: str) -> str:  # pragma: no cover - per engine
         raise NotImplementedError

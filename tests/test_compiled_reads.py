@@ -58,13 +58,14 @@ CONNECTION = """
   edges { __typename cursor node { id name } }
   nodes { id }
 """
+QUOTE_CONNECTION = CONNECTION.replace("name", "quoteNumber")
 
 HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
     ("{ __typename }", {}),
     (f"query($id: ID!) {{ opportunity(id: $id) {{ {EVERY_OPPORTUNITY_FIELD} }} }}", {"id": "O1"}),
     (
         f"""query($id: ID!) {{ opportunity(id: $id) {{ id
-              quotes {{ {CONNECTION.replace("name", "quoteNumber")} nodes {{ {EVERY_QUOTE_FIELD} }} }}
+              quotes {{ {QUOTE_CONNECTION} nodes {{ {EVERY_QUOTE_FIELD} }} }}
               closeHistory {{ {EVERY_CLOSE_FIELD} }} }} }}""",
         {"id": "O2"},
     ),
@@ -106,7 +107,7 @@ HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
         {"skip": True, "include": True},
     ),
     ("{ opportunities(first: 500) { totalCount } }", {}),  # PAGE_SIZE_EXCEEDED: plain path
-    ("{ opportunities(after: \"bad\") { totalCount } }", {}),  # BAD_CURSOR: plain path
+    ('{ opportunities(after: "bad") { totalCount } }', {}),  # BAD_CURSOR: plain path
     ('{ opportunities(filter: {nameContains: ""}) { totalCount } }', {}),
     ('{ opportunities(filter: {customerName: "o_%/"}) { totalCount } }', {}),
 ]
@@ -181,7 +182,9 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=compiled_app), base_url="http://test"
         ) as compiled,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=plain_app), base_url="http://test") as plain,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=plain_app), base_url="http://test"
+        ) as plain,
     ):
         yield Pair(compiled, plain)
     await compiled_app.state.engine.dispose()
@@ -200,7 +203,9 @@ async def _history(pair: Pair) -> None:
             (CLOSE_OPPORTUNITY, {"opportunityId": opportunity, "outcome": "LOST"}),
             (REOPEN_OPPORTUNITY, {"opportunityId": opportunity}),
         ):
-            await pair.plain.post("/graphql", json={"query": mutation, "variables": {"input": variables}})
+            await pair.plain.post(
+                "/graphql", json={"query": mutation, "variables": {"input": variables}}
+            )
 
 
 async def test_hand_written_reads_answer_alike(pair: Pair) -> None:
@@ -211,6 +216,22 @@ async def test_hand_written_reads_answer_alike(pair: Pair) -> None:
         await pair.compare(query, {k: _real(v) for k, v in variables.items()})
         compiled += compiled_reads.STATS.compiled - before
     assert compiled >= len(HAND_WRITTEN) - 4
+
+
+async def test_a_statement_reused_for_other_ids_answers_for_each(pair: Pair) -> None:
+    """The statement cache keys ID variables by type: each id still gets its own object."""
+    await _history(pair)
+    node = "query($id: ID!) { node(id: $id) { __typename id ... on Opportunity { name } } }"
+    for key in range(1, 10):
+        for query, short in (
+            (scenarios.R1, "O"),
+            (HAND_WRITTEN[4][0], "Q"),
+            (node, "O"),
+            (node, "Q"),
+        ):
+            body = await pair.compare(query, {"id": _real(f"{short}{key}")})
+            found = next(iter(body["data"].values()))
+            assert found is None or found["id"] == _real(f"{short}{key}")
 
 
 async def test_every_page_of_every_ordering_answers_alike(pair: Pair) -> None:

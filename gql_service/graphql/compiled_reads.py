@@ -9,7 +9,7 @@ the database cannot answer becomes the same outage error as on the plain path.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
 from gql_service.database import is_unavailable
-from gql_service.graphql.compiler import CompiledRead, compile_read
+from gql_service.graphql.compiler import CompiledRead, Compilers
 from gql_service.graphql.ids import encode_id
 from gql_service.graphql.pagination import offset_cursor
 from gql_service.json_sql import GLOBAL_ID_FUNCTION, OFFSET_CURSOR_FUNCTION
+from gql_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,30 @@ class Stats:
 STATS = Stats()
 
 
+def compiled_reads(settings: Settings) -> Callable[[], SchemaExtension]:
+    """The extension for ``Schema(extensions=...)``, with one statement cache per schema."""
+    compilers = Compilers(settings)
+
+    def build() -> CompiledReads:
+        return CompiledReads(compilers)
+
+    return build
+
+
 class CompiledReads(SchemaExtension):
+    def __init__(self, compilers: Compilers) -> None:
+        self.compilers = compilers
+
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
         if context.settings.compiled_reads and execution.graphql_document is not None:
             try:
-                compiled = compile_read(
+                compiled = self.compilers.compile(
                     execution.schema._schema,
                     execution.graphql_document,
                     operation_name=execution.operation_name,
                     variables=execution.variables,
-                    settings=context.settings,
                     dialect=context.engine.dialect.name,
                 )
             except Exception:  # a compiler defect must never cost the client its answer
@@ -70,8 +83,12 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
     """The compiled statement's result; None to let the plain path answer instead."""
     if not compiled.sql:
         return ExecutionResult(data=compiled.data([]))
+    engine = context.engine
+    if engine.dialect.name == "postgresql":
+        # One statement reads one snapshot: no BEGIN and ROLLBACK round trips around it.
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     try:
-        async with context.engine.connect() as connection:
+        async with engine.connect() as connection:
             result = await connection.exec_driver_sql(compiled.sql, compiled.params)
             row = result.one()
     except Exception as exc:

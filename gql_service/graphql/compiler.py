@@ -14,15 +14,19 @@ Field collection (fragments, @skip/@include) and argument coercion are graphql-c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
+    NamedTypeNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
     OperationType,
 )
 from graphql.execution.collect_fields import (
@@ -48,7 +52,7 @@ from gql_service.settings import Settings
 OPEN_STATES = "('DRAFT', 'ACTIVE')"
 
 
-class Unsupported(Exception):  # noqa: N818 - a decision, not a failure
+class Unsupported(Exception):
     """The compiler leaves this operation to the plain execution path."""
 
 
@@ -64,6 +68,19 @@ class CompiledRead:
     params: dict[str, Any]
     # Per response key: the statement columns it takes, and how they become its value.
     fields: list[tuple[str, int, Assemble]] = field(default_factory=list)
+    # Parameter -> the ID variable whose primary key it binds (see ``compile_read``'s cache).
+    linked: dict[str, str] = field(default_factory=dict)
+
+    def rebound(self, variables: dict[str, Any]) -> CompiledRead:
+        """The same statement for other values of its ID variables (same types)."""
+        if not self.linked:
+            return self
+        params = dict(self.params)
+        for param, variable in self.linked.items():
+            parsed = parse_id(variables[variable])
+            assert parsed is not None
+            params[param] = parsed[1]
+        return replace(self, params=params)
 
     def data(self, row: Sequence[str | None]) -> dict[str, Any]:
         values = [None if text is None else orjson.loads(text) for text in row]
@@ -169,12 +186,21 @@ class Compiler:
     """Compiles one operation; a new one per request (it collects the statement's values)."""
 
     def __init__(
-        self, schema: GraphQLSchema, executor: Executor, settings: Settings, dialect: str
+        self,
+        schema: GraphQLSchema,
+        executor: Executor[Any],
+        settings: Settings,
+        dialect: str,
+        id_variables: dict[int, str] | None = None,
     ) -> None:
         self.schema = schema
         self.executor = executor
         self.settings = settings
         self.sql: JsonSql = json_sql(dialect)
+        # id() of an ID variable's value -> its name: the primary keys parsed from it are bound
+        # as parameters linked to the variable, so that the statement serves its other values.
+        self.id_variables = id_variables or {}
+        self.linked: dict[str, str] = {}
 
     # --- the operation -------------------------------------------------------------------
 
@@ -194,7 +220,7 @@ class Compiler:
         if collected.new_defer_usages:
             raise Unsupported("@defer")
         columns: list[str] = []
-        read = CompiledRead(sql="", params=self.sql.params)
+        read = CompiledRead(sql="", params=self.sql.params, linked=self.linked)
         for key, details in collected.grouped_field_set.items():
             exprs, assemble = self._root_field(query_type, details)
             read.fields.append((key, len(exprs), assemble))
@@ -236,7 +262,9 @@ class Compiler:
     def _arguments(self, parent: GraphQLObjectType, details: FieldDetailsList) -> dict[str, Any]:
         detail = details[0]
         if any(d.defer_usage is not None for d in details) or any(
-            directive.name.value == "stream" for d in details for directive in d.node.directives or ()
+            directive.name.value == "stream"
+            for d in details
+            for directive in d.node.directives or ()
         ):
             raise Unsupported("@defer/@stream")
         return get_argument_values(
@@ -246,7 +274,9 @@ class Compiler:
             detail.fragment_variable_values,
         )
 
-    def _subfields(self, object_type: GraphQLObjectType, details: FieldDetailsList) -> GroupedFieldSet:
+    def _subfields(
+        self, object_type: GraphQLObjectType, details: FieldDetailsList
+    ) -> GroupedFieldSet:
         collected = collect_subfields(
             self.schema,
             self.executor.fragments,
@@ -275,7 +305,12 @@ class Compiler:
         t = self.sql.alias()
         fields = self._subfields(self._type(type_name), details)
         obj = self._object(type_name, t, fields)
-        return f"(SELECT {obj} FROM {TABLES[type_name]} {t} WHERE {t}.id = {self.sql.bind(pk)})"
+        key = self.sql.parameter(pk)
+        variable = self.id_variables.get(id(global_id))
+        if variable is not None:
+            self.linked[key] = variable
+        placeholder = self.sql.placeholder(key)
+        return f"(SELECT {obj} FROM {TABLES[type_name]} {t} WHERE {t}.id = {placeholder})"
 
     def _object(self, type_name: str, t: str, fields: GroupedFieldSet) -> str:
         """The JSON object of the row aliased ``t``, with the selected fields in order."""
@@ -332,7 +367,9 @@ class Compiler:
             )
         if relation == ("Opportunity", "closeHistory"):
             a = sql.alias()
-            item = self._object("OpportunityClose", a, self._subfields(self._type("OpportunityClose"), details))
+            item = self._object(
+                "OpportunityClose", a, self._subfields(self._type("OpportunityClose"), details)
+            )
             return sql.array(
                 item,
                 f"FROM opportunity_close {a} WHERE {a}.opportunity_id = {t}.id",
@@ -365,9 +402,7 @@ class Compiler:
         given = args["filter"] or {}
         states = given.get("state") or ()
         if states:
-            conditions.append(
-                "{a}.state IN (" + ", ".join(sql.bind(s.name) for s in states) + ")"
-            )
+            conditions.append("{a}.state IN (" + ", ".join(sql.bind(s.name) for s in states) + ")")
         if given.get("isOpen") is not None:
             negation = "" if given["isOpen"] else "NOT "
             conditions.append(f"{{a}}.state {negation}IN {OPEN_STATES}")
@@ -454,7 +489,10 @@ class Compiler:
                 for info_key, info_sub in self._subfields(self._type("PageInfo"), sub).items():
                     info_name = info_sub[0].node.name.value
                     info.append(
-                        (info_key, "'PageInfo'" if info_name == "__typename" else page_info[info_name]())
+                        (
+                            info_key,
+                            "'PageInfo'" if info_name == "__typename" else page_info[info_name](),
+                        )
                     )
                 expr = sql.object(info)
             pairs.append((key, expr))
@@ -560,8 +598,12 @@ class Compiler:
             ),
             cursor=cursor,
             page_info={
-                "hasNextPage": lambda: has_more if not backwards else literal[request.before is not None],
-                "hasPreviousPage": lambda: has_more if backwards else literal[request.after is not None],
+                "hasNextPage": lambda: (
+                    has_more if not backwards else literal[request.before is not None]
+                ),
+                "hasPreviousPage": lambda: (
+                    has_more if backwards else literal[request.after is not None]
+                ),
                 "startCursor": lambda: end(shown_order),
                 "endCursor": lambda: end("_p._rn" if backwards else "_p._rn DESC"),
             },
@@ -584,7 +626,9 @@ class Compiler:
         for key, sub in self._subfields(connection_type, details).items():
             name = sub[0].node.name.value
             if name == "edges":
-                for edge_key, edge_sub in self._subfields(self._type(f"{node_type}Edge"), sub).items():
+                for edge_key, edge_sub in self._subfields(
+                    self._type(f"{node_type}Edge"), sub
+                ).items():
                     if edge_sub[0].node.name.value == "cursor":
                         paths.append((key, edge_key, True))
             elif name == "pageInfo":
@@ -624,7 +668,11 @@ class Compiler:
             )
         for column, text in (("customer_name", query.customer_name), ("name", query.name_contains)):
             if text:
-                pattern = "%" + text.lower().replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+                pattern = (
+                    "%"
+                    + text.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+                    + "%"
+                )
                 conditions.append(f"lower({{a}}.{column}) LIKE {sql.bind(pattern)} ESCAPE '/'")
         if query.has_open_quotes is not None:
             negation = "" if query.has_open_quotes else "NOT "
@@ -636,9 +684,7 @@ class Compiler:
         return conditions
 
 
-def _encode_cursors(
-    connection: Any, paths: list[tuple[str, str, bool]], field_name: str
-) -> Any:
+def _encode_cursors(connection: Any, paths: list[tuple[str, str, bool]], field_name: str) -> Any:
     """Replace the statement's [value, id] pairs with the cursors the plain path issues."""
     if connection is None:
         return None
@@ -651,22 +697,96 @@ def _encode_cursors(
     return connection
 
 
-def compile_read(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    *,
-    operation_name: str | None,
-    variables: dict[str, Any] | None,
-    settings: Settings,
-    dialect: str,
-) -> CompiledRead | None:
-    """The operation as one statement, or None when the plain path must answer it."""
-    executor = Executor.build(
-        schema, document, raw_variable_values=variables or {}, operation_name=operation_name
-    )
-    if isinstance(executor, list):
-        return None  # the plain path reports the variables' errors
-    try:
-        return Compiler(schema, executor, settings, dialect).compile()
-    except Unsupported:
-        return None
+class Compilers:
+    """Compiles reads, remembering the statement per document and shape of its variables.
+
+    The key holds every variable's value, except that an ID variable holding a global id of
+    a known type counts by that type alone: R1 with another opportunity's id reuses the
+    statement with that id's primary key bound instead (``CompiledRead.rebound``).
+    """
+
+    def __init__(self, settings: Settings, size: int = 512) -> None:
+        self.settings = settings
+        self._cache: LRUCache[tuple[Any, ...], tuple[DocumentNode, CompiledRead | None]] = LRUCache(
+            maxsize=size
+        )
+
+    def compile(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        *,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        dialect: str,
+    ) -> CompiledRead | None:
+        """The operation as one statement, or None when the plain path must answer it."""
+        variables = variables or {}
+        ids = _id_variables(document, operation_name, variables)
+        try:
+            shape = orjson.dumps(
+                {
+                    name: ["id", parse_id(value)[0]] if name in ids else ["value", value]  # type: ignore[index]
+                    for name, value in variables.items()
+                },
+                option=orjson.OPT_SORT_KEYS,
+            )
+        except TypeError:  # e.g. an integer beyond 64 bits: compile it without the cache
+            return self._compile(schema, document, operation_name, variables, dialect, ids)
+        key = (id(schema), id(document), operation_name, dialect, shape)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is document:
+            return None if cached[1] is None else cached[1].rebound(variables)
+        compiled = self._compile(schema, document, operation_name, variables, dialect, ids)
+        self._cache[key] = (document, compiled)
+        return compiled
+
+    def _compile(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any],
+        dialect: str,
+        ids: set[str],
+    ) -> CompiledRead | None:
+        executor = Executor.build(
+            schema, document, raw_variable_values=variables, operation_name=operation_name
+        )
+        if isinstance(executor, list):
+            return None  # the plain path reports the variables' errors
+        coerced = executor.variable_values.coerced
+        id_variables = {id(coerced[name]): name for name in ids if name in coerced}
+        try:
+            compiled = Compiler(schema, executor, self.settings, dialect, id_variables).compile()
+        except Unsupported:
+            return None
+        return compiled
+
+
+def _id_variables(
+    document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
+) -> set[str]:
+    """The operation's variables of type ID (or ID!) whose value is a global id we issue."""
+    names = set()
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        if operation_name is not None and (
+            definition.name is None or definition.name.value != operation_name
+        ):
+            continue
+        for variable in definition.variable_definitions or ():
+            type_node = variable.type
+            if isinstance(type_node, NonNullTypeNode):
+                type_node = type_node.type
+            name = variable.variable.name.value
+            value = variables.get(name)
+            if (
+                isinstance(type_node, NamedTypeNode)
+                and type_node.name.value == "ID"
+                and isinstance(value, str)
+                and parse_id(value) is not None
+            ):
+                names.add(name)
+    return names

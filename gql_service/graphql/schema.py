@@ -21,7 +21,7 @@ from strawberry.types import ExecutionContext
 
 from gql_service.graphql.admission import admission
 from gql_service.graphql.authorization import AuthorizeOperation
-from gql_service.graphql.compiled_reads import CompiledReads
+from gql_service.graphql.compiled_reads import compiled_reads
 from gql_service.graphql.errors import ERROR_TYPES
 from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
 from gql_service.graphql.mutations import Mutation
@@ -63,7 +63,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # Parsing (with its caches and limits), validation and cost: see admission.py.
         admission(settings),
         AuthorizeOperation,  # after admission: its refusal replaces validation's result
-        CompiledReads,  # last: it answers admitted, authorized queries before execution
+        compiled_reads(settings),  # last: it answers admitted, authorized queries before execution
     ]
     types: list[Any] = [Opportunity, Quote, OpportunityClose, QuoteClose, Competitor, *ERROR_TYPES]
     return Schema(
