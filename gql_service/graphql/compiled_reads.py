@@ -9,6 +9,7 @@ the database cannot answer becomes the same outage error as on the plain path.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,10 +84,7 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
     """The compiled statement's result; None to let the plain path answer instead."""
     if not compiled.sql:
         return ExecutionResult(data=compiled.data([]))
-    engine = context.engine
-    if engine.dialect.name == "postgresql":
-        # One statement reads one snapshot: no BEGIN and ROLLBACK round trips around it.
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    engine = _autocommit(context.engine)
     try:
         async with engine.connect() as connection:
             result = await connection.exec_driver_sql(compiled.sql, compiled.params)
@@ -102,6 +100,27 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
         log.exception("compiled read failed; the plain path answers it")
         return None
     return ExecutionResult(data=compiled.data(list(row)))
+
+
+_autocommit_engines: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """One statement reads one snapshot: no BEGIN and ROLLBACK round trips around it.
+
+    The option engine shares the pool; it is made once per engine (making one registers
+    event listeners, which costs more than the statement).
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = _autocommit_engines.get(engine)
+    if found is None:
+        found = _autocommit_engines[engine] = engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    return found
 
 
 def register_sqlite_functions(engine: AsyncEngine) -> None:
