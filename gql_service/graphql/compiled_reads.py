@@ -117,9 +117,7 @@ def _autocommit(engine: AsyncEngine) -> AsyncEngine:
         return engine
     found = _autocommit_engines.get(engine)
     if found is None:
-        found = _autocommit_engines[engine] = engine.execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
+        found = _autocommit_engines[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
     return found
 
 
