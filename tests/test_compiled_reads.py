@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import scenarios
 from gql_service.app import create_app
@@ -306,12 +308,12 @@ def readme_reads() -> list[tuple[str, dict[str, Any]]]:
     """The README's queries, with the variables of the JSON block after each, if any."""
     blocks = re.findall(r"```(graphql|json)\n(.*?)```", README.read_text(), re.DOTALL)
     reads = []
-    for index, (kind, text) in enumerate(blocks):
-        if kind != "graphql" or not text.lstrip().startswith(("query", "{")):
+    for index, (kind, block) in enumerate(blocks):
+        if kind != "graphql" or not block.lstrip().startswith(("query", "{")):
             continue
         following = blocks[index + 1] if index + 1 < len(blocks) else ("", "")
         variables = json.loads(following[1]) if following[0] == "json" else {}
-        reads.append((text, {} if "data" in variables or "errors" in variables else variables))
+        reads.append((block, {} if "data" in variables or "errors" in variables else variables))
     return reads
 
 
@@ -330,3 +332,32 @@ async def test_the_readmes_reads_answer_alike(pair: Pair) -> None:
     await _history(pair)
     for query, variables in reads:
         await pair.compare(query, variables)
+
+
+async def test_a_dead_pooled_connection_costs_a_compiled_read_no_error(settings: Settings) -> None:
+    """The pool does not ping at checkout: a connection the server dropped is retried once."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite connections do not die under the pool")
+    app = create_app(settings)
+    await seed_demo(app.state.engine)
+    body = {"query": scenarios.R1, "variables": {"id": _real("O1")}}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        first = (await http.post("/graphql", json=body)).json()
+        assert first["data"]["opportunity"] is not None
+        killer = create_async_engine(settings.database_url, isolation_level="AUTOCOMMIT")
+        async with killer.connect() as connection:
+            killed = await connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        await killer.dispose()
+        assert killed >= 1
+        before = compiled_reads.STATS.compiled
+        second = (await http.post("/graphql", json=body)).json()
+        assert second == first
+        assert compiled_reads.STATS.compiled == before + 1
+    await app.state.engine.dispose()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import ExecutionResult, GraphQLError
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
@@ -84,11 +85,8 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
     """The compiled statement's result; None to let the plain path answer instead."""
     if not compiled.sql:
         return ExecutionResult(data=compiled.data([]))
-    engine = _autocommit(context.engine)
     try:
-        async with engine.connect() as connection:
-            result = await connection.exec_driver_sql(compiled.sql, compiled.params)
-            row = result.one()
+        row = await _fetch(_autocommit(context.engine), compiled)
     except Exception as exc:
         if is_unavailable(exc):
             # The same answer as a resolver's failure: one SERVICE_UNAVAILABLE error.
@@ -100,6 +98,20 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
         log.exception("compiled read failed; the plain path answers it")
         return None
     return ExecutionResult(data=compiled.data(list(row)))
+
+
+async def _fetch(engine: AsyncEngine, compiled: CompiledRead) -> Sequence[Any]:
+    """The statement's one row. A pooled connection found dead costs one retry, not an error
+    (the pool does not ping connections at checkout)."""
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as connection:
+                result = await connection.exec_driver_sql(compiled.sql, compiled.params)
+                return result.one()
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 _autocommit_engines: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (

@@ -28,10 +28,14 @@ class Context:
     # Why the request's credentials were not accepted; the authorization extension answers it.
     authentication_error: Exception | None = None
     idempotency: Claim | None = None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self.reader)
+    @property
+    def loaders(self) -> Loaders:
+        """The request's DataLoaders, made on first use (a compiled read needs none)."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.reader)
+        return self._loaders
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(
@@ -43,4 +47,4 @@ class Context:
 
     def refresh(self) -> None:
         """Forget what this request has loaded, so a mutation's payload shows fresh data."""
-        self.loaders = Loaders(self.reader)
+        self._loaders = None
