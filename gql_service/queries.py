@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -187,26 +187,25 @@ class Reader:
         page: PageRequest,
         ordering: Ordering,
     ) -> Page[M]:
-        """Keyset pagination on (ordering field, id): stable under concurrent inserts."""
+        """Keyset pagination on (ordering field, id), nulls last: stable under inserts."""
         column = col(getattr(model, ordering.field))
         pk = col(model.id)
         backwards = page.last is not None and page.first is None
         limit = page.last if backwards else page.first
         assert limit is not None
-        descending = ordering.descending != backwards
         stmt = sa.select(model).where(*conditions)
         for cursor, after in ((page.after, True), (page.before, False)):
             if cursor is None:
                 continue
             value, key = _decode_cursor(cursor, ordering.field, column)
-            forward = after != ordering.descending
             stmt = stmt.where(
-                sa.or_(column > value, sa.and_(column == value, pk > key))
-                if forward
-                else sa.or_(column < value, sa.and_(column == value, pk < key))
+                keyset_condition(
+                    column, pk, value, key, descending=ordering.descending, after=after
+                )
             )
-        order = (column.desc(), pk.desc()) if descending else (column.asc(), pk.asc())
-        stmt = stmt.order_by(*order).limit(limit + 1)
+        stmt = stmt.order_by(
+            *keyset_order(column, pk, descending=ordering.descending, backwards=backwards)
+        ).limit(limit + 1)
         async with self.session() as session:
             rows = list((await session.scalars(stmt)).all())
         has_more = len(rows) > limit
@@ -230,6 +229,43 @@ class Reader:
         )
 
 
+def keyset_order(
+    column: Any, pk: Any, *, descending: bool, backwards: bool
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """ORDER BY (column, id) in the ordering's direction, nulls last; reversed for ``last``.
+
+    Nulls come last in both directions, so a backward page (read in reverse, then flipped)
+    puts them first. The placement is spelled out only for nullable columns: the engines'
+    defaults differ (PostgreSQL sorts nulls as largest, SQLite as smallest).
+    """
+    reverse = descending != backwards
+    value = column.desc() if reverse else column.asc()
+    if column.nullable:
+        value = value.nulls_first() if backwards else value.nulls_last()
+    return value, pk.desc() if reverse else pk.asc()
+
+
+def keyset_condition(
+    column: Any, pk: Any, value: Any, key: int, *, descending: bool, after: bool
+) -> sa.ColumnElement[bool]:
+    """The rows strictly after (or before) the cursor ``(value, key)`` in (column, id) order.
+
+    Nulls sort last in both directions: after a dated cursor come the later dates and then
+    every null; before a null cursor come every dated row and the nulls with a smaller key.
+    """
+    larger = after != descending
+
+    def beyond(left: Any, right: Any) -> sa.ColumnElement[bool]:
+        return left > right if larger else left < right  # type: ignore[no-any-return]
+
+    if value is None:
+        later_nulls = sa.and_(column.is_(None), beyond(pk, key))
+        return later_nulls if after else sa.or_(column.is_not(None), later_nulls)
+    # A comparison with NULL is never true, so this part holds only dated rows.
+    dated = sa.or_(beyond(column, value), sa.and_(column == value, beyond(pk, key)))
+    return sa.or_(dated, column.is_(None)) if after and column.nullable else dated
+
+
 def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
     grouped: dict[int, list[T]] = defaultdict(list)
     for row in rows:
@@ -238,29 +274,43 @@ def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
 
 
 def _encode_cursor(field_name: str, value: Any, key: int) -> str:
-    if isinstance(value, datetime):
+    """The opaque cursor of a row: its sort value as JSON (dates as ISO text) and its id.
+
+    A pure function of the value, so a path that reads the value as text (a date or timestamp
+    in ISO form) issues the same cursors as one that reads Python objects.
+    """
+    if isinstance(value, date):  # datetime is a date too
         value = value.isoformat()
     raw = json.dumps([field_name, value, key], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
 def _decode_cursor(cursor: str, field_name: str, column: Any) -> tuple[Any, int]:
-    """The (sort value, id) behind a cursor, checked so that no forged cursor reaches SQL."""
+    """The (sort value, id) behind a cursor, checked so that no forged cursor reaches SQL.
+
+    The value is None only for a nullable column (a row without a value).
+    """
     try:
         name, value, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidCursorError("The cursor is not one this service issued.") from exc
     if name != field_name or not isinstance(key, int) or isinstance(key, bool):
         raise InvalidCursorError("The cursor belongs to another ordering.")
-    if not 0 <= key <= MAX_ID or not isinstance(value, str) or not is_storable_text(value):
+    if not 0 <= key <= MAX_ID:
         raise InvalidCursorError("The cursor is not one this service issued.")
-    if isinstance(column.type, (UTCDateTime, sa.DateTime)):
-        # The column's type decorator expects a datetime, not the cursor's ISO text.
-        try:
+    if value is None and column.nullable:
+        return None, key
+    if not isinstance(value, str) or not is_storable_text(value):
+        raise InvalidCursorError("The cursor is not one this service issued.")
+    # The column's type expects a datetime or date, not the cursor's ISO text.
+    try:
+        if isinstance(column.type, (UTCDateTime, sa.DateTime)):
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
                 raise ValueError("a cursor's timestamp carries its offset")
             return moment.astimezone(UTC), key
-        except (ValueError, OverflowError) as exc:
-            raise InvalidCursorError("The cursor is not one this service issued.") from exc
+        if isinstance(column.type, sa.Date):
+            return date.fromisoformat(value), key
+    except (ValueError, OverflowError) as exc:
+        raise InvalidCursorError("The cursor is not one this service issued.") from exc
     return value, key
