@@ -81,8 +81,11 @@ TREE = f"""json_build_object(
         WHERE c.opportunity_id = o.id))"""
 
 R1_SQL = f"SELECT {TREE}::text FROM opportunity o WHERE o.id = $1"
-R2_SQL = f"""SELECT coalesce(json_agg({TREE} ORDER BY o.created_at, o.id), '[]'::json)::text
-FROM (SELECT * FROM opportunity WHERE state = 'OPEN' ORDER BY created_at, id LIMIT 50) o"""
+# R2: by estimated close date, earliest first, those without one last, ties by id.
+R2_SQL = f"""SELECT coalesce(json_agg({TREE}
+    ORDER BY o.estimated_close_date ASC NULLS LAST, o.id ASC), '[]'::json)::text
+FROM (SELECT * FROM opportunity WHERE state = 'OPEN'
+      ORDER BY estimated_close_date ASC NULLS LAST, id ASC LIMIT 50) o"""
 
 LOCK_SQL = f"""UPDATE opportunity SET version = version + 1, modified_at = now(), modified_by = $2
 WHERE id = $1

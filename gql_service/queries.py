@@ -1,7 +1,8 @@
 """The read side: batched look-ups for DataLoaders and keyset-paginated lists.
 
 Each function opens its own short session, so DataLoaders that run concurrently never share
-one ``AsyncSession``.
+one ``AsyncSession``. Every statement selects table columns with SQLAlchemy Core, so results
+are ``Row`` objects (see records.py), never ORM instances: no identity map, no per-row state.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlmodel import col
 
 from gql_service.models import (
     MAX_ID,
@@ -30,12 +30,33 @@ from gql_service.models import (
     Quote,
     QuoteClose,
     QuoteState,
+    QuoteStatusReason,
     UTCDateTime,
+)
+from gql_service.records import (
+    CompetitorRecord,
+    OpportunityCloseRecord,
+    OpportunityRecord,
+    QuoteCloseRecord,
+    QuoteRecord,
 )
 from gql_service.rules import is_storable_text
 
-M = TypeVar("M", bound=Entity)
 T = TypeVar("T")
+
+
+def table_of(model: type[Entity]) -> sa.Table:
+    """The Core table behind a SQLModel class."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
+OPPORTUNITY = table_of(Opportunity)
+QUOTE = table_of(Quote)
+QUOTE_CLOSE = table_of(QuoteClose)
+OPPORTUNITY_CLOSE = table_of(OpportunityClose)
+COMPETITOR = table_of(Competitor)
 
 
 class InvalidCursorError(ValueError):
@@ -79,6 +100,30 @@ class Ordering:
     descending: bool = True
 
 
+class QuoteCloseValues(NamedTuple):
+    """A quote's close record, read by the same statement as the quote (an outer join)."""
+
+    id: int
+    quote_id: int
+    quote_number: str
+    revision_number: int
+    status_reason: QuoteStatusReason
+    close_date: date
+    description: str | None
+    batch_id: str
+    created_at: datetime
+    created_by: str
+
+
+QuoteWithClose = tuple[QuoteRecord, QuoteCloseRecord | None]
+
+# The quote's columns, then its close record's under a prefix, in QuoteCloseValues' order.
+_QUOTE_COLUMNS = len(QUOTE.c)
+_QUOTE_WITH_CLOSE = sa.select(
+    *QUOTE.c, *(QUOTE_CLOSE.c[name].label(f"close_{name}") for name in QuoteCloseValues._fields)
+).select_from(QUOTE.outerjoin(QUOTE_CLOSE, QUOTE_CLOSE.c.quote_id == QUOTE.c.id))
+
+
 class Reader:
     """Read-only queries on one engine."""
 
@@ -88,59 +133,61 @@ class Reader:
     def session(self) -> AsyncSession:
         return AsyncSession(self.engine, expire_on_commit=False)
 
-    async def by_ids(self, model: type[M], ids: Sequence[int]) -> dict[int, M]:
+    async def by_ids(self, model: type[Entity], ids: Sequence[int]) -> dict[int, Any]:
+        """Rows of the model's table by id (typed by the caller as its record protocol)."""
         if not ids:
             return {}
-        stmt = sa.select(model).where(col(model.id).in_(set(ids)))
+        table = table_of(model)
+        stmt = sa.select(*table.c).where(table.c.id.in_(set(ids)))
         async with self.session() as session:
-            rows = (await session.scalars(stmt)).all()
-        return {row.id: row for row in rows if row.id is not None}
+            rows = (await session.execute(stmt)).all()
+        return {row.id: row for row in rows}
 
     async def quotes_by_opportunity(
         self, opportunity_ids: Sequence[int], quote_filter: QuoteFilter
-    ) -> dict[int, list[tuple[Quote, QuoteClose | None]]]:
+    ) -> dict[int, list[QuoteWithClose]]:
         """Quotes with their close records (one outer join), oldest first."""
-        stmt = (
-            sa.select(Quote, QuoteClose)
-            .outerjoin(QuoteClose, col(QuoteClose.quote_id) == col(Quote.id))
-            .where(col(Quote.opportunity_id).in_(set(opportunity_ids)))
-        )
+        stmt = _QUOTE_WITH_CLOSE.where(QUOTE.c.opportunity_id.in_(set(opportunity_ids)))
         if quote_filter.states:
-            stmt = stmt.where(col(Quote.state).in_(quote_filter.states))
+            stmt = stmt.where(QUOTE.c.state.in_(quote_filter.states))
         if quote_filter.is_open is not None:
-            is_open = col(Quote.state).in_(OPEN_QUOTE_STATES)
+            is_open = QUOTE.c.state.in_(OPEN_QUOTE_STATES)
             stmt = stmt.where(is_open if quote_filter.is_open else sa.not_(is_open))
-        stmt = stmt.order_by(col(Quote.id))
+        stmt = stmt.order_by(QUOTE.c.id)
         async with self.session() as session:
-            rows = [(quote, close) for quote, close in (await session.execute(stmt)).all()]
-        return _group(rows, lambda row: row[0].opportunity_id)
+            rows = (await session.execute(stmt)).all()
+        grouped: dict[int, list[QuoteWithClose]] = defaultdict(list)
+        for row in rows:
+            close = None if row.close_id is None else QuoteCloseValues._make(row[_QUOTE_COLUMNS:])
+            grouped[row.opportunity_id].append((row, close))
+        return grouped
 
     async def closes_by_opportunity(
         self, opportunity_ids: Sequence[int]
-    ) -> dict[int, list[OpportunityClose]]:
+    ) -> dict[int, list[OpportunityCloseRecord]]:
         stmt = (
-            sa.select(OpportunityClose)
-            .where(col(OpportunityClose.opportunity_id).in_(set(opportunity_ids)))
-            .order_by(col(OpportunityClose.id).desc())
+            sa.select(*OPPORTUNITY_CLOSE.c)
+            .where(OPPORTUNITY_CLOSE.c.opportunity_id.in_(set(opportunity_ids)))
+            .order_by(OPPORTUNITY_CLOSE.c.id.desc())
         )
         async with self.session() as session:
-            rows = (await session.scalars(stmt)).all()
+            rows = (await session.execute(stmt)).all()
         return _group(rows, lambda c: c.opportunity_id)
 
-    async def quote_closes_by_quote(self, quote_ids: Sequence[int]) -> dict[int, QuoteClose]:
-        stmt = sa.select(QuoteClose).where(col(QuoteClose.quote_id).in_(set(quote_ids)))
+    async def quote_closes_by_quote(self, quote_ids: Sequence[int]) -> dict[int, QuoteCloseRecord]:
+        stmt = sa.select(*QUOTE_CLOSE.c).where(QUOTE_CLOSE.c.quote_id.in_(set(quote_ids)))
         async with self.session() as session:
-            rows = (await session.scalars(stmt)).all()
+            rows = (await session.execute(stmt)).all()
         return {row.quote_id: row for row in rows}
 
     async def open_quote_counts(self, opportunity_ids: Sequence[int]) -> dict[int, int]:
         stmt = (
-            sa.select(col(Quote.opportunity_id), sa.func.count())
+            sa.select(QUOTE.c.opportunity_id, sa.func.count())
             .where(
-                col(Quote.opportunity_id).in_(set(opportunity_ids)),
-                col(Quote.state).in_(OPEN_QUOTE_STATES),
+                QUOTE.c.opportunity_id.in_(set(opportunity_ids)),
+                QUOTE.c.state.in_(OPEN_QUOTE_STATES),
             )
-            .group_by(col(Quote.opportunity_id))
+            .group_by(QUOTE.c.opportunity_id)
         )
         async with self.session() as session:
             rows = (await session.execute(stmt)).all()
@@ -148,86 +195,122 @@ class Reader:
 
     async def opportunities(
         self, page: PageRequest, opportunity_filter: OpportunityFilter, ordering: Ordering
-    ) -> Page[Opportunity]:
+    ) -> Page[OpportunityRecord]:
         conditions: list[sa.ColumnElement[bool]] = []
         if opportunity_filter.states:
-            conditions.append(col(Opportunity.state).in_(opportunity_filter.states))
+            conditions.append(OPPORTUNITY.c.state.in_(opportunity_filter.states))
         if opportunity_filter.customer_name:
             conditions.append(
-                sa.func.lower(col(Opportunity.customer_name)).contains(
+                sa.func.lower(OPPORTUNITY.c.customer_name).contains(
                     opportunity_filter.customer_name.lower(), autoescape=True
                 )
             )
         if opportunity_filter.name_contains:
             conditions.append(
-                sa.func.lower(col(Opportunity.name)).contains(
+                sa.func.lower(OPPORTUNITY.c.name).contains(
                     opportunity_filter.name_contains.lower(), autoescape=True
                 )
             )
         if opportunity_filter.has_open_quotes is not None:
             has_open = (
-                sa.select(col(Quote.id))
+                sa.select(QUOTE.c.id)
                 .where(
-                    col(Quote.opportunity_id) == col(Opportunity.id),
-                    col(Quote.state).in_(OPEN_QUOTE_STATES),
+                    QUOTE.c.opportunity_id == OPPORTUNITY.c.id,
+                    QUOTE.c.state.in_(OPEN_QUOTE_STATES),
                 )
                 .exists()
             )
             conditions.append(has_open if opportunity_filter.has_open_quotes else ~has_open)
-        return await self._paginate(Opportunity, conditions, page, ordering)
+        return await self._paginate(OPPORTUNITY, conditions, page, ordering)
 
-    async def competitors(self, page: PageRequest) -> Page[Competitor]:
+    async def competitors(self, page: PageRequest) -> Page[CompetitorRecord]:
         ordering = Ordering(field="name", descending=False)
-        return await self._paginate(Competitor, [], page, ordering)
+        return await self._paginate(COMPETITOR, [], page, ordering)
 
     async def _paginate(
         self,
-        model: type[M],
+        table: sa.Table,
         conditions: list[sa.ColumnElement[bool]],
         page: PageRequest,
         ordering: Ordering,
-    ) -> Page[M]:
-        """Keyset pagination on (ordering field, id): stable under concurrent inserts."""
-        column = col(getattr(model, ordering.field))
-        pk = col(model.id)
+    ) -> Page[Any]:
+        """Keyset pagination on (ordering field, id), nulls last: stable under inserts."""
+        column = table.c[ordering.field]
+        pk = table.c.id
         backwards = page.last is not None and page.first is None
         limit = page.last if backwards else page.first
         assert limit is not None
-        descending = ordering.descending != backwards
-        stmt = sa.select(model).where(*conditions)
+        stmt = sa.select(*table.c).where(*conditions)
         for cursor, after in ((page.after, True), (page.before, False)):
             if cursor is None:
                 continue
             value, key = _decode_cursor(cursor, ordering.field, column)
-            forward = after != ordering.descending
             stmt = stmt.where(
-                sa.or_(column > value, sa.and_(column == value, pk > key))
-                if forward
-                else sa.or_(column < value, sa.and_(column == value, pk < key))
+                keyset_condition(
+                    column, pk, value, key, descending=ordering.descending, after=after
+                )
             )
-        order = (column.desc(), pk.desc()) if descending else (column.asc(), pk.asc())
-        stmt = stmt.order_by(*order).limit(limit + 1)
+        stmt = stmt.order_by(
+            *keyset_order(column, pk, descending=ordering.descending, backwards=backwards)
+        ).limit(limit + 1)
         async with self.session() as session:
-            rows = list((await session.scalars(stmt)).all())
+            rows = list((await session.execute(stmt)).all())
         has_more = len(rows) > limit
         rows = rows[:limit]
         if backwards:
             rows.reverse()
 
         async def count() -> int:
-            count_stmt = sa.select(sa.func.count()).select_from(model).where(*conditions)
+            count_stmt = sa.select(sa.func.count()).select_from(table).where(*conditions)
             async with self.session() as session:
                 return int((await session.scalar(count_stmt)) or 0)
 
         return Page(
             items=rows,
             cursors=[
-                _encode_cursor(ordering.field, getattr(r, ordering.field), r.id or 0) for r in rows
+                _encode_cursor(ordering.field, getattr(r, ordering.field), r.id) for r in rows
             ],
             has_next_page=has_more if not backwards else page.before is not None,
             has_previous_page=has_more if backwards else page.after is not None,
             count=count,
         )
+
+
+def keyset_order(
+    column: Any, pk: Any, *, descending: bool, backwards: bool
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """ORDER BY (column, id) in the ordering's direction, nulls last; reversed for ``last``.
+
+    Nulls come last in both directions, so a backward page (read in reverse, then flipped)
+    puts them first. The placement is spelled out only for nullable columns: the engines'
+    defaults differ (PostgreSQL sorts nulls as largest, SQLite as smallest).
+    """
+    reverse = descending != backwards
+    value = column.desc() if reverse else column.asc()
+    if column.nullable:
+        value = value.nulls_first() if backwards else value.nulls_last()
+    return value, pk.desc() if reverse else pk.asc()
+
+
+def keyset_condition(
+    column: Any, pk: Any, value: Any, key: int, *, descending: bool, after: bool
+) -> sa.ColumnElement[bool]:
+    """The rows strictly after (or before) the cursor ``(value, key)`` in (column, id) order.
+
+    Nulls sort last in both directions: after a dated cursor come the later dates and then
+    every null; before a null cursor come every dated row and the nulls with a smaller key.
+    """
+    larger = after != descending
+
+    def beyond(left: Any, right: Any) -> sa.ColumnElement[bool]:
+        return left > right if larger else left < right  # type: ignore[no-any-return]
+
+    if value is None:
+        later_nulls = sa.and_(column.is_(None), beyond(pk, key))
+        return later_nulls if after else sa.or_(column.is_not(None), later_nulls)
+    # A comparison with NULL is never true, so this part holds only dated rows.
+    dated = sa.or_(beyond(column, value), sa.and_(column == value, beyond(pk, key)))
+    return sa.or_(dated, column.is_(None)) if after and column.nullable else dated
 
 
 def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
@@ -238,29 +321,43 @@ def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
 
 
 def _encode_cursor(field_name: str, value: Any, key: int) -> str:
-    if isinstance(value, datetime):
+    """The opaque cursor of a row: its sort value as JSON (dates as ISO text) and its id.
+
+    A pure function of the value, so a path that reads the value as text (a date or timestamp
+    in ISO form) issues the same cursors as one that reads Python objects.
+    """
+    if isinstance(value, date):  # datetime is a date too
         value = value.isoformat()
     raw = json.dumps([field_name, value, key], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
 def _decode_cursor(cursor: str, field_name: str, column: Any) -> tuple[Any, int]:
-    """The (sort value, id) behind a cursor, checked so that no forged cursor reaches SQL."""
+    """The (sort value, id) behind a cursor, checked so that no forged cursor reaches SQL.
+
+    The value is None only for a nullable column (a row without a value).
+    """
     try:
         name, value, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidCursorError("The cursor is not one this service issued.") from exc
     if name != field_name or not isinstance(key, int) or isinstance(key, bool):
         raise InvalidCursorError("The cursor belongs to another ordering.")
-    if not 0 <= key <= MAX_ID or not isinstance(value, str) or not is_storable_text(value):
+    if not 0 <= key <= MAX_ID:
         raise InvalidCursorError("The cursor is not one this service issued.")
-    if isinstance(column.type, (UTCDateTime, sa.DateTime)):
-        # The column's type decorator expects a datetime, not the cursor's ISO text.
-        try:
+    if value is None and column.nullable:
+        return None, key
+    if not isinstance(value, str) or not is_storable_text(value):
+        raise InvalidCursorError("The cursor is not one this service issued.")
+    # The column's type expects a datetime or date, not the cursor's ISO text.
+    try:
+        if isinstance(column.type, (UTCDateTime, sa.DateTime)):
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
                 raise ValueError("a cursor's timestamp carries its offset")
             return moment.astimezone(UTC), key
-        except (ValueError, OverflowError) as exc:
-            raise InvalidCursorError("The cursor is not one this service issued.") from exc
+        if isinstance(column.type, sa.Date):
+            return date.fromisoformat(value), key
+    except (ValueError, OverflowError) as exc:
+        raise InvalidCursorError("The cursor is not one this service issued.") from exc
     return value, key

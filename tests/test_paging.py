@@ -18,7 +18,7 @@ PAGE = """
 query($first: Int, $after: String, $last: Int, $before: String, $order: OpportunityOrder) {
   opportunities(first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
     totalCount
-    edges { cursor node { id name createdAt modifiedAt } }
+    edges { cursor node { id name createdAt modifiedAt estimatedCloseDate } }
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   }
 }"""
@@ -43,13 +43,20 @@ query($first: Int, $after: String) {
   }
 }"""
 
-# Names, creation and modification times chosen so that every order has ties of two and three.
-NAMES = ["Beta", "Alpha", "Beta", "Gamma", "Alpha", "Beta", "Delta"]
-CREATED_GROUP = [0, 0, 1, 1, 1, 2, 3]
-MODIFIED_GROUP = [2, 1, 1, 0, 2, 0, 1]
+# Names, creation, modification and close dates chosen so that every order has ties of two
+# and three; four opportunities have no estimated close date (None), interleaved by id.
+NAMES = ["Beta", "Alpha", "Beta", "Gamma", "Alpha", "Beta", "Delta", "Alpha", "Gamma", "Beta"]
+CREATED_GROUP = [0, 0, 1, 1, 1, 2, 3, 3, 4, 0]
+MODIFIED_GROUP = [2, 1, 1, 0, 2, 0, 1, 2, 0, 1]
+CLOSE_DATE_GROUP = [None, 1, None, 0, 1, None, 1, 0, None, 2]
 BASE = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
-FIELDS = {"CREATED_AT": "createdAt", "MODIFIED_AT": "modifiedAt", "NAME": "name"}
+FIELDS = {
+    "CREATED_AT": "createdAt",
+    "MODIFIED_AT": "modifiedAt",
+    "NAME": "name",
+    "ESTIMATED_CLOSE_DATE": "estimatedCloseDate",
+}
 
 
 def pk(global_id: str) -> int:
@@ -59,13 +66,18 @@ def pk(global_id: str) -> int:
 
 async def tied_opportunities(gql: GraphQLClient, engine: AsyncEngine) -> None:
     ids = [pk((await create_opportunity(gql, name=name))["id"]) for name in NAMES]
+    groups = zip(ids, CREATED_GROUP, MODIFIED_GROUP, CLOSE_DATE_GROUP, strict=True)
     async with engine.begin() as connection:
-        for key, created, modified in zip(ids, CREATED_GROUP, MODIFIED_GROUP, strict=True):
+        for key, created, modified, closing in groups:
             await connection.execute(
-                text("UPDATE opportunity SET created_at = :c, modified_at = :m WHERE id = :id"),
+                text(
+                    "UPDATE opportunity SET created_at = :c, modified_at = :m,"
+                    " estimated_close_date = :d WHERE id = :id"
+                ),
                 {
                     "c": _stored(engine, BASE + timedelta(minutes=created)),
                     "m": _stored(engine, BASE + timedelta(hours=1, minutes=modified)),
+                    "d": None if closing is None else (BASE + timedelta(days=closing)).date(),
                     "id": key,
                 },
             )
@@ -116,6 +128,15 @@ async def walk_backwards(
         before = info["startCursor"]
 
 
+def in_order(rows: list[dict[str, Any]], key: str, descending: bool) -> list[dict[str, Any]]:
+    """Rows by (key, id) in the direction, rows without a value last in both directions."""
+    valued = [r for r in rows if r[key] is not None]
+    empty = [r for r in rows if r[key] is None]
+    return sorted(valued, key=lambda r: (r[key], pk(r["id"])), reverse=descending) + sorted(
+        empty, key=lambda r: pk(r["id"]), reverse=descending
+    )
+
+
 @pytest.mark.parametrize("field", list(FIELDS))
 @pytest.mark.parametrize("direction", ["ASC", "DESC"])
 async def test_paging_walks_every_order_forwards_and_backwards_over_ties(
@@ -126,7 +147,8 @@ async def test_paging_walks_every_order_forwards_and_backwards_over_ties(
     everything = (await gql(PAGE, first=100, order=order))["data"]["opportunities"]
     rows = [edge["node"] for edge in everything["edges"]]
     key = FIELDS[field]
-    expected = sorted(rows, key=lambda r: (r[key], pk(r["id"])), reverse=direction == "DESC")
+    expected = in_order(rows, key, descending=direction == "DESC")
+    assert len(rows) == len(NAMES)
     assert rows == expected
     assert len({r[key] for r in rows}) < len(rows), "the rows must tie on the sort key"
 
@@ -203,6 +225,7 @@ async def test_competitors_page_forwards_by_name(gql: GraphQLClient) -> None:
         '["created_at","2026-03-01T09:30:15+00:00",2147483648]',
         '["created_at","2026-03-01T09:30:15+00:00",true]',
         '["name","Beta",1]',
+        '["created_at",null,1]',
     ],
 )
 async def test_a_forged_cursor_is_refused_with_bad_cursor(gql: GraphQLClient, cursor: str) -> None:
@@ -224,3 +247,39 @@ async def test_a_forged_name_cursor_is_refused_or_harmless(gql: GraphQLClient, v
         assert body["errors"][0]["extensions"]["code"] == "BAD_CURSOR", body
     else:
         assert body["data"]["opportunities"]["edges"] == []
+
+
+async def test_opportunities_without_a_close_date_come_last_in_both_directions(
+    gql: GraphQLClient, engine: AsyncEngine
+) -> None:
+    await tied_opportunities(gql, engine)
+    for direction in ("ASC", "DESC"):
+        order = {"field": "ESTIMATED_CLOSE_DATE", "direction": direction}
+        edges = (await gql(PAGE, first=100, order=order))["data"]["opportunities"]["edges"]
+        dates = [edge["node"]["estimatedCloseDate"] for edge in edges]
+        known = [d for d in dates if d is not None]
+        assert dates == known + [None] * CLOSE_DATE_GROUP.count(None), direction
+        assert known == sorted(known, reverse=direction == "DESC"), direction
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        '["estimated_close_date","2026-13-01",1]',
+        '["estimated_close_date","2026-03-01T00:00:00+00:00",1]',
+        '["estimated_close_date",20260301,1]',
+        '["estimated_close_date",false,1]',
+        '["estimated_close_date",null,-1]',
+        '["estimated_close_date",["2026-03-01"],1]',
+    ],
+)
+async def test_a_forged_close_date_cursor_is_refused_with_bad_cursor(
+    gql: GraphQLClient, cursor: str
+) -> None:
+    forged = base64.urlsafe_b64encode(cursor.encode()).decode()
+    order = {"field": "ESTIMATED_CLOSE_DATE", "direction": "ASC"}
+
+    for arguments in ({"first": 2, "after": forged}, {"last": 2, "before": forged}):
+        body = await gql(PAGE, order=order, **arguments)
+
+        assert body["errors"][0]["extensions"]["code"] == "BAD_CURSOR", body

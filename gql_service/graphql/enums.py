@@ -141,11 +141,17 @@ class OpportunityOrderField(StrEnum):
     CREATED_AT = "created_at"
     MODIFIED_AT = "modified_at"
     NAME = "name"
+    ESTIMATED_CLOSE_DATE = "estimated_close_date"
 
 
 _describe(OrderDirection, "Sort direction.", {"ASC": "Ascending.", "DESC": "Descending."})
 _describe(
     OpportunityOrderField,
     "Fields by which opportunities can be sorted.",
-    {"CREATED_AT": "Creation time.", "MODIFIED_AT": "Last change.", "NAME": "Name."},
+    {
+        "CREATED_AT": "Creation time.",
+        "MODIFIED_AT": "Last change.",
+        "NAME": "Name.",
+        "ESTIMATED_CLOSE_DATE": "Expected close date; those without one come last either way.",
+    },
 )

@@ -8,10 +8,17 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from gql_service import models
-from gql_service.queries import QuoteFilter, Reader
+from gql_service.queries import QuoteFilter, QuoteWithClose, Reader
+from gql_service.records import (
+    CompetitorRecord,
+    OpportunityCloseRecord,
+    OpportunityRecord,
+    QuoteCloseRecord,
+    QuoteRecord,
+)
 
 K = TypeVar("K", bound=Hashable)
-QuoteRow = tuple[models.Quote, models.QuoteClose | None]
+QuoteRow = QuoteWithClose
 V = TypeVar("V")
 
 
@@ -32,15 +39,21 @@ class Loaders:
 
     def __init__(self, reader: Reader) -> None:
         self._reader = reader
-        self.opportunity = self._by_id(models.Opportunity)
-        self.quote = self._by_id(models.Quote)
-        self.competitor = self._by_id(models.Competitor)
-        self.opportunity_close = self._by_id(models.OpportunityClose)
-        self.quote_close_by_id = self._by_id(models.QuoteClose)
-        self.close_history: DataLoader[int, list[models.OpportunityClose]] = DataLoader(
+        self.opportunity: DataLoader[int, OpportunityRecord | None] = self._by_id(
+            models.Opportunity
+        )
+        self.quote: DataLoader[int, QuoteRecord | None] = self._by_id(models.Quote)
+        self.competitor: DataLoader[int, CompetitorRecord | None] = self._by_id(models.Competitor)
+        self.opportunity_close: DataLoader[int, OpportunityCloseRecord | None] = self._by_id(
+            models.OpportunityClose
+        )
+        self.quote_close_by_id: DataLoader[int, QuoteCloseRecord | None] = self._by_id(
+            models.QuoteClose
+        )
+        self.close_history: DataLoader[int, list[OpportunityCloseRecord]] = DataLoader(
             _aligned(reader.closes_by_opportunity, list)
         )
-        self.quote_close: DataLoader[int, models.QuoteClose | None] = DataLoader(
+        self.quote_close: DataLoader[int, QuoteCloseRecord | None] = DataLoader(
             _aligned(reader.quote_closes_by_quote, lambda: None)
         )
         self.open_quote_count: DataLoader[int, int] = DataLoader(
@@ -48,7 +61,9 @@ class Loaders:
         )
         self._quotes: dict[QuoteFilter, DataLoader[int, list[QuoteRow]]] = {}
 
-    def _by_id(self, model: type[V]) -> DataLoader[int, V | None]:
+    def _by_id(self, model: type[models.Entity]) -> DataLoader[int, Any]:
+        """Rows of one table by id; the attribute's annotation names their record protocol."""
+
         async def fetch(ids: Sequence[int]) -> dict[int, Any]:
             return await self._reader.by_ids(model, ids)
 

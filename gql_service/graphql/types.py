@@ -31,6 +31,13 @@ from gql_service.graphql.pagination import (
 )
 from gql_service.graphql.prefetch import now_or_later
 from gql_service.queries import QuoteFilter as QuoteQuery
+from gql_service.records import (
+    CompetitorRecord,
+    OpportunityCloseRecord,
+    OpportunityRecord,
+    QuoteCloseRecord,
+    QuoteRecord,
+)
 from gql_service.unset import UNSET, Unset
 
 Info = strawberry.Info[Context, None]
@@ -51,7 +58,7 @@ class Competitor(Node):
     created_by: str = strawberry.field(description="Who registered it.")
 
     @classmethod
-    def from_model(cls, m: models.Competitor) -> Competitor:
+    def from_model(cls, m: CompetitorRecord) -> Competitor:
         assert m.id is not None
         return cls(
             id=strawberry.ID(encode_id("Competitor", m.id)),
@@ -99,7 +106,7 @@ class OpportunityClose(Node):
         )
 
     @classmethod
-    def from_model(cls, m: models.OpportunityClose) -> OpportunityClose:
+    def from_model(cls, m: OpportunityCloseRecord) -> OpportunityClose:
         assert m.id is not None
         return cls(
             id=strawberry.ID(encode_id("OpportunityClose", m.id)),
@@ -133,7 +140,7 @@ class QuoteClose(Node):
     created_by: str = strawberry.field(description="Who closed it.")
 
     @classmethod
-    def from_model(cls, m: models.QuoteClose) -> QuoteClose:
+    def from_model(cls, m: QuoteCloseRecord) -> QuoteClose:
         assert m.id is not None
         return cls(
             id=strawberry.ID(encode_id("QuoteClose", m.id)),
@@ -148,7 +155,7 @@ class QuoteClose(Node):
         )
 
 
-def _quote_close(found: models.QuoteClose | None) -> QuoteClose | None:
+def _quote_close(found: QuoteCloseRecord | None) -> QuoteClose | None:
     return QuoteClose.from_model(found) if found else None
 
 
@@ -156,7 +163,7 @@ def _quote_close(found: models.QuoteClose | None) -> QuoteClose | None:
 class Quote(Node):
     pk: strawberry.Private[int]
     opportunity_pk: strawberry.Private[int]
-    close: strawberry.Private[models.QuoteClose | Unset | None]
+    close: strawberry.Private[QuoteCloseRecord | Unset | None]
     quote_number: str = strawberry.field(description="Shared by all revisions of this quote.")
     revision_number: int = strawberry.field(description="0 for the first; +1 per revision.")
     name: str = strawberry.field(description="Name.")
@@ -188,7 +195,7 @@ class Quote(Node):
         return _quote_close(self.close)
 
     @classmethod
-    def from_model(cls, m: models.Quote, close: models.QuoteClose | Unset | None = UNSET) -> Quote:
+    def from_model(cls, m: QuoteRecord, close: QuoteCloseRecord | Unset | None = UNSET) -> Quote:
         assert m.id is not None
         return cls(
             id=strawberry.ID(encode_id("Quote", m.id)),
@@ -202,7 +209,7 @@ class Quote(Node):
             total_amount=m.total_amount,
             state=m.state,
             status_reason=m.status_reason,
-            is_open=m.is_open,
+            is_open=m.state in models.OPEN_QUOTE_STATES,
             effective_from=m.effective_from,
             effective_to=m.effective_to,
             closed_on=m.closed_on,
@@ -282,7 +289,7 @@ class Opportunity(Node):
         )
 
     @classmethod
-    def from_model(cls, m: models.Opportunity) -> Opportunity:
+    def from_model(cls, m: OpportunityRecord) -> Opportunity:
         assert m.id is not None
         return cls(
             id=strawberry.ID(encode_id("Opportunity", m.id)),
