@@ -9,6 +9,7 @@ Values are always bound as parameters, never inlined.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 # SQLite has no base64: the GraphQL layer registers these on each SQLite connection.
@@ -75,8 +76,8 @@ class JsonSql:
         """The statement's top-level JSON as text (the driver would otherwise parse it)."""
         return json_value
 
-    def timestamp_param(self, value: Any) -> Any:
-        """A timestamp bound for comparison with a stored one."""
+    def value(self, value: Any) -> Any:
+        """A value bound for comparison with a stored one of its type."""
         return value
 
     def pair_array(self, first: str, second: str) -> str:  # pragma: no cover - per engine
@@ -169,8 +170,13 @@ class SqliteJson(JsonSql):
     def offset_cursor(self, column: str) -> str:
         return f"{OFFSET_CURSOR_FUNCTION}({column})"
 
-    def timestamp_param(self, value: Any) -> Any:
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    def value(self, value: Any) -> Any:
+        # Stored as text: timestamps as "YYYY-MM-DD HH:MM:SS.ffffff" (UTC), dates in ISO form.
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(value, date):
+            return value.isoformat()
+        return value
 
     def pair_array(self, first: str, second: str) -> str:
         return f"json_array({first}, {second})"

@@ -537,10 +537,10 @@ class Compiler:
             ordering = Ordering(field="name", descending=False)
         model = PAGED_MODELS[table]
         column = f"{{a}}.{ordering.field}"
+        nullable = bool(getattr(model, ordering.field).nullable)
         backwards = request.last is not None and request.first is None
         limit = request.last if backwards else request.first
         assert limit is not None
-        descending = ordering.descending != backwards
         keyset = list(conditions)
         for given, after in ((request.after, True), (request.before, False)):
             if given is None:
@@ -549,14 +549,14 @@ class Compiler:
                 value, key = decode_cursor(given, ordering.field, getattr(model, ordering.field))
             except InvalidCursorError as exc:
                 raise Unsupported("the plain path answers this with BAD_CURSOR") from exc
-            if not isinstance(value, str):
-                value = sql.timestamp_param(value)
-            forward = after != ordering.descending
-            op = ">" if forward else "<"
-            v, k = sql.bind(value), sql.bind(key)
-            keyset.append(f"({column} {op} {v} OR ({column} = {v} AND {{a}}.id {op} {k}))")
-        direction = "DESC" if descending else "ASC"
-        fetch_order = f"{column} {direction}, {{a}}.id {direction}"
+            keyset.append(
+                self._keyset(column, value, key, nullable, ordering.descending, after=after)
+            )
+        # As queries.keyset_order: (column, id) in the ordering's direction, nulls last;
+        # reversed for a backward page (read in reverse, then flipped).
+        direction = "DESC" if ordering.descending != backwards else "ASC"
+        nulls = (" NULLS FIRST" if backwards else " NULLS LAST") if nullable else ""
+        fetch_order = f"{column} {direction}{nulls}, {{a}}.id {direction}"
         where = " AND ".join(keyset) or "1 = 1"
         limit_sql = sql.bind(limit)
         shown_order = "_p._rn DESC" if backwards else "_p._rn"
@@ -617,6 +617,20 @@ class Compiler:
 
         return [f"({cte}SELECT {connection})"], assemble
 
+    def _keyset(
+        self, column: str, value: Any, key: int, nullable: bool, descending: bool, *, after: bool
+    ) -> str:
+        """As queries.keyset_condition: the rows after (or before) the cursor, nulls last."""
+        sql = self.sql
+        op = ">" if after != descending else "<"
+        k = sql.bind(key)
+        if value is None:
+            later_nulls = f"({column} IS NULL AND {{a}}.id {op} {k})"
+            return later_nulls if after else f"({column} IS NOT NULL OR {later_nulls})"
+        v = sql.bind(sql.value(value))
+        dated = f"({column} {op} {v} OR ({column} = {v} AND {{a}}.id {op} {k}))"
+        return f"({dated} OR {column} IS NULL)" if after and nullable else dated
+
     def _cursor_paths(
         self, node_type: str, details: FieldDetailsList
     ) -> list[tuple[str, str, bool]]:
@@ -642,7 +656,7 @@ class Compiler:
         field_value = order.get("field")
         direction = order.get("direction")
         name = field_value.value if field_value is not None else "created_at"
-        if name not in ("created_at", "modified_at", "name"):
+        if name not in ("created_at", "modified_at", "name", "estimated_close_date"):
             raise Unsupported(f"order by {name}")
         return Ordering(field=name, descending=direction is None or direction.value == "DESC")
 
