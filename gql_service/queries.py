@@ -1,7 +1,7 @@
 """The read side: batched look-ups for DataLoaders and keyset-paginated lists.
 
-Each function opens its own short session, so DataLoaders that run concurrently never share
-one ``AsyncSession``.
+Every statement runs on the request's one connection (read_session.ReadSession), which
+serialises the DataLoaders that run concurrently.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from gql_service.models import (
@@ -32,6 +32,7 @@ from gql_service.models import (
     QuoteState,
     UTCDateTime,
 )
+from gql_service.read_session import ReadSession
 from gql_service.rules import is_storable_text
 
 M = TypeVar("M", bound=Entity)
@@ -80,20 +81,25 @@ class Ordering:
 
 
 class Reader:
-    """Read-only queries on one engine."""
+    """Read-only queries of one request, on its one connection."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, reads: ReadSession) -> None:
+        self.reads = reads
 
-    def session(self) -> AsyncSession:
-        return AsyncSession(self.engine, expire_on_commit=False)
+    async def session(self, use: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``use`` an ORM session on the request's connection, inside its read transaction."""
+
+        async def work(connection: AsyncConnection) -> T:
+            async with AsyncSession(bind=connection, expire_on_commit=False) as session:
+                return await use(session)
+
+        return await self.reads.run(work)
 
     async def by_ids(self, model: type[M], ids: Sequence[int]) -> dict[int, M]:
         if not ids:
             return {}
         stmt = sa.select(model).where(col(model.id).in_(set(ids)))
-        async with self.session() as session:
-            rows = (await session.scalars(stmt)).all()
+        rows = await self.session(lambda session: _all_scalars(session, stmt))
         return {row.id: row for row in rows if row.id is not None}
 
     async def quotes_by_opportunity(
@@ -111,8 +117,7 @@ class Reader:
             is_open = col(Quote.state).in_(OPEN_QUOTE_STATES)
             stmt = stmt.where(is_open if quote_filter.is_open else sa.not_(is_open))
         stmt = stmt.order_by(col(Quote.id))
-        async with self.session() as session:
-            rows = [(quote, close) for quote, close in (await session.execute(stmt)).all()]
+        rows = [(quote, close) for quote, close in await self.session(lambda s: _all(s, stmt))]
         return _group(rows, lambda row: row[0].opportunity_id)
 
     async def closes_by_opportunity(
@@ -123,14 +128,12 @@ class Reader:
             .where(col(OpportunityClose.opportunity_id).in_(set(opportunity_ids)))
             .order_by(col(OpportunityClose.id).desc())
         )
-        async with self.session() as session:
-            rows = (await session.scalars(stmt)).all()
+        rows = await self.session(lambda session: _all_scalars(session, stmt))
         return _group(rows, lambda c: c.opportunity_id)
 
     async def quote_closes_by_quote(self, quote_ids: Sequence[int]) -> dict[int, QuoteClose]:
         stmt = sa.select(QuoteClose).where(col(QuoteClose.quote_id).in_(set(quote_ids)))
-        async with self.session() as session:
-            rows = (await session.scalars(stmt)).all()
+        rows = await self.session(lambda session: _all_scalars(session, stmt))
         return {row.quote_id: row for row in rows}
 
     async def open_quote_counts(self, opportunity_ids: Sequence[int]) -> dict[int, int]:
@@ -142,8 +145,7 @@ class Reader:
             )
             .group_by(col(Quote.opportunity_id))
         )
-        async with self.session() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await self.session(lambda session: _all(session, stmt))
         return {opp_id: int(count) for opp_id, count in rows}
 
     async def opportunities(
@@ -207,8 +209,7 @@ class Reader:
             )
         order = (column.desc(), pk.desc()) if descending else (column.asc(), pk.asc())
         stmt = stmt.order_by(*order).limit(limit + 1)
-        async with self.session() as session:
-            rows = list((await session.scalars(stmt)).all())
+        rows = list(await self.session(lambda session: _all_scalars(session, stmt)))
         has_more = len(rows) > limit
         rows = rows[:limit]
         if backwards:
@@ -216,8 +217,7 @@ class Reader:
 
         async def count() -> int:
             count_stmt = sa.select(sa.func.count()).select_from(model).where(*conditions)
-            async with self.session() as session:
-                return int((await session.scalar(count_stmt)) or 0)
+            return int((await self.session(lambda session: _scalar(session, count_stmt))) or 0)
 
         return Page(
             items=rows,
@@ -228,6 +228,18 @@ class Reader:
             has_previous_page=has_more if backwards else page.after is not None,
             count=count,
         )
+
+
+async def _all_scalars(session: AsyncSession, stmt: sa.Executable) -> list[Any]:
+    return list((await session.scalars(stmt)).all())
+
+
+async def _all(session: AsyncSession, stmt: sa.Executable) -> list[Any]:
+    return list((await session.execute(stmt)).all())
+
+
+async def _scalar(session: AsyncSession, stmt: sa.Executable) -> Any:
+    return await session.scalar(stmt)
 
 
 def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
