@@ -43,8 +43,10 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         options["isolation_level"] = settings.isolation_level
     return create_async_engine(
         settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        pool_size=settings.pool_size_per_worker,
+        # Never overflow: a connection beyond the pool is closed on return, so under load each
+        # overflow checkout paid a new backend (and lost psycopg's prepared statements).
+        max_overflow=0,
         pool_timeout=settings.db_pool_timeout_ms / 1000,
         connect_args=connect_args,
         **options,
@@ -57,7 +59,7 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         settings.database_url,
-        pool_size=settings.db_pool_size,
+        pool_size=settings.pool_size_per_worker,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_ms / 1000,
         connect_args={"timeout": settings.db_deadline_ms / 1000},
