@@ -33,7 +33,7 @@ class Settings:
     """Everything the app needs to start; build one with ``Settings.from_env()``."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     statement_timeout_ms: int = 5_000
     isolation_level: str | None = None
     transaction_retries: int = 8

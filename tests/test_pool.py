@@ -16,9 +16,9 @@ from tests.operations import create_opportunity, read_opportunity
 
 
 def test_each_worker_gets_its_share_of_the_database_connections() -> None:
-    assert Settings.from_env({}).pool_size_per_worker == 10
+    assert Settings.from_env({}).pool_size_per_worker == 20
     shared = {"DB_MAX_CONNECTIONS": "100", "DB_RESERVED_CONNECTIONS": "10"}
-    assert Settings.from_env({**shared, "WORKERS": "4"}).pool_size_per_worker == 10
+    assert Settings.from_env({**shared, "WORKERS": "4"}).pool_size_per_worker == 20
     assert Settings.from_env({**shared, "WORKERS": "12"}).pool_size_per_worker == 7
     assert (
         Settings.from_env({**shared, "WORKERS": "4", "DB_POOL_SIZE": "40"}).pool_size_per_worker
