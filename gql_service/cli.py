@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the API (GraphiQL at /graphql)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: WORKERS, 1)"
+    )
     commands.add_parser("migrate", help="bring the database schema up to date")
     seed = commands.add_parser("seed-demo", help="load the demo data set")
     seed.add_argument(
@@ -118,12 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gql_service: cannot serve: {exc}", file=sys.stderr)
             return 2
 
+        workers = args.workers or settings.workers
+        # Each worker sizes its pool from WORKERS (settings.pool_size_per_worker).
+        os.environ["WORKERS"] = str(workers)
         uvicorn.run(
             "gql_service.app:create_app",
             factory=True,
             host=args.host,
             port=args.port,
-            workers=args.workers,
+            workers=workers,
             # Logging, limits and headers travel in the config to every worker process.
             **uvicorn_options(settings),
         )

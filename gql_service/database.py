@@ -43,10 +43,11 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         options["isolation_level"] = settings.isolation_level
     return create_async_engine(
         settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        pool_size=settings.pool_size_per_worker,
+        # Never overflow: a connection beyond the pool is closed on return, so under load each
+        # overflow checkout paid a new backend (and lost psycopg's prepared statements).
+        max_overflow=0,
         pool_timeout=settings.db_pool_timeout_ms / 1000,
-        pool_pre_ping=True,
         connect_args=connect_args,
         **options,
     )
@@ -58,7 +59,7 @@ def _sqlite_engine(settings: Settings) -> AsyncEngine:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         settings.database_url,
-        pool_size=settings.db_pool_size,
+        pool_size=settings.pool_size_per_worker,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_ms / 1000,
         connect_args={"timeout": settings.db_deadline_ms / 1000},
@@ -121,6 +122,21 @@ def is_unavailable(exc: BaseException) -> bool:
         return sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
     # psycopg's own failures (refused, lost, timed out) carry no SQLSTATE.
     return isinstance(exc.orig, psycopg.OperationalError)
+
+
+def is_dead_connection(exc: BaseException) -> bool:
+    """The connection broke (closed by the server or the network), e.g. while it sat in the pool.
+
+    Nothing pings a pooled connection before use (no ``pool_pre_ping``): a read or a transaction
+    that meets a dead one is retried once, and the pool then replaces every connection older than
+    the failure. Not the request's own deadline cutting off a frozen server: a retry would only
+    spend the budget again.
+    """
+    return (
+        isinstance(exc, DBAPIError)
+        and exc.connection_invalidated
+        and not isinstance(exc.orig, deadlines.DatabaseTimeoutError)
+    )
 
 
 def outcome_unknown(exc: BaseException) -> bool:

@@ -1,8 +1,9 @@
 """The read side: batched look-ups for DataLoaders and keyset-paginated lists.
 
-Each function opens its own short session, so DataLoaders that run concurrently never share
-one ``AsyncSession``. Every statement selects table columns with SQLAlchemy Core, so results
-are ``Row`` objects (see records.py), never ORM instances: no identity map, no per-row state.
+Every statement runs on the request's one connection (read_session.ReadSession), which
+serialises the DataLoaders that run concurrently. Every statement selects table columns with
+SQLAlchemy Core, so results are ``Row`` objects (see records.py), never ORM instances: no
+identity map, no per-row state.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gql_service.models import (
     MAX_ID,
@@ -33,6 +34,7 @@ from gql_service.models import (
     QuoteStatusReason,
     UTCDateTime,
 )
+from gql_service.read_session import ReadSession
 from gql_service.records import (
     CompetitorRecord,
     OpportunityCloseRecord,
@@ -125,13 +127,24 @@ _QUOTE_WITH_CLOSE = sa.select(
 
 
 class Reader:
-    """Read-only queries on one engine."""
+    """Read-only queries of one request, on its one connection."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, reads: ReadSession) -> None:
+        self.reads = reads
 
-    def session(self) -> AsyncSession:
-        return AsyncSession(self.engine, expire_on_commit=False)
+    async def _all(self, stmt: sa.Executable) -> list[Any]:
+        """Every row of ``stmt``, on the request's connection."""
+
+        async def work(connection: AsyncConnection) -> list[Any]:
+            return list((await connection.execute(stmt)).all())
+
+        return await self.reads.run(work)
+
+    async def _scalar(self, stmt: sa.Executable) -> Any:
+        async def work(connection: AsyncConnection) -> Any:
+            return await connection.scalar(stmt)
+
+        return await self.reads.run(work)
 
     async def by_ids(self, model: type[Entity], ids: Sequence[int]) -> dict[int, Any]:
         """Rows of the model's table by id (typed by the caller as its record protocol)."""
@@ -139,8 +152,7 @@ class Reader:
             return {}
         table = table_of(model)
         stmt = sa.select(*table.c).where(table.c.id.in_(set(ids)))
-        async with self.session() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await self._all(stmt)
         return {row.id: row for row in rows}
 
     async def quotes_by_opportunity(
@@ -154,8 +166,7 @@ class Reader:
             is_open = QUOTE.c.state.in_(OPEN_QUOTE_STATES)
             stmt = stmt.where(is_open if quote_filter.is_open else sa.not_(is_open))
         stmt = stmt.order_by(QUOTE.c.id)
-        async with self.session() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await self._all(stmt)
         grouped: dict[int, list[QuoteWithClose]] = defaultdict(list)
         for row in rows:
             close = None if row.close_id is None else QuoteCloseValues._make(row[_QUOTE_COLUMNS:])
@@ -170,14 +181,12 @@ class Reader:
             .where(OPPORTUNITY_CLOSE.c.opportunity_id.in_(set(opportunity_ids)))
             .order_by(OPPORTUNITY_CLOSE.c.id.desc())
         )
-        async with self.session() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await self._all(stmt)
         return _group(rows, lambda c: c.opportunity_id)
 
     async def quote_closes_by_quote(self, quote_ids: Sequence[int]) -> dict[int, QuoteCloseRecord]:
         stmt = sa.select(*QUOTE_CLOSE.c).where(QUOTE_CLOSE.c.quote_id.in_(set(quote_ids)))
-        async with self.session() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await self._all(stmt)
         return {row.quote_id: row for row in rows}
 
     async def open_quote_counts(self, opportunity_ids: Sequence[int]) -> dict[int, int]:
@@ -189,8 +198,7 @@ class Reader:
             )
             .group_by(QUOTE.c.opportunity_id)
         )
-        async with self.session() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await self._all(stmt)
         return {opp_id: int(count) for opp_id, count in rows}
 
     async def opportunities(
@@ -253,8 +261,7 @@ class Reader:
         stmt = stmt.order_by(
             *keyset_order(column, pk, descending=ordering.descending, backwards=backwards)
         ).limit(limit + 1)
-        async with self.session() as session:
-            rows = list((await session.execute(stmt)).all())
+        rows = await self._all(stmt)
         has_more = len(rows) > limit
         rows = rows[:limit]
         if backwards:
@@ -262,8 +269,7 @@ class Reader:
 
         async def count() -> int:
             count_stmt = sa.select(sa.func.count()).select_from(table).where(*conditions)
-            async with self.session() as session:
-                return int((await session.scalar(count_stmt)) or 0)
+            return int((await self._scalar(count_stmt)) or 0)
 
         return Page(
             items=rows,

@@ -33,7 +33,7 @@ class Settings:
     """Everything the app needs to start; build one with ``Settings.from_env()``."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     statement_timeout_ms: int = 5_000
     isolation_level: str | None = None
     transaction_retries: int = 8
@@ -89,6 +89,10 @@ class Settings:
     max_headers: int = 100
     header_read_timeout_ms: int = 10_000
     max_json_depth: int = 32
+    # --- database pool and workers ---
+    workers: int = 1
+    db_max_connections: int = 100
+    db_reserved_connections: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -169,11 +173,28 @@ class Settings:
             max_headers=_int(env, "MAX_HEADERS", cls.max_headers),
             header_read_timeout_ms=_int(env, "HEADER_READ_TIMEOUT_MS", cls.header_read_timeout_ms),
             max_json_depth=_int(env, "MAX_JSON_DEPTH", cls.max_json_depth),
+            # --- database pool and workers ---
+            workers=_int(env, "WORKERS", cls.workers),
+            db_max_connections=_int(env, "DB_MAX_CONNECTIONS", cls.db_max_connections),
+            db_reserved_connections=_int(
+                env, "DB_RESERVED_CONNECTIONS", cls.db_reserved_connections
+            ),
         )
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def pool_size_per_worker(self) -> int:
+        """DB_POOL_SIZE, capped so that every worker's pool fits the database's connections.
+
+        The workers' pools together never exceed DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS;
+        pools never overflow (an overflow connection is closed on return, and that churn is
+        what made reads slower past 8 clients): a request waits for a pooled connection.
+        """
+        usable = max(1, self.db_max_connections - self.db_reserved_connections)
+        return max(1, min(self.db_pool_size, usable // max(1, self.workers)))
 
     @property
     def is_sqlite(self) -> bool:

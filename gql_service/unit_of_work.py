@@ -12,7 +12,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_service import idempotency
-from gql_service.database import WRITE_OPTION, is_retryable
+from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
 from gql_service.errors import ValidationFailedError
 from gql_service.repositories import Repository
 
@@ -25,9 +25,11 @@ class UnitOfWork:
     """Runs a piece of work in one transaction, as ``actor``, retrying it on contention.
 
     The whole transaction is retried (never a single statement) on serialization failure,
-    deadlock and SQLite's "database is locked", up to ``max_attempts`` times. With an
-    idempotency ``claim`` not yet committed, the transaction inserts it first, so the key is
-    spent exactly when the work commits.
+    deadlock and SQLite's "database is locked", up to ``max_attempts`` times, and once more on
+    a connection that turned out dead before the commit (nothing pings pooled connections). With
+    an idempotency ``claim`` not yet committed, the transaction inserts it first, so the key is
+    spent exactly when the work commits. ``before`` runs first (the request's read connection
+    is returned, so that the request never holds two).
     """
 
     def __init__(
@@ -37,14 +39,19 @@ class UnitOfWork:
         actor: str,
         max_attempts: int = 8,
         claim: idempotency.Claim | None = None,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
         self.actor = actor
         self.max_attempts = max(1, max_attempts)
         self.claim = claim
+        self.before = before
 
     async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
+        if self.before is not None:
+            await self.before()
         attempt = 1
+        reconnected = False
         while True:
             now = datetime.now(UTC)
             claim = self.claim if self.claim is not None and not self.claim.committed else None
@@ -64,6 +71,11 @@ class UnitOfWork:
                         claim.committed = True
                     return result
                 except Exception as exc:
+                    if not reconnected and is_dead_connection(exc) and not outcome_unknown(exc):
+                        # Not applied: the server dropped the transaction with the connection.
+                        reconnected = True
+                        log.info("retrying transaction on a fresh connection after %s", exc)
+                        continue
                     if not is_retryable(exc) or attempt >= self.max_attempts:
                         raise
                     log.info("retrying transaction after %s (attempt %d)", exc, attempt)

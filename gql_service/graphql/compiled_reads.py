@@ -9,15 +9,13 @@ the database cannot answer becomes the same outage error as on the plain path.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import ExecutionResult, GraphQLError
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.extensions import SchemaExtension
 
 from gql_service.database import is_unavailable
@@ -85,8 +83,14 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
     """The compiled statement's result; None to let the plain path answer instead."""
     if not compiled.sql:
         return ExecutionResult(data=compiled.data([]))
+
+    async def fetch(connection: AsyncConnection) -> Sequence[Any]:
+        return (await connection.exec_driver_sql(compiled.sql, compiled.params)).one()
+
     try:
-        row = await _fetch(_autocommit(context.engine), compiled)
+        # The request's one connection: no ping, one retry if it was found dead, and on
+        # PostgreSQL at READ COMMITTED no BEGIN/ROLLBACK around the one statement.
+        row = await context.reads.run(fetch)
     except Exception as exc:
         if is_unavailable(exc):
             # The same answer as a resolver's failure: one SERVICE_UNAVAILABLE error.
@@ -98,39 +102,6 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
         log.exception("compiled read failed; the plain path answers it")
         return None
     return ExecutionResult(data=compiled.data(list(row)))
-
-
-async def _fetch(engine: AsyncEngine, compiled: CompiledRead) -> Sequence[Any]:
-    """The statement's one row. A pooled connection found dead costs one retry, not an error
-    (the pool does not ping connections at checkout)."""
-    for attempt in (1, 2):
-        try:
-            async with engine.connect() as connection:
-                result = await connection.exec_driver_sql(compiled.sql, compiled.params)
-                return result.one()
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-_autocommit_engines: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _autocommit(engine: AsyncEngine) -> AsyncEngine:
-    """One statement reads one snapshot: no BEGIN and ROLLBACK round trips around it.
-
-    The option engine shares the pool; it is made once per engine (making one registers
-    event listeners, which costs more than the statement).
-    """
-    if engine.dialect.name != "postgresql":
-        return engine
-    found = _autocommit_engines.get(engine)
-    if found is None:
-        found = _autocommit_engines[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return found
 
 
 def register_sqlite_functions(engine: AsyncEngine) -> None:

@@ -12,6 +12,7 @@ from gql_service.graphql.loaders import Loaders
 from gql_service.idempotency import Claim
 from gql_service.principal import Principal
 from gql_service.queries import Reader
+from gql_service.read_session import ReadSession
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 
@@ -22,6 +23,8 @@ class Context:
     response: Response
     settings: Settings
     engine: AsyncEngine
+    # The request's one read connection; the endpoint closes it when the response is done.
+    reads: ReadSession
     reader: Reader
     principal: Principal
     request_id: str
@@ -43,6 +46,7 @@ class Context:
             actor=self.principal.name,
             max_attempts=self.settings.transaction_retries,
             claim=self.idempotency,
+            before=self.reads.release,
         )
 
     def refresh(self) -> None:

@@ -30,6 +30,7 @@ from gql_service.limits import refusal
 from gql_service.persisted_queries import PersistedQueryStore, TrustedDocuments
 from gql_service.principal import NOBODY, Authenticator
 from gql_service.queries import Reader
+from gql_service.read_session import ReadSession
 from gql_service.security_headers import graphiql_policy
 from gql_service.settings import Settings
 
@@ -65,7 +66,6 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.settings = settings
         self.engine = engine
         self.authenticator = authenticator
-        self.reader = Reader(engine)
         register_sqlite_functions(engine)
         self.persisted = PersistedQueries(
             PersistedQueryStore(engine, cache_size=settings.persisted_query_cache_size),
@@ -83,7 +83,15 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        reads = ReadSession(self.engine)
+        scope.setdefault("state", {}).update(request_id=request_id, reads=reads)
+        try:
+            await self._respond(scope, receive, send, request_id)
+        finally:
+            # Also on errors, cancellation and client disconnects: no connection leaks.
+            await reads.close()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         request = Request(scope, receive)
         try:
             response = await self.run(request)
@@ -170,12 +178,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             principal = await self.authenticator.authenticate(request.headers)
         except Exception as exc:  # answered, before any resolver, by the authorization extension
             failure = exc
+        reads: ReadSession = request.state.reads
         return Context(
             request=request,
             response=response,
             settings=self.settings,
             engine=self.engine,
-            reader=self.reader,
+            reads=reads,
+            reader=Reader(reads),
             principal=principal,
             request_id=request_id,
             authentication_error=failure,

@@ -1,0 +1,132 @@
+"""One pooled connection and at most one read transaction per request.
+
+A read request used to open a session per DataLoader batch: three checkouts, each with a
+liveness ping, and BEGIN, SELECT, ROLLBACK on each. Here the request's reads share one
+connection, checked out on first use and returned when the response is done, and nothing
+pings it: a connection found dead on the request's first statement is discarded and the work
+retried once on a fresh one (a disconnect makes the pool replace every connection older than
+it, so the retry does not meet another dead one).
+
+On PostgreSQL at READ COMMITTED (the default) the reads run in autocommit mode: at that level
+each statement takes its own snapshot whether or not a transaction wraps them, so BEGIN and
+ROLLBACK would be two round trips that buy nothing, and psycopg forgets its prepared statements
+on every ROLLBACK. At REPEATABLE READ and SERIALIZABLE, and on SQLite (whose WAL snapshot holds
+for a transaction), one read transaction wraps the request's reads, so they see one snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gql_service.database import is_dead_connection
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# Isolation levels at which a transaction gives a read nothing that autocommit does not.
+_PER_STATEMENT_SNAPSHOT = frozenset({None, "READ COMMITTED", "READ_COMMITTED", "AUTOCOMMIT"})
+
+
+def reads_autocommit(engine: AsyncEngine) -> bool:
+    """True when ``engine``'s reads can run without a transaction at no cost to consistency."""
+    if engine.dialect.name != "postgresql":
+        return False
+    # The isolation level the engine was created with (create_engine(isolation_level=...)).
+    level = getattr(engine.dialect, "_on_connect_isolation_level", None)
+    return (str(level).upper() if level is not None else None) in _PER_STATEMENT_SNAPSHOT
+
+
+class ReadSession:
+    """One pooled connection and at most one read transaction for one request."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._autocommit = reads_autocommit(engine)
+        self._connection: AsyncConnection | None = None
+        # True once a statement has succeeded on the current connection: it is alive.
+        self._proven = False
+        self._closed = False
+        self._lock = asyncio.Lock()
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` on the request's connection (checked out and begun on first use).
+        Calls are serialised (DataLoaders run concurrently). If the connection turns out
+        dead on the request's first statement, it is discarded and `work` retried once on
+        a fresh connection."""
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the request's read session is closed")
+            connection = await self._checkout()
+            try:
+                result = await work(connection)
+            except Exception as exc:
+                if self._proven or not is_dead_connection(exc):
+                    raise
+                log.info("retrying a read on a fresh connection after: %s", exc)
+                await self._discard()
+                connection = await self._checkout()
+                result = await work(connection)
+            self._proven = True
+            return result
+
+    async def release(self) -> None:
+        """End the transaction and return the connection, keeping the session usable.
+
+        A mutation calls this before it writes, so that its payload's reads start a new
+        transaction (and see what it wrote) and the request never holds two connections.
+        """
+        async with self._lock:
+            await self._give_back()
+
+    async def close(self) -> None:
+        """End the transaction and return the connection; idempotent."""
+        self._closed = True
+        if self._connection is None:
+            return
+        # Shielded: a cancelled request still returns its connection. The lock waits for a
+        # statement that an orphaned DataLoader may still have in flight on it.
+        await asyncio.shield(self._close_when_idle())
+
+    async def _close_when_idle(self) -> None:
+        async with self._lock:
+            await self._give_back()
+
+    async def _checkout(self) -> AsyncConnection:
+        if self._connection is not None:
+            return self._connection
+        connection = await self._engine.connect()
+        try:
+            if self._autocommit:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            # On PostgreSQL no round trip: psycopg sends BEGIN (if any) with the first statement.
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._proven = False
+        return connection
+
+    async def _give_back(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.close()  # rolls back the read transaction, if any
+        except Exception as exc:  # a broken connection: the pool drops it
+            log.info("discarding a read connection that failed to close: %s", exc)
+            with suppress(Exception):
+                await connection.invalidate()
+
+    async def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.invalidate()
+            await connection.close()

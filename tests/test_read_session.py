@@ -1,0 +1,302 @@
+"""A read request holds one pooled connection and at most one read transaction; none leaks.
+
+Nothing pings a pooled connection before use: a connection that died in the pool costs the
+client nothing, because the read (or the write) meets it on its first statement and is retried
+once on a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from gql_service.app import create_app
+from gql_service.database import create_engine
+from gql_service.read_session import reads_autocommit
+from gql_service.settings import Settings
+from tests.conftest import GraphQLClient
+from tests.operations import (
+    CLOSE_OPPORTUNITY,
+    OPPORTUNITY,
+    create_competitor,
+    create_opportunity,
+    create_quote,
+    ok,
+    read_opportunity,
+)
+
+# Five SELECTs: the opportunity, its quotes with their close records, their total count, its
+# close history, and the competitors named there, from DataLoaders that run concurrently.
+TREE = OPPORTUNITY
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[tuple[GraphQLClient, Starlette]]:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield GraphQLClient(http), app
+    await app.state.engine.dispose()
+
+
+async def closed_deal(gql: GraphQLClient) -> str:
+    """An opportunity with quotes, a close record and a competitor: every loader has work."""
+    opportunity = await create_opportunity(gql)
+    await create_quote(gql, opportunity["id"])
+    rival = await create_competitor(gql)
+    closing = {
+        "opportunityId": opportunity["id"],
+        "outcome": "LOST",
+        "closeOpenQuotes": True,
+        "competitorId": rival["id"],
+    }
+    ok(await gql(CLOSE_OPPORTUNITY, input=closing), "closeOpportunity")
+    return str(opportunity["id"])
+
+
+class Traffic:
+    """Pool checkouts, transactions begun and statements sent on one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.checkouts = 0
+        self.begins = 0
+        self.statements: list[str] = []
+        event.listen(engine.sync_engine.pool, "checkout", self._checkout)
+        event.listen(engine.sync_engine, "begin", self._begin)
+        event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+
+    def _checkout(self, *_: Any) -> None:
+        self.checkouts += 1
+
+    def _begin(self, *_: Any) -> None:
+        self.begins += 1
+
+    def _statement(self, *args: Any) -> None:
+        self.statements.append(str(args[2]).split()[0].upper())
+
+    def clear(self) -> None:
+        self.checkouts = self.begins = 0
+        self.statements.clear()
+
+
+async def test_a_read_request_uses_one_connection_and_at_most_one_transaction(
+    settings: Settings,
+) -> None:
+    async with serve(settings) as (gql, app):
+        pk = await closed_deal(gql)
+        traffic = Traffic(app.state.engine)
+        opportunity = await read_opportunity(gql, pk)
+        assert opportunity["closeHistory"][0]["competitor"]["name"] == "Proseware"
+        assert opportunity["quotes"]["nodes"][0]["closeRecord"] is not None
+
+    assert traffic.checkouts == 1
+    assert traffic.begins == 1
+    # Its SELECTs, and on SQLite the BEGIN of its one read transaction; nothing else (no
+    # pings, no second BEGIN). PostgreSQL reads at READ COMMITTED need no transaction.
+    selects = [s for s in traffic.statements if s == "SELECT"]
+    assert len(selects) == 5, traffic.statements
+    expected_begins = 1 if settings.is_sqlite else 0
+    assert traffic.statements.count("BEGIN") == expected_begins, traffic.statements
+    assert len(traffic.statements) == len(selects) + expected_begins, traffic.statements
+
+
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_reads_above_read_committed_share_one_transaction(settings: Settings) -> None:
+    settings = replace(settings, isolation_level="REPEATABLE READ")
+    async with serve(settings) as (gql, app):
+        pk = await closed_deal(gql)
+        traffic = Traffic(app.state.engine)
+        opportunity = await read_opportunity(gql, pk)
+        autocommit = reads_autocommit(app.state.engine)
+
+    assert opportunity["id"] == pk
+    assert not autocommit  # one REPEATABLE READ transaction: one snapshot for every batch
+    assert traffic.checkouts == 1
+    assert traffic.begins == 1
+
+
+def test_only_postgresql_at_read_committed_reads_in_autocommit(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:9/none"
+    cases = {
+        (url, None): True,
+        (url, "READ COMMITTED"): True,
+        (url, "SERIALIZABLE"): False,
+        (f"sqlite+aiosqlite:///{tmp_path / 'reads.sqlite3'}", None): False,
+    }
+    for (database_url, level), expected in cases.items():
+        engine = create_engine(Settings(database_url=database_url, isolation_level=level))
+        assert reads_autocommit(engine) is expected, (database_url, level)
+
+
+async def test_many_reads_on_a_pool_of_one_connection_leak_nothing(settings: Settings) -> None:
+    settings = replace(settings, db_pool_size=1, db_pool_timeout_ms=5_000)
+    async with serve(settings) as (gql, app):
+        pk = await closed_deal(gql)
+        bodies = await asyncio.gather(*(gql(TREE, id=pk) for _ in range(30)))
+        pool = app.state.engine.sync_engine.pool
+        checked_out = pool.checkedout()
+        after = await read_opportunity(gql, pk)
+
+    assert all("errors" not in body for body in bodies), bodies
+    assert {body["data"]["opportunity"]["id"] for body in bodies} == {pk}
+    assert checked_out == 0
+    assert after["id"] == pk
+
+
+async def test_a_request_that_fails_or_is_cancelled_returns_its_connection(
+    settings: Settings,
+) -> None:
+    settings = replace(settings, db_pool_size=1, db_pool_timeout_ms=5_000)
+    async with serve(settings) as (gql, app):
+        pk = await closed_deal(gql)
+        pool = app.state.engine.sync_engine.pool
+        body = json.dumps({"query": TREE, "variables": {"id": pk}}).encode()
+
+        # The client goes away: sending the response fails.
+        async def gone(message: dict[str, Any]) -> None:
+            raise OSError("connection reset by peer")
+
+        for _ in range(5):
+            with pytest.raises(OSError, match="reset by peer"):
+                await app(_scope(), _receive(body), gone)
+        assert pool.checkedout() == 0
+
+        # The request is cancelled while its reads hold the connection.
+        for _ in range(5):
+            started = asyncio.Event()
+
+            async def holding(message: dict[str, Any], started: asyncio.Event = started) -> None:
+                started.set()
+                await asyncio.sleep(10)
+
+            task = asyncio.create_task(app(_scope(), _receive(body), holding))
+            await asyncio.wait_for(started.wait(), timeout=10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert pool.checkedout() == 0
+
+        # A client that disconnects before its body arrives.
+        async def disconnect() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        sent: list[dict[str, Any]] = []
+
+        async def record(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(_scope(), disconnect, record)
+        assert pool.checkedout() == 0
+        assert (await read_opportunity(gql, pk))["id"] == pk
+
+
+def _scope() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("test", 80),
+        "state": {},
+    }
+
+
+def _receive(body: bytes) -> Any:
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(30)
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _terminate_other_backends(engine: AsyncEngine) -> int:
+    """Kill every other server process on this database, as a restart or a proxy would."""
+    async with engine.connect() as connection:
+        killed = (
+            await connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        ).scalar()
+        # Take this connection out of the pool too: every pooled connection is dead now.
+        await connection.invalidate()
+    return int(killed or 0)
+
+
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_a_dead_pooled_connection_costs_a_read_no_error(settings: Settings) -> None:
+    async with serve(settings) as (gql, app):
+        pk = await closed_deal(gql)
+        # Fill the pool with idle connections, then kill them all behind its back.
+        await asyncio.gather(*(read_opportunity(gql, pk) for _ in range(4)))
+        assert await _terminate_other_backends(app.state.engine) >= 1
+        traffic = Traffic(app.state.engine)
+        body = await gql(TREE, id=pk)
+
+    assert "errors" not in body, body
+    assert body["data"]["opportunity"]["id"] == pk
+    assert traffic.checkouts == 2  # the dead one, then a fresh one
+
+
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_a_dead_pooled_connection_costs_a_mutation_no_error(settings: Settings) -> None:
+    async with serve(settings) as (gql, app):
+        first = await create_opportunity(gql)
+        await asyncio.gather(*(read_opportunity(gql, first["id"]) for _ in range(4)))
+        assert await _terminate_other_backends(app.state.engine) >= 1
+        created = await create_opportunity(gql, name="After the restart")
+        body = await gql(TREE, id=created["id"])
+
+    assert created["name"] == "After the restart"
+    assert body["data"]["opportunity"]["name"] == "After the restart"
+
+
+async def test_a_mutation_payload_reads_what_it_wrote_after_earlier_reads(
+    settings: Settings,
+) -> None:
+    """The read transaction ends before a write, so later payloads' reads see the write."""
+    async with serve(settings) as (gql, _):
+        opportunity = await create_opportunity(gql)
+        document = (
+            "mutation($quote: CreateQuoteInput!, $close: CloseOpportunityInput!) {"
+            " createQuote(input: $quote) { quote { state opportunity { state } } }"
+            " closeOpportunity(input: $close) {"
+            "  opportunity { state quotes(first: 5) { nodes { state } } } errors { __typename } }"
+            "}"
+        )
+        body = await gql(
+            document,
+            quote={"opportunityId": opportunity["id"], "name": "Q", "totalAmount": "10"},
+            close={"opportunityId": opportunity["id"], "outcome": "LOST", "closeOpenQuotes": True},
+        )
+
+    assert "errors" not in body, body
+    created, closed = body["data"]["createQuote"], body["data"]["closeOpportunity"]
+    assert created["quote"]["opportunity"]["state"] == "OPEN"
+    assert closed["errors"] == []
+    assert closed["opportunity"]["state"] == "LOST"
+    assert [q["state"] for q in closed["opportunity"]["quotes"]["nodes"]] == ["CLOSED"]
