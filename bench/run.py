@@ -62,6 +62,8 @@ CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1,8,32").spl
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(os.cpu_count() or 1)))
 ONLY = {s for s in os.environ.get("BENCH_SCENARIOS", "").split(",") if s}
 SERVERS = os.environ.get("BENCH_SERVERS", "service,baseline").split(",")
+# A run of R1 at 8 connections this long, after the scenarios, watches each worker's memory.
+SOAK = int(os.environ.get("BENCH_SOAK", "60"))
 HOST = "127.0.0.1"
 # Read targets for R1: one of each kind (see dataset.py: g % 10 is the class of opportunity g).
 R1_IDS = list(range(1, 10_001, 7))
@@ -287,6 +289,9 @@ class MemorySampler(threading.Thread):
         self.server = server
         self.pids = server.workers()
         self.peak_kb = 0
+        self.started = time.monotonic()
+        # (seconds since start, pid, RSS kB), every 0.2 s.
+        self.series: list[tuple[float, int, int]] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -295,8 +300,51 @@ class MemorySampler(threading.Thread):
                 with contextlib.suppress(OSError, ValueError):
                     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                         if line.startswith("VmRSS:"):
-                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                            kb = int(line.split()[1])
+                            self.peak_kb = max(self.peak_kb, kb)
+                            self.series.append((time.monotonic() - self.started, pid, kb))
             time.sleep(0.2)
+
+
+@dataclass
+class Soak:
+    """Each worker's memory over one long R1 run: is it flat?"""
+
+    seconds: int
+    rps: float
+    errors: int
+    # Per worker: mean RSS (MB) over the run's first and last 10 seconds, and its peak.
+    workers: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+def soak(server: Server, token: str, port: int) -> Soak:
+    quiesce(port, server.database)
+    sampler = MemorySampler(server)
+    sampler.start()
+    ids = [global_id("Opportunity", pk) for pk in R1_IDS]
+    result = wrk(server, token, SCENARIOS[0], 8, ids, SOAK)
+    sampler.stopping.set()
+    sampler.join()
+    end = max((t for t, _, _ in sampler.series), default=0.0)
+    workers = []
+    for pid in sampler.pids:
+        mine = [(t, kb) for t, p, kb in sampler.series if p == pid]
+        first = [kb for t, kb in mine if t <= 10] or [0]
+        last = [kb for t, kb in mine if t >= end - 10] or [0]
+        workers.append(
+            (
+                round(sum(first) / len(first) / 1024, 1),
+                round(sum(last) / len(last) / 1024, 1),
+                round(max(kb for _, kb in mine) / 1024, 1) if mine else 0.0,
+            )
+        )
+    seconds = result["duration_us"] / 1e6
+    return Soak(
+        seconds=SOAK,
+        rps=round(result["requests"] / seconds, 1) if seconds else 0.0,
+        errors=int(result["errors"]) + int(result["socket_errors"]),
+        workers=workers,
+    )
 
 
 def statements(port: int, database: str) -> int:
@@ -409,7 +457,13 @@ def ratio(mine: float, theirs: float) -> str:
     return f"{mine / theirs:.2f}" if theirs else "-"
 
 
-def report(runs: list[Run], checks: list[str], counts: dict[str, int], elapsed: float) -> str:
+def report(
+    runs: list[Run],
+    checks: list[str],
+    counts: dict[str, int],
+    elapsed: float,
+    soaks: dict[str, Soak] | None = None,
+) -> str:
     by_key = {(r.server, r.scenario, r.connections): r for r in runs}
     scenarios = [s for s in SCENARIOS if not ONLY or s.name in ONLY]
     lines = [
@@ -471,6 +525,17 @@ def report(runs: list[Run], checks: list[str], counts: dict[str, int], elapsed: 
         "![throughput and latency](latest.png)",
         "",
     ]
+    for name, run in (soaks or {}).items():
+        lines += [
+            f"Memory over {run.seconds} s of R1 at 8 connections ({name}: {run.rps:,.0f} req/s, "
+            f"{run.errors} errors), per worker, mean RSS of the first and last 10 s and peak:",
+            "",
+            *[
+                f"- worker {i + 1}: {first:.1f} MB -> {last:.1f} MB (peak {peak:.1f} MB)"
+                for i, (first, last, peak) in enumerate(run.workers)
+            ],
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -550,6 +615,7 @@ def main() -> int:
             print("equality:", line, flush=True)
 
         runs: list[Run] = []
+        soaks: dict[str, Soak] = {}
         for name in SERVERS:
             server = start_server(name, pg.port, f"bench_{name}", {})
             try:
@@ -568,11 +634,14 @@ def main() -> int:
                             f"rss {run.peak_rss_mb:.0f} MB",
                             flush=True,
                         )
+                if SOAK and (not ONLY or "R1" in ONLY):
+                    soaks[name] = soak(server, token, pg.port)
+                    print(f"{name:8s} soak {soaks[name]}", flush=True)
             finally:
                 server.stop()
     elapsed = time.monotonic() - started
     (RESULTS / "latest.json").write_text(json.dumps([asdict(r) for r in runs], indent=1))
-    (RESULTS / "latest.md").write_text(report(runs, checks, counts, elapsed))
+    (RESULTS / "latest.md").write_text(report(runs, checks, counts, elapsed, soaks))
     chart(runs, RESULTS / "latest.png")
     print(f"wrote {RESULTS / 'latest.md'} and latest.png", flush=True)
     return 0
