@@ -304,7 +304,7 @@ def keyset_condition(
     """The rows strictly after (or before) the cursor ``(value, key)`` in (column, id) order.
 
     Nulls sort last in both directions: after a dated cursor come the later dates and then
-    every null; before a null cursor come every dated row and the nulls with a smaller key.
+    every null; before a null cursor come every dated row and the nulls that precede it by id.
     """
     larger = after != descending
 
