@@ -55,6 +55,11 @@ class ReadSession:
         self._closed = False
         self._lock = asyncio.Lock()
 
+    @property
+    def dialect(self) -> str:
+        """The engine's dialect name: postgresql or sqlite."""
+        return self._engine.dialect.name
+
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `work` on the request's connection (checked out and begun on first use).
         Calls are serialised (DataLoaders run concurrently). If the connection turns out

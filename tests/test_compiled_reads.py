@@ -169,18 +169,28 @@ class Pair:
     compiled: httpx.AsyncClient
     plain: httpx.AsyncClient
 
-    async def compare(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+    async def compare(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send the read to both apps, and to the compiling one twice: the second time a
+        compiled query takes the fast lane (fast_reads.py). All three answers must agree."""
         body = {"query": query, "variables": variables or {}}
         failed = compiled_reads.STATS.failed
-        one = await self.compiled.post("/graphql", json=body)
-        two = await self.plain.post("/graphql", json=body)
-        assert (one.status_code, one.headers["content-type"], one.content) == (
-            two.status_code,
-            two.headers["content-type"],
-            two.content,
-        ), query
+        plain = await self.plain.post("/graphql", json=body, headers=headers)
+        for _ in range(2):
+            compiled = await self.compiled.post("/graphql", json=body, headers=headers)
+            assert _answer(compiled) == _answer(plain), query
         assert compiled_reads.STATS.failed == failed, f"the compiled path failed on {query}"
-        return one.json()
+        return compiled.json()
+
+
+def _answer(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (but the request id) and body bytes."""
+    headers = {k: v for k, v in response.headers.items() if k != "x-request-id"}
+    return response.status_code, headers, response.content
 
 
 @pytest.fixture
@@ -229,12 +239,30 @@ async def _history(pair: Pair) -> None:
 
 async def test_hand_written_reads_answer_alike(pair: Pair) -> None:
     await _history(pair)
-    compiled = 0
+    compiled = fast = 0
     for query, variables in HAND_WRITTEN:
-        before = compiled_reads.STATS.compiled
+        before, before_fast = compiled_reads.STATS.compiled, compiled_reads.STATS.fast
         await pair.compare(query, {k: _real(v) for k, v in variables.items()})
         compiled += compiled_reads.STATS.compiled - before
-    assert compiled >= len(HAND_WRITTEN) - 4
+        fast += compiled_reads.STATS.fast - before_fast
+    # Each is sent twice; all but the plain path's own refusals compile, the second by the
+    # fast lane.
+    assert compiled >= 2 * (len(HAND_WRITTEN) - 4)
+    assert fast >= compiled // 2
+
+
+async def test_negotiated_and_refused_reads_answer_alike(pair: Pair) -> None:
+    """The fast lane answers graphql-response+json as the normal path, and leaves refusals
+    (a bad token, an idempotency key) to it."""
+    query, variables = scenarios.R1, {"id": _real("O1")}
+    for headers in (
+        {"accept": "application/graphql-response+json"},
+        {"accept": "application/json, application/graphql-response+json;q=0.9"},
+        {"authorization": "Bearer not-a-token"},
+        {"idempotency-key": "read-1"},
+        {"content-type": "application/json; charset=utf-8"},
+    ):
+        await pair.compare(query, variables, headers)
 
 
 async def test_a_statement_reused_for_other_ids_answers_for_each(pair: Pair) -> None:
@@ -276,7 +304,7 @@ async def test_every_page_of_every_ordering_answers_alike(pair: Pair) -> None:
                     cursor = info["endCursor"] if forward else info["startCursor"]
                 else:
                     pytest.fail("paging did not end")
-    assert compiled_reads.STATS.compiled - before == requests  # every page was compiled
+    assert compiled_reads.STATS.compiled - before == 2 * requests  # every page was compiled
 
 
 @functools.cache

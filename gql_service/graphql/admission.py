@@ -387,7 +387,6 @@ class Admission(SchemaExtension):
         return {"cost": {"requested": self.requested, "maximum": self.gate.settings.max_query_cost}}
 
 
-def admission(settings: Settings) -> Callable[[], Admission]:
+def admission(gate: Gate) -> Callable[[], Admission]:
     """A factory for the schema's extensions list: one gate, a fresh extension per request."""
-    gate = Gate(settings)
     return lambda: Admission(gate)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLError
+from graphql import ExecutionResult, GraphQLError, get_operation_ast
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.extensions import SchemaExtension
@@ -21,9 +21,9 @@ from strawberry.extensions import SchemaExtension
 from gql_service.database import is_unavailable
 from gql_service.graphql.compiler import CompiledRead, Compilers
 from gql_service.graphql.ids import encode_id
+from gql_service.graphql.known_reads import KnownReads
 from gql_service.graphql.pagination import offset_cursor
 from gql_service.json_sql import GLOBAL_ID_FUNCTION, OFFSET_CURSOR_FUNCTION
-from gql_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +35,26 @@ class Stats:
     compiled: int = 0
     plain: int = 0
     failed: int = 0  # the statement failed unexpectedly; the plain path answered
+    fast: int = 0  # of the compiled ones, answered by the fast lane (fast_reads.py)
 
 
 STATS = Stats()
 
 
-def compiled_reads(settings: Settings) -> Callable[[], SchemaExtension]:
-    """The extension for ``Schema(extensions=...)``, with one statement cache per schema."""
-    compilers = Compilers(settings)
+def compiled_reads(compilers: Compilers, known: KnownReads) -> Callable[[], SchemaExtension]:
+    """The extension for ``Schema(extensions=...)``: one statement cache per schema, and the
+    register of queries it answered, for the fast lane."""
 
     def build() -> CompiledReads:
-        return CompiledReads(compilers)
+        return CompiledReads(compilers, known)
 
     return build
 
 
 class CompiledReads(SchemaExtension):
-    def __init__(self, compilers: Compilers) -> None:
+    def __init__(self, compilers: Compilers, known: KnownReads) -> None:
         self.compilers = compilers
+        self.known = known
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
@@ -76,7 +78,17 @@ class CompiledReads(SchemaExtension):
             else:
                 STATS.compiled += 1
                 execution.result = result
+                self._remember(execution, result)
         yield
+
+    def _remember(self, execution: Any, result: ExecutionResult) -> None:
+        """A query answered without errors, sent as text: the fast lane may answer it next."""
+        if result.errors or not execution.query or execution.graphql_document is None:
+            return
+        name = execution._provided_operation_name
+        operation = get_operation_ast(execution.graphql_document, name)
+        if operation is not None:
+            self.known.remember(execution.query, name, execution.graphql_document, operation)
 
 
 async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:

@@ -106,6 +106,20 @@ def _outage_log(context: Any) -> outages.OutageLog:
     return found if isinstance(found, outages.OutageLog) else _fallback_outages
 
 
+def log_operation(request_id: str, name: str | None, kind: str, start: float, errors: int) -> None:
+    """The operation's log line: request id, name, type, duration since ``start`` and errors."""
+    if not operations_log.isEnabledFor(logging.INFO):
+        return
+    operations_log.info(
+        "request=%s operation=%s type=%s duration_ms=%.1f errors=%d",
+        request_id,
+        name or "-",
+        kind,
+        (time.perf_counter() - start) * 1000,
+        errors,
+    )
+
+
 class LogOperations(SchemaExtension):
     """One line per operation: request id, name, type, duration and error count."""
 
@@ -120,11 +134,6 @@ class LogOperations(SchemaExtension):
         except Exception:  # pragma: no cover - no operation to name; logging must not fail
             kind = "unknown"
         errors = getattr(context.result, "errors", None) or []
-        operations_log.info(
-            "request=%s operation=%s type=%s duration_ms=%.1f errors=%d",
-            _request_id(context.context),
-            context.operation_name or "-",
-            kind,
-            (time.perf_counter() - start) * 1000,
-            len(errors),
+        log_operation(
+            _request_id(context.context), context.operation_name, kind, start, len(errors)
         )

@@ -23,9 +23,12 @@ from strawberry.types.unset import UNSET
 
 from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context
+from gql_service.graphql.fast_reads import FastReads
 from gql_service.graphql.idempotency import IdempotentRequests
+from gql_service.graphql.negotiation import GRAPHQL_RESPONSE_JSON, JSON, media_type
 from gql_service.graphql.persisted import PersistedQueries, PersistedQueryError, Resolved
 from gql_service.graphql.request_body import RequestData, decode_json, request_data
+from gql_service.graphql.schema import Schema
 from gql_service.limits import refusal
 from gql_service.persisted_queries import PersistedQueryStore, TrustedDocuments
 from gql_service.principal import NOBODY, Authenticator
@@ -34,8 +37,6 @@ from gql_service.read_session import ReadSession
 from gql_service.security_headers import graphiql_policy
 from gql_service.settings import Settings
 
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-JSON = "application/json"
 REQUEST_ID_HEADER = "x-request-id"
 
 # Top-level error codes that decide the HTTP status whatever the negotiated media type: the
@@ -67,6 +68,19 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.engine = engine
         self.authenticator = authenticator
         register_sqlite_functions(engine)
+        # Known compiled queries skip strawberry's per-request machinery (fast_reads.py).
+        self.fast_reads = (
+            FastReads(
+                schema._schema,
+                settings,
+                authenticator,
+                schema.gate,
+                schema.compilers,
+                schema.known_reads,
+            )
+            if settings.compiled_reads and isinstance(schema, Schema)
+            else None
+        )
         self.persisted = PersistedQueries(
             PersistedQueryStore(engine, cache_size=settings.persisted_query_cache_size),
             apq_enabled=settings.apq_enabled,
@@ -94,7 +108,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def _respond(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         request = Request(scope, receive)
         try:
-            response = await self.run(request)
+            response = None
+            if self.fast_reads is not None:
+                reads = scope["state"]["reads"]
+                response = await self.fast_reads.answer(request, reads, request_id)
+            if response is None:
+                response = await self.run(request)
         except HTTPException as exc:
             # A malformed request still gets a GraphQL error with a code, never plain text.
             response = refusal(
@@ -212,8 +231,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        media_type = _media_type(request)
-        early = self.idempotency.refusal(request, media_type)
+        negotiated = media_type(request)
+        early = self.idempotency.refusal(request, negotiated)
         if early is not None:
             return early
         response = await super().run(request, context=context, root_value=root_value)
@@ -227,19 +246,13 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             retry_after = getattr(request.state, "retry_after", 0)
             if status == 503 and retry_after:
                 response.headers["retry-after"] = str(retry_after)
-            response = await self.idempotency.finish(request, response, media_type)
+            response = await self.idempotency.finish(request, response, negotiated)
         return response
-
-
-def _media_type(request: Request) -> str:
-    """What a response to ``request`` is sent as, per GraphQL over HTTP."""
-    accepted = request.headers.get("accept", "")
-    return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accepted else JSON
 
 
 def _negotiate(request: Request, response: object) -> bool:
     """Answer JSON as graphql-response+json to a client that accepts it; True if it did."""
-    negotiated = _media_type(request) == GRAPHQL_RESPONSE_JSON
+    negotiated = media_type(request) == GRAPHQL_RESPONSE_JSON
     if negotiated and isinstance(response, Response) and response.media_type == JSON:
         response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
         return True

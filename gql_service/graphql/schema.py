@@ -19,11 +19,13 @@ from strawberry.schema.types.base_scalars import (
 )
 from strawberry.types import ExecutionContext
 
-from gql_service.graphql.admission import admission
+from gql_service.graphql.admission import Gate, admission
 from gql_service.graphql.authorization import AuthorizeOperation
 from gql_service.graphql.compiled_reads import compiled_reads
+from gql_service.graphql.compiler import Compilers
 from gql_service.graphql.errors import ERROR_TYPES
 from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
+from gql_service.graphql.known_reads import KnownReads
 from gql_service.graphql.mutations import Mutation
 from gql_service.graphql.query import Query
 from gql_service.graphql.types import Competitor, Opportunity, OpportunityClose, Quote, QuoteClose
@@ -47,7 +49,15 @@ SCALARS: dict[object, Any] = {
 
 
 class Schema(strawberry.Schema):
-    """Logs nothing by itself: unexpected errors are logged, with request id, when masked."""
+    """Logs nothing by itself: unexpected errors are logged, with request id, when masked.
+
+    It carries the admission gate, the read compiler and the register of compiled queries,
+    which the HTTP endpoint's fast lane shares with the extensions.
+    """
+
+    gate: Gate
+    compilers: Compilers
+    known_reads: KnownReads
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -55,18 +65,20 @@ class Schema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> Schema:
     settings = settings or Settings()
+    gate, compilers, known = Gate(settings), Compilers(settings), KnownReads()
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         LogOperations,
         MaskUnexpectedErrors,
         # Parsing (with its caches and limits), validation and cost: see admission.py.
-        admission(settings),
+        admission(gate),
         AuthorizeOperation,  # after admission: its refusal replaces validation's result
-        compiled_reads(settings),  # last: it answers admitted, authorized queries before execution
+        # Last: it answers admitted, authorized queries before execution.
+        compiled_reads(compilers, known),
     ]
     types: list[Any] = [Opportunity, Quote, OpportunityClose, QuoteClose, Competitor, *ERROR_TYPES]
-    return Schema(
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         types=types,
@@ -76,3 +88,5 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         config=StrawberryConfig(),
         scalar_overrides=SCALARS,
     )
+    schema.gate, schema.compilers, schema.known_reads = gate, compilers, known
+    return schema
