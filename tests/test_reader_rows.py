@@ -18,6 +18,7 @@ from gql_service.queries import (
     QuoteFilter,
     Reader,
 )
+from gql_service.read_session import ReadSession
 from gql_service.unit_of_work import UnitOfWork
 
 
@@ -58,7 +59,8 @@ async def test_every_reader_query_returns_rows_with_typed_values(
     engine: AsyncEngine, uow: UnitOfWork
 ) -> None:
     lost, still_open = await closed_deal(uow)
-    reader = Reader(engine)
+    reads = ReadSession(engine)
+    reader = Reader(reads)
 
     page = await reader.opportunities(
         PageRequest(first=10),
@@ -104,3 +106,4 @@ async def test_every_reader_query_returns_rows_with_typed_values(
     assert_row(competitors.items[0])
     assert competitors.items[0].name == "Proseware"
     assert await reader.open_quote_counts([lost, still_open]) == {}
+    await reads.close()
