@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, case, func, insert, inspect, literal, select, update
@@ -14,8 +15,11 @@ from gql_service.models import (
     OPEN_QUOTE_STATES,
     CloseRecordState,
     Competitor,
+    ForecastCategory,
     Opportunity,
     OpportunityClose,
+    OpportunityState,
+    OpportunityStatusReason,
     Quote,
     QuoteClose,
     QuoteState,
@@ -113,6 +117,44 @@ class Repository:
             .order_by(col(Quote.id))
         )
         return list((await self.session.scalars(stmt)).all())
+
+    async def close_opportunity(
+        self,
+        opportunity_id: int,
+        *,
+        state: OpportunityState,
+        status_reason: OpportunityStatusReason,
+        forecast_category: ForecastCategory,
+        actual_revenue: Decimal | None,
+        actual_close_date: date,
+    ) -> Opportunity | None:
+        """Move the opportunity to its closed state unless one of its quotes is open.
+
+        One ``UPDATE ... WHERE NOT EXISTS (open quote) RETURNING``: None when an open quote
+        blocks it. The caller holds the opportunity's lock, so the answer holds until commit.
+        """
+        open_quote = (
+            select(col(Quote.id))
+            .where(
+                col(Quote.opportunity_id) == opportunity_id,
+                col(Quote.state).in_(OPEN_QUOTE_STATES),
+            )
+            .exists()
+        )
+        stmt = (
+            update(Opportunity)
+            .where(col(Opportunity.id) == opportunity_id, ~open_quote)
+            .values(
+                state=state,
+                status_reason=status_reason,
+                forecast_category=forecast_category,
+                actual_revenue=actual_revenue,
+                actual_close_date=actual_close_date,
+            )
+            .returning(Opportunity)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
 
     async def close_open_quotes(
         self,

@@ -212,8 +212,6 @@ async def close_opportunity(
                 close_date=close_date,
                 description=description,
             )
-        else:
-            raise_if_any(check_no_open_quotes(await repo.open_quotes(opportunity_id)))
 
         revenue: Decimal | None
         if actual_revenue is not None:
@@ -223,11 +221,20 @@ async def close_opportunity(
         else:
             revenue = None
         when = close_date or repo.today
-        opportunity.state = OpportunityState(outcome.value)
-        opportunity.status_reason = reason
-        opportunity.forecast_category = ForecastCategory(outcome.value)
-        opportunity.actual_revenue = revenue
-        opportunity.actual_close_date = when
+        # The invariant is checked by the UPDATE itself; the open quotes are read only to name
+        # them when they block the close.
+        moved = await repo.close_opportunity(
+            opportunity_id,
+            state=OpportunityState(outcome.value),
+            status_reason=reason,
+            forecast_category=ForecastCategory(outcome.value),
+            actual_revenue=revenue,
+            actual_close_date=when,
+        )
+        if moved is None:
+            # (ValidationFailedError refuses an empty list: no silent success if none is found.)
+            blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
+            raise ValidationFailedError(blocking)
         record = OpportunityClose(
             opportunity_id=opportunity_id,
             outcome=outcome,
@@ -240,8 +247,8 @@ async def close_opportunity(
             created_at=repo.now,
             created_by=repo.actor,
         )
-        await repo.add(opportunity, record)
-        return OpportunityClosed(opportunity, record, closed)
+        await repo.add(record)
+        return OpportunityClosed(moved, record, closed)
 
     return await uow.run(work)
 

@@ -122,6 +122,14 @@ mutation($id: ID!) {{
   }}
 }}"""
 
+REFUSED_CLOSE = """
+mutation($id: ID!) {
+  closeOpportunity(input: {opportunityId: $id, outcome: WON}) {
+    opportunity { id }
+    errors { ... on OpportunityHasOpenQuotesError { code openQuotes { id state } } }
+  }
+}"""
+
 SIZES = (3, 30, 1_000)
 
 
@@ -235,6 +243,8 @@ async def test_closing_quotes_costs_the_same_statements_for_3_30_and_1000_open_q
     await engine.dispose()
     print(f"closeQuotes statements: {per_size}")
     assert len(set(per_size.values())) == 1, per_size
+    # The lock, INSERT ... SELECT and UPDATE; SQLite's BEGIN IMMEDIATE goes through the cursor.
+    assert per_size[3] <= 4, per_size
 
 
 async def test_closing_an_opportunity_with_its_open_quotes_costs_the_same_whatever_their_number(
@@ -258,6 +268,7 @@ async def test_closing_an_opportunity_with_its_open_quotes_costs_the_same_whatev
     await engine.dispose()
     print(f"closeOpportunity(closeOpenQuotes) statements: {per_size}")
     assert len(set(per_size.values())) == 1, per_size
+    assert per_size[2] <= 6, per_size
 
 
 async def test_closing_an_opportunity_costs_the_same_statements_whatever_its_closed_quotes(
@@ -281,6 +292,8 @@ async def test_closing_an_opportunity_costs_the_same_statements_whatever_its_clo
     await engine.dispose()
     print(f"closeOpportunity statements: {per_size}")
     assert len(set(per_size.values())) == 1, per_size
+    # The lock, the UPDATE that checks for open quotes itself, the close record's INSERT.
+    assert per_size[3] <= 4, per_size
 
 
 async def test_winning_a_quote_costs_the_same_statements_whatever_the_other_open_quotes(
@@ -303,4 +316,33 @@ async def test_winning_a_quote_costs_the_same_statements_whatever_the_other_open
         assert batches == {won["closeRecord"]["batchId"]}
     await engine.dispose()
     print(f"winQuote statements: {per_size}")
+    assert len(set(per_size.values())) == 1, per_size
+    assert per_size[3] <= 5, per_size
+
+
+async def test_a_refused_close_costs_the_same_statements_whatever_the_open_quotes_it_names(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    engine = app.state.engine
+    per_size: dict[int, int] = {}
+    for size in SIZES:
+        pk, ids = await opportunity_with_quotes(engine, size)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as http:
+            with StatementCounter(engine) as counter:
+                response = await http.post(
+                    "/graphql",
+                    json={
+                        "query": REFUSED_CLOSE,
+                        "variables": {"id": encode_id("Opportunity", pk)},
+                    },
+                )
+        per_size[size] = counter.count
+        [error] = response.json()["data"]["closeOpportunity"]["errors"]
+        assert error["code"] == "OPPORTUNITY_HAS_OPEN_QUOTES"
+        assert [q["id"] for q in error["openQuotes"]] == [encode_id("Quote", i) for i in ids]
+    await engine.dispose()
+    print(f"refused closeOpportunity statements: {per_size}")
     assert len(set(per_size.values())) == 1, per_size
