@@ -90,12 +90,13 @@ async def test_listing_opportunities_with_quotes_and_history_is_a_fixed_number_o
 
 # Writes: set-based, so their statement count does not depend on how many quotes they touch.
 # The documents select what the bench's W1, W2 and W3 select, and the close records too.
-WRITTEN_QUOTE = "id state statusReason closedOn version isOpen closeRecord { batchId statusReason }"
+WRITTEN_QUOTE = """id state statusReason closedOn version isOpen
+  closeRecord { batchId statusReason closeDate description createdBy }"""
 CLOSED_OPPORTUNITY = "opportunity { id state statusReason actualCloseDate version }"
 
 CLOSE_QUOTES = f"""
 mutation($id: ID!) {{
-  closeQuotes(input: {{opportunityId: $id, closeDate: "2025-06-30"}}) {{
+  closeQuotes(input: {{opportunityId: $id, closeDate: "2025-06-30", description: "Rival won."}}) {{
     opportunity {{ id version }}
     closedQuotes {{ {WRITTEN_QUOTE} }}
     errors {{ __typename }}
@@ -240,6 +241,9 @@ async def test_closing_quotes_costs_the_same_statements_for_3_30_and_1000_open_q
         )
         assert len(payload["closedQuotes"]) == size
         assert_closed(payload["closedQuotes"], ids)
+        records = [q["closeRecord"] for q in payload["closedQuotes"]]
+        written = {(r["description"], r["closeDate"], r["createdBy"]) for r in records}
+        assert written == {("Rival won.", "2025-06-30", "tester")}
     await engine.dispose()
     print(f"closeQuotes statements: {per_size}")
     assert len(set(per_size.values())) == 1, per_size
