@@ -218,6 +218,7 @@ class Repository:
             )
             .returning(QuoteClose)
         )
+        # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.
         records = {r.quote_id: r for r in (await self.session.scalars(recorded)).all()}
         closed = (
             update(Quote)
