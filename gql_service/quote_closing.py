@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from gql_service.errors import Violation
 from gql_service.models import Quote, QuoteClose, QuoteState, QuoteStatusReason
 from gql_service.repositories import Repository
 from gql_service.rules import DESCRIPTION_MAX, QUOTE_CLOSE_REASONS, check_choice, check_text
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedQuote:
+    """A quote as its close left it, with the close record that the close wrote."""
+
+    quote: Quote
+    record: QuoteClose
 
 
 def check_quote_close_input(
@@ -21,40 +29,37 @@ def check_quote_close_input(
     ]
 
 
-def close_quotes_in(
+async def close_open_quotes(
     repo: Repository,
-    quotes: Sequence[Quote],
+    opportunity_id: int,
     *,
     status_reason: QuoteStatusReason,
     close_date: date | None,
     description: str | None,
-    batch_id: str | None = None,
-) -> list[QuoteClose]:
-    """Close the given open quotes under one batch id and return their close records.
+    quote_id: int | None = None,
+    winner_id: int | None = None,
+) -> list[ClosedQuote]:
+    """Close the opportunity's open quotes (or only ``quote_id``) under one batch id.
 
-    The caller holds the opportunity's lock and adds quotes and records to the transaction.
+    Set-based: two statements whatever the number of quotes. ``winner_id`` becomes WON, the
+    others CLOSED with ``status_reason``. The caller holds the opportunity's lock.
     """
-    batch = batch_id or str(uuid.uuid4())
-    when = close_date or repo.today
-    state = QuoteState.WON if status_reason is QuoteStatusReason.WON else QuoteState.CLOSED
-    records = []
-    for quote in quotes:
-        assert quote.id is not None
-        quote.state = state
-        quote.status_reason = status_reason
-        quote.closed_on = when
-        repo.touch(quote)
-        records.append(
-            QuoteClose(
-                quote_id=quote.id,
-                quote_number=quote.quote_number,
-                revision_number=quote.revision_number,
-                status_reason=status_reason,
-                close_date=when,
-                description=description,
-                batch_id=batch,
-                created_at=repo.now,
-                created_by=repo.actor,
-            )
-        )
-    return records
+    closed = await repo.close_open_quotes(
+        opportunity_id,
+        state=QuoteState.CLOSED,
+        status_reason=status_reason,
+        close_date=close_date or repo.today,
+        description=description,
+        batch_id=str(uuid.uuid4()),
+        quote_id=quote_id,
+        winner_id=winner_id,
+    )
+    return [ClosedQuote(quote, record) for quote, record in closed]
+
+
+def split_winner(
+    closed: list[ClosedQuote], winner_id: int
+) -> tuple[ClosedQuote, list[ClosedQuote]]:
+    """The won quote and the others, as ``close_open_quotes(winner_id=...)`` returned them."""
+    won = next(c for c in closed if c.quote.id == winner_id)
+    return won, [c for c in closed if c is not won]

@@ -7,14 +7,18 @@ with closeOpportunity and closeQuotes on the same opportunity.
 from __future__ import annotations
 
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from gql_service.errors import ErrorCode, Violation, raise_if_any
 from gql_service.models import Quote, QuoteState, QuoteStatusReason
-from gql_service.quote_closing import check_quote_close_input, close_quotes_in
+from gql_service.quote_closing import (
+    ClosedQuote,
+    check_quote_close_input,
+    close_open_quotes,
+    split_winner,
+)
 from gql_service.repositories import Repository
 from gql_service.rules import (
     DESCRIPTION_MAX,
@@ -42,8 +46,8 @@ class QuoteRevised:
 
 @dataclass(frozen=True, slots=True)
 class QuoteWon:
-    quote: Quote
-    lost_quotes: list[Quote]
+    quote: ClosedQuote
+    lost_quotes: list[ClosedQuote]
 
 
 def new_quote_number() -> str:
@@ -212,28 +216,15 @@ async def win_quote(
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
         raise_if_any(check_opportunity_open(opportunity))
         raise_if_any(check_quote_open(quote))
-        others = [q for q in await repo.open_quotes(opportunity.id or 0) if q.id != quote.id]
-        batch = str(uuid.uuid4())
-        records = [
-            *close_quotes_in(
-                repo,
-                [quote],
-                status_reason=QuoteStatusReason.WON,
-                close_date=close_date,
-                description=description,
-                batch_id=batch,
-            ),
-            *close_quotes_in(
-                repo,
-                others,
-                status_reason=QuoteStatusReason.LOST,
-                close_date=close_date,
-                description=description,
-                batch_id=batch,
-            ),
-        ]
-        await repo.add(opportunity, quote, *others, *records)
-        return QuoteWon(quote, others)
+        closed = await close_open_quotes(
+            repo,
+            quote.opportunity_id,
+            status_reason=QuoteStatusReason.LOST,
+            close_date=close_date,
+            description=description,
+            winner_id=quote_id,
+        )
+        return QuoteWon(*split_winner(closed, quote_id))
 
     return await uow.run(work)
 
@@ -246,7 +237,7 @@ async def close_quote(
     close_date: date | None = None,
     description: str | None = None,
     expected_version: int | None = None,
-) -> Quote:
+) -> ClosedQuote:
     """Close one open quote as LOST or CANCELED, with a close record.
 
     Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, QUOTE_NOT_OPEN,
@@ -254,18 +245,18 @@ async def close_quote(
     """
     raise_if_any(check_quote_close_input(status_reason, description))
 
-    async def work(repo: Repository) -> Quote:
+    async def work(repo: Repository) -> ClosedQuote:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
         raise_if_any(check_opportunity_open(opportunity))
         raise_if_any(check_quote_open(quote))
-        records = close_quotes_in(
+        [closed] = await close_open_quotes(
             repo,
-            [quote],
+            quote.opportunity_id,
             status_reason=status_reason,
             close_date=close_date,
             description=description,
+            quote_id=quote_id,
         )
-        await repo.add(opportunity, quote, *records)
-        return quote
+        return closed
 
     return await uow.run(work)

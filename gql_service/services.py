@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
+from gql_service import quote_closing
 from gql_service.errors import ValidationFailedError, Violation, not_found, raise_if_any
 from gql_service.models import (
     CloseOutcome,
@@ -23,10 +24,9 @@ from gql_service.models import (
     OpportunityClose,
     OpportunityState,
     OpportunityStatusReason,
-    Quote,
     QuoteStatusReason,
 )
-from gql_service.quote_closing import check_quote_close_input, close_quotes_in
+from gql_service.quote_closing import ClosedQuote, check_quote_close_input
 from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
@@ -54,7 +54,7 @@ from gql_service.unset import UNSET, Unset
 class OpportunityClosed:
     opportunity: Opportunity
     close: OpportunityClose
-    closed_quotes: list[Quote]
+    closed_quotes: list[ClosedQuote]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ class OpportunityReopened:
 @dataclass(frozen=True, slots=True)
 class QuotesClosed:
     opportunity: Opportunity
-    closed_quotes: list[Quote]
+    closed_quotes: list[ClosedQuote]
 
 
 async def create_opportunity(
@@ -203,16 +203,15 @@ async def close_opportunity(
         raise_if_any(check_opportunity_open(opportunity))
         if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
             raise not_found("No competitor has this id.", "competitor_id")
-        open_quotes = await repo.open_quotes(opportunity_id)
-        if not close_open_quotes:
-            raise_if_any(check_no_open_quotes(open_quotes))
-        records = close_quotes_in(
-            repo,
-            open_quotes,
-            status_reason=QuoteStatusReason.LOST,
-            close_date=close_date,
-            description=description,
-        )
+        closed: list[ClosedQuote] = []
+        if close_open_quotes:
+            closed = await quote_closing.close_open_quotes(
+                repo,
+                opportunity_id,
+                status_reason=QuoteStatusReason.LOST,
+                close_date=close_date,
+                description=description,
+            )
 
         revenue: Decimal | None
         if actual_revenue is not None:
@@ -222,11 +221,20 @@ async def close_opportunity(
         else:
             revenue = None
         when = close_date or repo.today
-        opportunity.state = OpportunityState(outcome.value)
-        opportunity.status_reason = reason
-        opportunity.forecast_category = ForecastCategory(outcome.value)
-        opportunity.actual_revenue = revenue
-        opportunity.actual_close_date = when
+        # The invariant is checked by the UPDATE itself; the open quotes are read only to name
+        # them when they block the close.
+        moved = await repo.close_opportunity(
+            opportunity_id,
+            state=OpportunityState(outcome.value),
+            status_reason=reason,
+            forecast_category=ForecastCategory(outcome.value),
+            actual_revenue=revenue,
+            actual_close_date=when,
+        )
+        if moved is None:
+            # (ValidationFailedError refuses an empty list: no silent success if none is found.)
+            blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
+            raise ValidationFailedError(blocking)
         record = OpportunityClose(
             opportunity_id=opportunity_id,
             outcome=outcome,
@@ -239,8 +247,8 @@ async def close_opportunity(
             created_at=repo.now,
             created_by=repo.actor,
         )
-        await repo.add(opportunity, record, *open_quotes, *records)
-        return OpportunityClosed(opportunity, record, open_quotes)
+        await repo.add(record)
+        return OpportunityClosed(moved, record, closed)
 
     return await uow.run(work)
 
@@ -263,15 +271,11 @@ async def reopen_opportunity(
             opportunity_id, expected_version=expected_version, field="opportunity_id"
         )
         raise_if_any(check_opportunity_closed(opportunity))
-        canceled = await repo.completed_closes(opportunity_id)
-        for record in canceled:
-            record.state = CloseRecordState.CANCELED
-            record.canceled_at = repo.now
-            record.canceled_by = repo.actor
+        canceled = await repo.cancel_completed_closes(opportunity_id)
         opportunity.state = OpportunityState.OPEN
         opportunity.status_reason = status_reason
         opportunity.forecast_category = ForecastCategory.PIPELINE
-        await repo.add(opportunity, *canceled)
+        await repo.add(opportunity)
         return OpportunityReopened(opportunity, canceled)
 
     return await uow.run(work)
@@ -299,16 +303,14 @@ async def close_quotes(
             opportunity_id, expected_version=expected_version, field="opportunity_id"
         )
         raise_if_any(check_opportunity_open(opportunity))
-        open_quotes = await repo.open_quotes(opportunity_id)
-        records = close_quotes_in(
+        closed = await quote_closing.close_open_quotes(
             repo,
-            open_quotes,
+            opportunity_id,
             status_reason=status_reason,
             close_date=close_date,
             description=description,
         )
-        await repo.add(opportunity, *open_quotes, *records)
-        return QuotesClosed(opportunity, open_quotes)
+        return QuotesClosed(opportunity, closed)
 
     return await uow.run(work)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 import strawberry
@@ -42,6 +42,7 @@ from gql_service.graphql.payloads import (
 )
 from gql_service.graphql.types import Competitor, Info, Opportunity, OpportunityClose, Quote
 from gql_service.idempotency import IdempotencyKeyTakenError
+from gql_service.quote_closing import ClosedQuote
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET
 
@@ -87,8 +88,13 @@ def _quote_id(value: str) -> int:
 _INPUT = strawberry.argument(description="What to do; see the input type.")
 
 
-def _quotes(models_: Any) -> list[Quote]:
-    return [Quote.from_model(q) for q in models_]
+def _closed(closed: ClosedQuote) -> Quote:
+    """A closed quote with its close record, both as the close's statements returned them."""
+    return Quote.from_model(closed.quote, closed.record)
+
+
+def _all_closed(closed: Iterable[ClosedQuote]) -> list[Quote]:
+    return [_closed(c) for c in closed]
 
 
 @strawberry.type(description="Changes to opportunities, quotes and competitors.")
@@ -167,7 +173,7 @@ class Mutation:
             lambda r: {
                 "opportunity": Opportunity.from_model(r.opportunity),
                 "opportunity_close": OpportunityClose.from_model(r.close),
-                "closed_quotes": _quotes(r.closed_quotes),
+                "closed_quotes": _all_closed(r.closed_quotes),
             },
         )
 
@@ -213,7 +219,7 @@ class Mutation:
             ),
             lambda r: {
                 "opportunity": Opportunity.from_model(r.opportunity),
-                "closed_quotes": _quotes(r.closed_quotes),
+                "closed_quotes": _all_closed(r.closed_quotes),
             },
         )
 
@@ -314,7 +320,7 @@ class Mutation:
                 description=input.description,
                 expected_version=input.expected_version,
             ),
-            lambda r: {"quote": Quote.from_model(r.quote), "lost_quotes": _quotes(r.lost_quotes)},
+            lambda r: {"quote": _closed(r.quote), "lost_quotes": _all_closed(r.lost_quotes)},
         )
 
     @strawberry.mutation(description="Close one open quote as LOST or CANCELED.")
@@ -334,7 +340,7 @@ class Mutation:
                 description=input.description,
                 expected_version=input.expected_version,
             ),
-            lambda q: {"quote": Quote.from_model(q)},
+            lambda c: {"quote": _closed(c)},
         )
 
     @strawberry.mutation(description="Register a competitor.")
