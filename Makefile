@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Test processes (pytest-xdist); each starts its own throwaway PostgreSQL cluster.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install run serve migrate seed test pytest lint format schema bench bench-asgi bench-hostile clean
 
@@ -33,7 +35,7 @@ seed: install
 test: install lint pytest
 
 pytest: install
-	$(PY) -m pytest --durations=15 --cov=gql_service --cov-branch --cov-report=term:skip-covered --cov-fail-under=88
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15 --cov=gql_service --cov-branch --cov-report=term:skip-covered --cov-fail-under=88
 
 lint: install
 	$(PY) -m ruff check gql_service tests bench
