@@ -171,6 +171,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             header_timeout_s=settings.header_read_timeout_ms / 1000,
         ),
         "server_header": False,
+        "loop": settings.event_loop,
         "log_config": logging_config(settings),
         "log_level": settings.log_level.lower(),
     }

@@ -93,6 +93,8 @@ class Settings:
     workers: int = 1
     db_max_connections: int = 100
     db_reserved_connections: int = 10
+    # uvicorn's event loop: auto (uvloop when installed, as it is), uvloop or asyncio.
+    event_loop: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -179,6 +181,7 @@ class Settings:
             db_reserved_connections=_int(
                 env, "DB_RESERVED_CONNECTIONS", cls.db_reserved_connections
             ),
+            event_loop=(env.get("EVENT_LOOP") or cls.event_loop).strip().lower(),
         )
 
     @property
