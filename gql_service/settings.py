@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/gql_service.sqlite3"
 ENVIRONMENTS = ("development", "production")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -104,6 +105,11 @@ class Settings:
             raise ValueError(
                 f"GQL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}"
             )
+        event_loop = (env.get("EVENT_LOOP") or cls.event_loop).strip().lower()
+        if event_loop not in EVENT_LOOPS:
+            raise ValueError(
+                f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}"
+            )
         # Production turns the explorer, introspection and "did you mean" off unless asked for.
         explorer_default = environment != "production"
         return cls(
@@ -181,7 +187,7 @@ class Settings:
             db_reserved_connections=_int(
                 env, "DB_RESERVED_CONNECTIONS", cls.db_reserved_connections
             ),
-            event_loop=(env.get("EVENT_LOOP") or cls.event_loop).strip().lower(),
+            event_loop=event_loop,
         )
 
     @property

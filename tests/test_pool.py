@@ -7,9 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import event
 
 from gql_service.app import create_app
+from gql_service.server import uvicorn_options
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.operations import create_opportunity, read_opportunity
@@ -51,3 +53,13 @@ async def test_more_concurrent_requests_than_connections_open_no_extra_connectio
     # Requests queue for the two pooled connections instead of opening (and closing) more.
     assert len(connects) <= 2
     assert checked_out == 0
+
+
+def test_the_event_loop_setting_reaches_uvicorn_and_refuses_unknown_loops() -> None:
+    for given, expected in ((None, "auto"), ("asyncio", "asyncio"), (" UVLOOP ", "uvloop")):
+        env = {} if given is None else {"EVENT_LOOP": given}
+        settings = Settings.from_env(env)
+        assert settings.event_loop == expected
+        assert uvicorn_options(settings)["loop"] == expected
+    with pytest.raises(ValueError, match="EVENT_LOOP must be one of auto, uvloop, asyncio"):
+        Settings.from_env({"EVENT_LOOP": "trio"})
