@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from gql_service.errors import Violation
-from gql_service.models import Quote, QuoteClose, QuoteState, QuoteStatusReason
+from gql_service.models import QuoteState, QuoteStatusReason
+from gql_service.records import QuoteCloseRecord, QuoteRecord
 from gql_service.repositories import Repository
 from gql_service.rules import DESCRIPTION_MAX, QUOTE_CLOSE_REASONS, check_choice, check_text
 
@@ -16,8 +17,8 @@ from gql_service.rules import DESCRIPTION_MAX, QUOTE_CLOSE_REASONS, check_choice
 class ClosedQuote:
     """A quote as its close left it, with the close record that the close wrote."""
 
-    quote: Quote
-    record: QuoteClose
+    quote: QuoteRecord
+    record: QuoteCloseRecord
 
 
 def check_quote_close_input(

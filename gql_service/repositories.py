@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TypeVar
+from functools import cache
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, case, func, insert, inspect, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
 from gql_service.errors import ValidationFailedError, not_found
 from gql_service.models import (
     OPEN_QUOTE_STATES,
+    CloseOutcome,
     CloseRecordState,
     Competitor,
     ForecastCategory,
@@ -25,15 +28,134 @@ from gql_service.models import (
     QuoteState,
     QuoteStatusReason,
 )
+from gql_service.records import (
+    OpportunityCloseRecord,
+    OpportunityRecord,
+    QuoteCloseRecord,
+    QuoteRecord,
+)
 from gql_service.rules import check_version
 
 M = TypeVar("M", bound=SQLModel)
-T = TypeVar("T")
 
 
-def _value(model: type[SQLModel], column: str, value: T) -> ColumnElement[T]:
-    """A bound value typed as ``model``'s column, for the select list of INSERT ... SELECT."""
-    return literal(value, inspect(model).columns[column].type)
+def _table(model: type[SQLModel]) -> sa.Table:
+    """The Core table behind a SQLModel class."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table
+
+
+_OPPORTUNITY = _table(Opportunity)
+_QUOTE = _table(Quote)
+_QUOTE_CLOSE = _table(QuoteClose)
+_OPPORTUNITY_CLOSE = _table(OpportunityClose)
+
+# The write statements are built once, with named placeholders, and run with a dict of values:
+# building them per request cost more Python than running them. They are Core statements on the
+# tables, so their RETURNING rows (which carry the record protocols' attributes) go to the
+# payloads without ORM objects.
+
+
+def _param(name: str, table: sa.Table, column: str) -> sa.BindParameter[Any]:
+    """A placeholder typed as ``table``'s column, for select lists (nothing infers its type)."""
+    return bindparam(name, type_=table.c[column].type)
+
+
+_OPEN_QUOTE = _QUOTE.c.state.in_(OPEN_QUOTE_STATES)
+
+# UPDATE opportunity SET version = version + 1 ... RETURNING: the write that takes the lock.
+_LOCK_OPPORTUNITY = (
+    sa.update(_OPPORTUNITY)
+    .where(_OPPORTUNITY.c.id == bindparam("p_id"))
+    .values(
+        version=_OPPORTUNITY.c.version + 1,
+        modified_at=bindparam("p_now"),
+        modified_by=bindparam("p_actor"),
+    )
+    .returning(*_OPPORTUNITY.c)
+)
+_LOCK_OPPORTUNITY_AT_VERSION = _LOCK_OPPORTUNITY.where(
+    _OPPORTUNITY.c.version == bindparam("p_version")
+)
+
+_CLOSE_OPPORTUNITY = (
+    sa.update(_OPPORTUNITY)
+    .where(
+        _OPPORTUNITY.c.id == bindparam("p_id"),
+        ~sa.exists().where(_QUOTE.c.opportunity_id == bindparam("p_id"), _OPEN_QUOTE),
+    )
+    .values(
+        state=bindparam("p_state"),
+        status_reason=bindparam("p_status_reason"),
+        forecast_category=bindparam("p_forecast_category"),
+        actual_revenue=bindparam("p_actual_revenue"),
+        actual_close_date=bindparam("p_actual_close_date"),
+    )
+    .returning(*_OPPORTUNITY.c)
+)
+
+_RECORD_OPPORTUNITY_CLOSE = sa.insert(_OPPORTUNITY_CLOSE).returning(*_OPPORTUNITY_CLOSE.c)
+
+_QUOTE_CLOSE_COLUMNS = [
+    "quote_id",
+    "quote_number",
+    "revision_number",
+    "status_reason",
+    "close_date",
+    "description",
+    "batch_id",
+    "created_at",
+    "created_by",
+]
+
+
+@cache
+def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Update]:
+    """``INSERT INTO quote_close ... SELECT ... FROM quote`` and ``UPDATE quote``, RETURNING.
+
+    Placeholders: p_opportunity_id, p_state, p_status_reason, p_close_date, p_description,
+    p_batch_id, p_now, p_actor, and p_quote_id if ``one``, p_winner_id if ``winner``.
+    """
+    which = (_QUOTE.c.opportunity_id == bindparam("p_opportunity_id")) & _OPEN_QUOTE
+    if one:
+        which &= _QUOTE.c.id == bindparam("p_quote_id")
+    new_state: ColumnElement[Any] = _param("p_state", _QUOTE, "state")
+    reason: ColumnElement[Any] = _param("p_status_reason", _QUOTE, "status_reason")
+    if winner:
+        won = _QUOTE.c.id == bindparam("p_winner_id")
+        new_state = sa.case((won, sa.literal(QuoteState.WON, _QUOTE.c.state.type)), else_=new_state)
+        reason = sa.case(
+            (won, sa.literal(QuoteStatusReason.WON, _QUOTE.c.status_reason.type)), else_=reason
+        )
+    copied = sa.select(
+        _QUOTE.c.id,
+        _QUOTE.c.quote_number,
+        _QUOTE.c.revision_number,
+        reason,
+        _param("p_close_date", _QUOTE_CLOSE, "close_date"),
+        _param("p_description", _QUOTE_CLOSE, "description"),
+        _param("p_batch_id", _QUOTE_CLOSE, "batch_id"),
+        _param("p_now", _QUOTE_CLOSE, "created_at"),
+        _param("p_actor", _QUOTE_CLOSE, "created_by"),
+    ).where(which)
+    recorded = (
+        sa.insert(_QUOTE_CLOSE).from_select(_QUOTE_CLOSE_COLUMNS, copied).returning(*_QUOTE_CLOSE.c)
+    )
+    closed = (
+        sa.update(_QUOTE)
+        .where(which)
+        .values(
+            state=new_state,
+            status_reason=reason,
+            closed_on=bindparam("p_close_date"),
+            version=_QUOTE.c.version + 1,
+            modified_at=bindparam("p_now"),
+            modified_by=bindparam("p_actor"),
+        )
+        .returning(*_QUOTE.c)
+    )
+    return recorded, closed
 
 
 class Repository:
@@ -48,6 +170,10 @@ class Repository:
     def today(self) -> date:
         return self.now.date()
 
+    async def _connection(self) -> AsyncConnection:
+        """The transaction's connection, for the prebuilt Core statements."""
+        return await self.session.connection()
+
     async def lock_opportunity(
         self, opportunity_id: int, *, expected_version: int | None, field: str
     ) -> Opportunity:
@@ -55,7 +181,8 @@ class Repository:
 
         The write takes the row lock (PostgreSQL) or the database write lock (SQLite) before
         anything is read, so every transaction that changes the opportunity's state or the
-        set of its open quotes is serialised with the others on the same opportunity.
+        set of its open quotes is serialised with the others on the same opportunity. Returns
+        the ORM instance, for use cases that change it through the session.
         """
         condition = col(Opportunity.id) == opportunity_id
         if expected_version is not None:
@@ -63,12 +190,34 @@ class Repository:
         locked = await self._bump(condition)
         if locked is not None:
             return locked
+        raise await self._not_locked(opportunity_id, expected_version, field)
+
+    async def lock_opportunity_row(
+        self, opportunity_id: int, *, expected_version: int | None, field: str
+    ) -> OpportunityRecord:
+        """``lock_opportunity`` with the same UPDATE, prebuilt, returning the row (no ORM)."""
+        params: dict[str, Any] = {"p_id": opportunity_id, "p_now": self.now, "p_actor": self.actor}
+        stmt = _LOCK_OPPORTUNITY
+        if expected_version is not None:
+            stmt = _LOCK_OPPORTUNITY_AT_VERSION
+            params["p_version"] = expected_version
+        locked: OpportunityRecord | None = (
+            await (await self._connection()).execute(stmt, params)
+        ).one_or_none()
+        if locked is not None:
+            return locked
+        raise await self._not_locked(opportunity_id, expected_version, field)
+
+    async def _not_locked(
+        self, opportunity_id: int, expected_version: int | None, field: str
+    ) -> ValidationFailedError:
+        """Why the locking UPDATE found no row: no such opportunity, or another version."""
         actual = await self.session.scalar(
             select(col(Opportunity.version)).where(col(Opportunity.id) == opportunity_id)
         )
         if actual is None:
-            raise not_found("No opportunity has this id.", field)
-        raise ValidationFailedError(check_version("opportunity", expected_version, actual))
+            return not_found("No opportunity has this id.", field)
+        return ValidationFailedError(check_version("opportunity", expected_version, actual))
 
     async def lock_quote(
         self, quote_id: int, *, expected_version: int | None
@@ -127,34 +276,53 @@ class Repository:
         forecast_category: ForecastCategory,
         actual_revenue: Decimal | None,
         actual_close_date: date,
-    ) -> Opportunity | None:
+    ) -> OpportunityRecord | None:
         """Move the opportunity to its closed state unless one of its quotes is open.
 
         One ``UPDATE ... WHERE NOT EXISTS (open quote) RETURNING``: None when an open quote
         blocks it. The caller holds the opportunity's lock, so the answer holds until commit.
         """
-        open_quote = (
-            select(col(Quote.id))
-            .where(
-                col(Quote.opportunity_id) == opportunity_id,
-                col(Quote.state).in_(OPEN_QUOTE_STATES),
-            )
-            .exists()
-        )
-        stmt = (
-            update(Opportunity)
-            .where(col(Opportunity.id) == opportunity_id, ~open_quote)
-            .values(
-                state=state,
-                status_reason=status_reason,
-                forecast_category=forecast_category,
-                actual_revenue=actual_revenue,
-                actual_close_date=actual_close_date,
-            )
-            .returning(Opportunity)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        return (await self.session.scalars(stmt)).one_or_none()
+        params = {
+            "p_id": opportunity_id,
+            "p_state": state,
+            "p_status_reason": status_reason,
+            "p_forecast_category": forecast_category,
+            "p_actual_revenue": actual_revenue,
+            "p_actual_close_date": actual_close_date,
+        }
+        moved: OpportunityRecord | None = (
+            await (await self._connection()).execute(_CLOSE_OPPORTUNITY, params)
+        ).one_or_none()
+        return moved
+
+    async def record_opportunity_close(
+        self,
+        opportunity_id: int,
+        *,
+        outcome: CloseOutcome,
+        status_reason: OpportunityStatusReason,
+        actual_revenue: Decimal | None,
+        close_date: date,
+        competitor_id: int | None,
+        description: str | None,
+    ) -> OpportunityCloseRecord:
+        """``INSERT INTO opportunity_close ... RETURNING``: a COMPLETED close record."""
+        params = {
+            "opportunity_id": opportunity_id,
+            "outcome": outcome,
+            "status_reason": status_reason,
+            "actual_revenue": actual_revenue,
+            "close_date": close_date,
+            "competitor_id": competitor_id,
+            "description": description,
+            "state": CloseRecordState.COMPLETED,
+            "created_at": self.now,
+            "created_by": self.actor,
+        }
+        record: OpportunityCloseRecord = (
+            await (await self._connection()).execute(_RECORD_OPPORTUNITY_CLOSE, params)
+        ).one()
+        return record
 
     async def close_open_quotes(
         self,
@@ -167,7 +335,7 @@ class Repository:
         batch_id: str,
         quote_id: int | None = None,
         winner_id: int | None = None,
-    ) -> list[tuple[Quote, QuoteClose]]:
+    ) -> list[tuple[QuoteRecord, QuoteCloseRecord]]:
         """Close the opportunity's open quotes (only ``quote_id`` if given) in two statements.
 
         ``INSERT INTO quote_close ... SELECT ... FROM quote`` writes their close records, then
@@ -176,67 +344,27 @@ class Repository:
         holds the opportunity's lock, which every change to the set of its open quotes takes
         first. Returns each quote with its record, in id order.
         """
-        which = (col(Quote.opportunity_id) == opportunity_id) & col(Quote.state).in_(
-            OPEN_QUOTE_STATES
-        )
+        recorded, closed = _close_quotes_statements(quote_id is not None, winner_id is not None)
+        params: dict[str, Any] = {
+            "p_opportunity_id": opportunity_id,
+            "p_state": state,
+            "p_status_reason": status_reason,
+            "p_close_date": close_date,
+            "p_description": description,
+            "p_batch_id": batch_id,
+            "p_now": self.now,
+            "p_actor": self.actor,
+        }
         if quote_id is not None:
-            which &= col(Quote.id) == quote_id
-        new_state: ColumnElement[QuoteState] = _value(Quote, "state", state)
-        reason: ColumnElement[QuoteStatusReason] = _value(Quote, "status_reason", status_reason)
+            params["p_quote_id"] = quote_id
         if winner_id is not None:
-            won = col(Quote.id) == winner_id
-            new_state = case((won, _value(Quote, "state", QuoteState.WON)), else_=new_state)
-            reason = case(
-                (won, _value(Quote, "status_reason", QuoteStatusReason.WON)), else_=reason
-            )
-        copied = select(
-            col(Quote.id),
-            col(Quote.quote_number),
-            col(Quote.revision_number),
-            reason,
-            _value(QuoteClose, "close_date", close_date),
-            _value(QuoteClose, "description", description),
-            _value(QuoteClose, "batch_id", batch_id),
-            _value(QuoteClose, "created_at", self.now),
-            _value(QuoteClose, "created_by", self.actor),
-        ).where(which)
-        recorded = (
-            insert(QuoteClose)
-            .from_select(
-                [
-                    "quote_id",
-                    "quote_number",
-                    "revision_number",
-                    "status_reason",
-                    "close_date",
-                    "description",
-                    "batch_id",
-                    "created_at",
-                    "created_by",
-                ],
-                copied,
-            )
-            .returning(QuoteClose)
-        )
+            params["p_winner_id"] = winner_id
+        connection = await self._connection()
         # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.
-        records = {r.quote_id: r for r in (await self.session.scalars(recorded)).all()}
-        closed = (
-            update(Quote)
-            .where(which)
-            .values(
-                state=new_state,
-                status_reason=reason,
-                closed_on=close_date,
-                version=col(Quote.version) + 1,
-                modified_at=self.now,
-                modified_by=self.actor,
-            )
-            .returning(Quote)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        quotes = sorted((await self.session.scalars(closed)).all(), key=lambda q: q.id or 0)
+        records = {r.quote_id: r for r in await connection.execute(recorded, params)}
+        quotes = sorted(await connection.execute(closed, params), key=lambda q: int(q.id))
         # SQLite returns rows in no specified order: pair them by quote id.
-        return [(quote, records[quote.id or 0]) for quote in quotes]
+        return [(quote, records[quote.id]) for quote in quotes]
 
     async def cancel_completed_closes(self, opportunity_id: int) -> list[OpportunityClose]:
         """Mark the opportunity's COMPLETED close records CANCELED in one statement."""

@@ -25,6 +25,7 @@ from gql_service.models import (
     QuoteState,
     QuoteStatusReason,
 )
+from gql_service.records import OpportunityRecord
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 2000
@@ -158,7 +159,7 @@ def check_version(entity: str, expected: int | None, actual: int) -> list[Violat
     ]
 
 
-def check_opportunity_open(opportunity: Opportunity) -> list[Violation]:
+def check_opportunity_open(opportunity: OpportunityRecord) -> list[Violation]:
     """A WON or LOST opportunity is read-only until reopened."""
     if opportunity.state is OpportunityState.OPEN:
         return []

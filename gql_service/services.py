@@ -17,7 +17,6 @@ from gql_service import quote_closing
 from gql_service.errors import ValidationFailedError, Violation, not_found, raise_if_any
 from gql_service.models import (
     CloseOutcome,
-    CloseRecordState,
     Competitor,
     ForecastCategory,
     Opportunity,
@@ -27,6 +26,7 @@ from gql_service.models import (
     QuoteStatusReason,
 )
 from gql_service.quote_closing import ClosedQuote, check_quote_close_input
+from gql_service.records import OpportunityCloseRecord, OpportunityRecord
 from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
@@ -52,8 +52,8 @@ from gql_service.unset import UNSET, Unset
 
 @dataclass(frozen=True, slots=True)
 class OpportunityClosed:
-    opportunity: Opportunity
-    close: OpportunityClose
+    opportunity: OpportunityRecord
+    close: OpportunityCloseRecord
     closed_quotes: list[ClosedQuote]
 
 
@@ -65,7 +65,7 @@ class OpportunityReopened:
 
 @dataclass(frozen=True, slots=True)
 class QuotesClosed:
-    opportunity: Opportunity
+    opportunity: OpportunityRecord
     closed_quotes: list[ClosedQuote]
 
 
@@ -197,7 +197,7 @@ async def close_opportunity(
     )
 
     async def work(repo: Repository) -> OpportunityClosed:
-        opportunity = await repo.lock_opportunity(
+        opportunity = await repo.lock_opportunity_row(
             opportunity_id, expected_version=expected_version, field="opportunity_id"
         )
         raise_if_any(check_opportunity_open(opportunity))
@@ -235,19 +235,15 @@ async def close_opportunity(
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)
             blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
             raise ValidationFailedError(blocking)
-        record = OpportunityClose(
-            opportunity_id=opportunity_id,
+        record = await repo.record_opportunity_close(
+            opportunity_id,
             outcome=outcome,
             status_reason=reason,
             actual_revenue=revenue,
             close_date=when,
             competitor_id=competitor_id,
             description=description,
-            state=CloseRecordState.COMPLETED,
-            created_at=repo.now,
-            created_by=repo.actor,
         )
-        await repo.add(record)
         return OpportunityClosed(moved, record, closed)
 
     return await uow.run(work)
@@ -299,7 +295,7 @@ async def close_quotes(
     raise_if_any(check_quote_close_input(status_reason, description))
 
     async def work(repo: Repository) -> QuotesClosed:
-        opportunity = await repo.lock_opportunity(
+        opportunity = await repo.lock_opportunity_row(
             opportunity_id, expected_version=expected_version, field="opportunity_id"
         )
         raise_if_any(check_opportunity_open(opportunity))
