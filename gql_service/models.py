@@ -286,3 +286,10 @@ class PersistedQuery(Entity, table=True):
     sha256: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
     document: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table behind a SQLModel class."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table)
+    return table

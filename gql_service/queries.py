@@ -33,6 +33,7 @@ from gql_service.models import (
     QuoteState,
     QuoteStatusReason,
     UTCDateTime,
+    table_of,
 )
 from gql_service.read_session import ReadSession
 from gql_service.records import (
@@ -45,13 +46,6 @@ from gql_service.records import (
 from gql_service.rules import is_storable_text
 
 T = TypeVar("T")
-
-
-def table_of(model: type[Entity]) -> sa.Table:
-    """The Core table behind a SQLModel class."""
-    table = sa.inspect(model).local_table
-    assert isinstance(table, sa.Table)
-    return table
 
 
 OPPORTUNITY = table_of(Opportunity)

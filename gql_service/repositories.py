@@ -27,6 +27,7 @@ from gql_service.models import (
     QuoteClose,
     QuoteState,
     QuoteStatusReason,
+    table_of,
 )
 from gql_service.records import (
     OpportunityCloseRecord,
@@ -39,17 +40,10 @@ from gql_service.rules import check_version
 M = TypeVar("M", bound=SQLModel)
 
 
-def _table(model: type[SQLModel]) -> sa.Table:
-    """The Core table behind a SQLModel class."""
-    table = sa.inspect(model).local_table
-    assert isinstance(table, sa.Table)
-    return table
-
-
-_OPPORTUNITY = _table(Opportunity)
-_QUOTE = _table(Quote)
-_QUOTE_CLOSE = _table(QuoteClose)
-_OPPORTUNITY_CLOSE = _table(OpportunityClose)
+_OPPORTUNITY = table_of(Opportunity)
+_QUOTE = table_of(Quote)
+_QUOTE_CLOSE = table_of(QuoteClose)
+_OPPORTUNITY_CLOSE = table_of(OpportunityClose)
 
 # The write statements are built once, with named placeholders, and run with a dict of values:
 # building them per request cost more Python than running them. They are Core statements on the

@@ -24,6 +24,7 @@ from gql_service.graphql.ids import encode_id
 from gql_service.graphql.known_reads import KnownReads
 from gql_service.graphql.pagination import offset_cursor
 from gql_service.json_sql import GLOBAL_ID_FUNCTION, OFFSET_CURSOR_FUNCTION
+from gql_service.read_session import ReadSession
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +94,8 @@ class CompiledReads(SchemaExtension):
 
 async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
     """The compiled statement's result; None to let the plain path answer instead."""
-    if not compiled.sql:
-        return ExecutionResult(data=compiled.data([]))
-
-    async def fetch(connection: AsyncConnection) -> Sequence[Any]:
-        return (await connection.exec_driver_sql(compiled.sql, compiled.params)).one()
-
     try:
-        # The request's one connection: no ping, one retry if it was found dead, and on
-        # PostgreSQL at READ COMMITTED no BEGIN/ROLLBACK around the one statement.
-        row = await context.reads.run(fetch)
+        row = await fetch_row(context.reads, compiled)
     except Exception as exc:
         if is_unavailable(exc):
             # The same answer as a resolver's failure: one SERVICE_UNAVAILABLE error.
@@ -113,7 +106,20 @@ async def _run(context: Any, compiled: CompiledRead) -> ExecutionResult | None:
         STATS.failed += 1
         log.exception("compiled read failed; the plain path answers it")
         return None
-    return ExecutionResult(data=compiled.data(list(row)))
+    return ExecutionResult(data=compiled.data(row))
+
+
+async def fetch_row(reads: ReadSession, compiled: CompiledRead) -> Sequence[Any]:
+    """The compiled statement's one row (none without a statement), on the request's one
+    connection: no ping, one retry if it was found dead, and on PostgreSQL at READ COMMITTED
+    no BEGIN/ROLLBACK around the statement."""
+    if not compiled.sql:
+        return ()
+
+    async def fetch(connection: AsyncConnection) -> Sequence[Any]:
+        return (await connection.exec_driver_sql(compiled.sql, compiled.params)).one()
+
+    return await reads.run(fetch)
 
 
 def register_sqlite_functions(engine: AsyncEngine) -> None:

@@ -68,7 +68,7 @@ class CompiledRead:
     params: dict[str, Any]
     # Per response key: the statement columns it takes, and how they become its value.
     fields: list[tuple[str, int, Assemble]] = field(default_factory=list)
-    # Parameter -> the ID variable whose primary key it binds (see ``compile_read``'s cache).
+    # Parameter -> the ID variable whose primary key it binds (see ``Compilers``' cache).
     linked: dict[str, str] = field(default_factory=dict)
 
     def rebound(self, variables: dict[str, Any]) -> CompiledRead:

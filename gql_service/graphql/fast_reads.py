@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
 
 import orjson
 from graphql import GraphQLSchema
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.http.parse_content_type import parse_content_type
 
 from gql_service.graphql.admission import Gate
-from gql_service.graphql.compiled_reads import STATS
+from gql_service.graphql.compiled_reads import STATS, fetch_row
 from gql_service.graphql.compiler import Compilers
 from gql_service.graphql.extensions import log_operation
 from gql_service.graphql.known_reads import KnownReads
@@ -101,16 +98,10 @@ class FastReads:
         )
         if compiled is None:
             return None
-        row: Sequence[Any] = ()
-        if compiled.sql:
-
-            async def fetch(connection: AsyncConnection) -> Sequence[Any]:
-                return (await connection.exec_driver_sql(compiled.sql, compiled.params)).one()
-
-            try:
-                row = await reads.run(fetch)
-            except Exception:  # the normal path answers (an outage as SERVICE_UNAVAILABLE)
-                return None
+        try:
+            row = await fetch_row(reads, compiled)
+        except Exception:  # the normal path answers (an outage as SERVICE_UNAVAILABLE)
+            return None
         body = orjson.dumps(
             {
                 "data": compiled.data(row),
