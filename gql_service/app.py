@@ -17,6 +17,8 @@ from starlette.routing import Route
 
 from gql_service.authentication import build_authenticator
 from gql_service.database import create_engine
+from gql_service.graphiql import PREFIX as GRAPHIQL_FILES
+from gql_service.graphiql import GraphiQLFiles
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
@@ -91,12 +93,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_age=600,
             ),
         )
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+    ]
+    if settings.graphiql:
+        files = GraphiQLFiles()
+        routes.append(Route(f"{GRAPHIQL_FILES}/{{path:path}}", files.serve, methods=["GET"]))
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/graphql", endpoint, methods=["GET", "POST"]),
-        ],
+        routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )

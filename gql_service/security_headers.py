@@ -20,24 +20,22 @@ HEADERS = {
 }
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
-_EXTERNAL = re.compile(r"""(?:src|href)="(https://[^/"]+)/""")
 
 
 def graphiql_policy(html: str) -> str:
     """A CSP that lets this GraphiQL page run and nothing else.
 
     Its inline scripts are allowed by their SHA-256 (no 'unsafe-inline' for scripts); its
-    libraries come from the CDN hosts the page names, pinned by their SRI hashes. Styles stay
-    'unsafe-inline' because GraphiQL's React components set style attributes.
+    libraries are served by this service ('self'), pinned by their SRI hashes; no other host.
+    Styles stay 'unsafe-inline' because GraphiQL's React components set style attributes.
     """
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
         for s in _INLINE_SCRIPT.findall(html)
     )
-    hosts = " ".join(sorted(set(_EXTERNAL.findall(html))))
     return (
-        f"default-src 'none'; script-src {hashes} {hosts}; style-src 'unsafe-inline' {hosts}; "
-        f"font-src data: {hosts}; img-src data: {hosts}; connect-src 'self'; "
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "font-src data:; img-src 'self' data:; connect-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     )
 

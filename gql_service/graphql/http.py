@@ -21,6 +21,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from gql_service.graphiql import page_html
 from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context
 from gql_service.graphql.fast_reads import FastReads
@@ -147,6 +148,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return "extensions" not in request.query_params and super().should_render_graphql_ide(
             request
         )
+
+    @cached_property
+    def graphql_ide_html(self) -> str:
+        # Ours, not strawberry's: its files come from this service, not from a CDN.
+        return page_html()
 
     @cached_property
     def graphiql_policy(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.utilities.print_schema import print_schema_definition
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.types.base_scalars import (
@@ -31,6 +32,9 @@ from gql_service.graphql.query import Query
 from gql_service.graphql.types import Competitor, Opportunity, OpportunityClose, Quote, QuoteClose
 from gql_service.settings import Settings
 
+# Output is RFC 3339's date-time and full-date (a profile of ISO 8601).
+RFC_3339 = "https://datatracker.ietf.org/doc/html/rfc3339#section-5.6"
+
 # The built-in scalars, described as this API uses them.
 SCALARS: dict[object, Any] = {
     decimal.Decimal: dataclasses.replace(
@@ -39,13 +43,32 @@ SCALARS: dict[object, Any] = {
         "4 fractional digits and comes back with exactly 4. Never a float.",
     ),
     datetime.date: dataclasses.replace(
-        DateDefinition, description="A calendar date, ISO 8601: 2026-11-23."
+        DateDefinition,
+        description="A calendar date, ISO 8601: 2026-11-23.",
+        specified_by_url=RFC_3339,
     ),
     datetime.datetime: dataclasses.replace(
         DateTimeDefinition,
         description="A UTC timestamp, ISO 8601 with offset: 2026-11-23T20:35:29.123456+00:00.",
+        specified_by_url=RFC_3339,
     ),
 }
+
+# What a client learns first (GraphiQL's Docs, `__schema { description }`, schema.graphql).
+DESCRIPTION = """\
+Closes project sales opportunities and their quotes, modelled on the "Close an opportunity" \
+feature of Dynamics 365 Project Operations. An opportunity collects quotes and closes as WON or \
+LOST with a status reason; it cannot close while any of its quotes is open (DRAFT or ACTIVE).
+
+Authentication: send `Authorization: Bearer <API key or JWT>`. Queries need the scope \
+`opportunities:read`, mutations `opportunities:write`; development mode also answers requests \
+without a token.
+
+Errors are data: a mutation that breaks a business rule or gets bad input answers with its \
+payload's `errors` list, each a typed error implementing `UserError` (`code`, `message`, \
+`field`), and changes nothing. Top-level `errors` are for malformed or refused requests and \
+outages, each with `extensions.code`. Ids are opaque global ids (`node(id:)`); lists are \
+cursor connections."""
 
 
 class Schema(strawberry.Schema):
@@ -58,6 +81,14 @@ class Schema(strawberry.Schema):
     gate: Gate
     compilers: Compilers
     known_reads: KnownReads
+
+    def as_str(self) -> str:
+        # strawberry's printer leaves the schema description out; graphql-core's prints it.
+        definition = print_schema_definition(self._schema)
+        text = super().as_str()
+        return f"{definition}\n\n{text}" if definition else text
+
+    __str__ = as_str
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -88,5 +119,6 @@ def build_schema(settings: Settings | None = None) -> Schema:
         config=StrawberryConfig(),
         scalar_overrides=SCALARS,
     )
+    schema._schema.description = DESCRIPTION
     schema.gate, schema.compilers, schema.known_reads = gate, compilers, known
     return schema
