@@ -8,7 +8,7 @@ PORT ?= 8000
 # Test processes (pytest-xdist); each starts its own throwaway PostgreSQL cluster.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run serve migrate seed test pytest lint format schema bench bench-asgi bench-hostile clean
+.PHONY: install chromium run serve migrate seed test pytest lint format schema bench bench-asgi bench-hostile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## make chromium: Debian's Chromium for the browser tests (Playwright drives it; it never
+## downloads a browser). Without root it only warns: the browser tests then skip, or fail in CI.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium >/dev/null) || echo "chromium could not be installed"
 
 ## make run: install, migrate the embedded SQLite database, load demo data if empty, serve.
 run: install
@@ -34,7 +40,7 @@ seed: install
 ## make test: install, lint, then the whole suite on SQLite and a throwaway PostgreSQL.
 test: install lint pytest
 
-pytest: install
+pytest: install chromium
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15 --cov=gql_service --cov-branch --cov-report=term:skip-covered --cov-fail-under=88
 
 lint: install

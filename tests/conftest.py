@@ -21,6 +21,9 @@ from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.postgres import find_pg_bin, throwaway_cluster
 
+# Browser fixtures (Chromium through Playwright) live in their own module.
+pytest_plugins = ["tests.browser"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TEMPLATE_DB = "gql_template"
 
