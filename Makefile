@@ -8,7 +8,7 @@ PORT ?= 8000
 # Test processes (pytest-xdist); each starts its own throwaway PostgreSQL cluster.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install chromium run serve migrate seed test pytest lint format schema bench bench-asgi bench-hostile clean
+.PHONY: install chromium run serve migrate seed test pytest lint format schema messages bench bench-asgi bench-hostile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -54,6 +54,23 @@ format: install
 
 schema: install
 	$(PY) -m gql_service export-schema --output schema.graphql
+
+## make messages: extract every translatable message (messages.py's msg, plural_msg, label)
+## into the .pot, merge it into the Latvian .po, and compile the .mo the service reads.
+## Translate the new or fuzzy entries of the .po, then run it again; tests/test_translations.py
+## fails while any message has no Latvian translation or the .mo lags behind the .po.
+LOCALE := gql_service/locale
+POT := $(LOCALE)/gql_service.pot
+messages: install
+	mkdir -p $(LOCALE)
+	$(VENV)/bin/pybabel extract --no-default-keywords -k msg -k plural_msg:1,2 -k label:1c,2 \
+		--add-location=file --sort-output --no-wrap --project=gql_service --version=1 \
+		--copyright-holder="gql_service" -o $(POT) gql_service
+	test -f $(LOCALE)/lv/LC_MESSAGES/gql_service.po \
+		|| $(VENV)/bin/pybabel init -D gql_service -i $(POT) -d $(LOCALE) -l lv --no-wrap
+	$(VENV)/bin/pybabel update -D gql_service -i $(POT) -d $(LOCALE) -l lv --no-wrap \
+		--ignore-obsolete
+	$(VENV)/bin/pybabel compile -D gql_service -d $(LOCALE) -l lv --statistics
 
 ## make bench: the service against the raw baseline under wrk, on a throwaway PostgreSQL 15;
 ## writes bench/results/latest.md and latest.png. Not part of make test. BENCH_DURATION,

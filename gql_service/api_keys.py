@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from gql_service.messages import msg
 from gql_service.models import ApiKey
 from gql_service.principal import (
     API_KEY_PREFIX,
@@ -150,7 +151,7 @@ class ApiKeyVerifier:
     async def verify(self, token: str) -> Principal:
         match = TOKEN_PATTERN.fullmatch(token)
         if match is None:
-            raise AuthenticationError("Malformed API key.")
+            raise AuthenticationError(msg("Malformed API key."))
         key_id = match.group(1)
         presented = hash_token(token)
         cached = self._cache.get(key_id)
@@ -158,7 +159,7 @@ class ApiKeyVerifier:
             return self._check(presented, cached.secret_hash, cached.principal)
         row = await self._load(key_id)
         if row is None:
-            raise AuthenticationError("Unknown or revoked API key.")
+            raise AuthenticationError(msg("Unknown or revoked API key."))
         secret_hash, principal = row
         principal = self._check(presented, secret_hash, principal)
         if self.cache_seconds > 0:
@@ -171,7 +172,7 @@ class ApiKeyVerifier:
     @staticmethod
     def _check(presented: str, stored: str, principal: Principal) -> Principal:
         if not hmac.compare_digest(presented, stored):
-            raise AuthenticationError("Unknown or revoked API key.")
+            raise AuthenticationError(msg("Unknown or revoked API key."))
         return principal
 
     async def _load(self, key_id: str) -> tuple[str, Principal] | None:

@@ -21,6 +21,7 @@ from gql_service.graphiql import PREFIX as GRAPHIQL_FILES
 from gql_service.graphiql import GraphiQLFiles
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
+from gql_service.languages import LanguageNegotiation
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.readiness import database_ready
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware = [
         Middleware(SecurityHeaders),
+        # Before every refusal: each one is written in the request's language.
+        Middleware(LanguageNegotiation),
         Middleware(
             ConcurrencyLimit,
             max_requests=settings.max_concurrent_requests,

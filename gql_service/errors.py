@@ -6,6 +6,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gql_service.messages import Message
 from gql_service.models import Quote
 
 
@@ -29,7 +30,7 @@ class Violation:
     """One broken rule. ``field`` names the offending input field in snake_case, if any."""
 
     code: ErrorCode
-    message: str
+    message: Message
     field: str | None = None
 
 
@@ -67,7 +68,7 @@ class ValidationFailedError(Exception):
         )
 
 
-def not_found(message: str, field: str | None) -> ValidationFailedError:
+def not_found(message: Message, field: str | None) -> ValidationFailedError:
     """NOT_FOUND: an id that names nothing the caller can see (or names another type)."""
     return ValidationFailedError([Violation(ErrorCode.NOT_FOUND, message, field)])
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from gql_service.database import WRITE_OPTION
+from gql_service.messages import TranslatableError, msg
 from gql_service.models import IdempotencyKey
 from gql_service.persisted_queries import document_hash
 
@@ -32,7 +33,7 @@ _KEY = re.compile(rf"[\x21\x23-\x7e]{{1,{KEY_MAX_LENGTH}}}")
 PURGE_BATCH = 1_000
 
 
-class InvalidIdempotencyKeyError(ValueError):
+class InvalidIdempotencyKeyError(TranslatableError, ValueError):
     """An ``Idempotency-Key`` header that is empty, too long, repeated or not visible ASCII."""
 
 
@@ -47,14 +48,17 @@ class IdempotencyKeyTakenError(Exception):
 def parse_key(values: list[str]) -> str:
     """The key of an ``Idempotency-Key`` header, bare or as a quoted structured-field string."""
     if len(values) != 1:
-        raise InvalidIdempotencyKeyError("Send exactly one Idempotency-Key header.")
+        raise InvalidIdempotencyKeyError(msg("Send exactly one Idempotency-Key header."))
     raw = values[0].strip()
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
         raw = raw[1:-1]
     if not _KEY.fullmatch(raw):
         raise InvalidIdempotencyKeyError(
-            f"An Idempotency-Key is 1-{KEY_MAX_LENGTH} visible ASCII characters "
-            "(no spaces or double quotes), e.g. a UUID."
+            msg(
+                "An Idempotency-Key is 1-{maximum} visible ASCII characters "
+                "(no spaces or double quotes), e.g. a UUID.",
+                maximum=KEY_MAX_LENGTH,
+            )
         )
     return raw
 

@@ -23,6 +23,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from gql_service.messages import msg
 from gql_service.principal import (
     AuthenticationError,
     AuthMethod,
@@ -60,7 +61,9 @@ class StaticKey:
 
     async def key_for(self, kid: str | None, algorithm: str) -> Any:
         if algorithm != self.algorithm:
-            raise AuthenticationError(f"Tokens must be signed with {self.algorithm}.")
+            raise AuthenticationError(
+                msg("Tokens must be signed with {algorithm}.", algorithm=self.algorithm)
+            )
         return self.key
 
 
@@ -118,9 +121,9 @@ class JwksKeys:
         if key is None:
             if self._keys is None:
                 raise SigningKeysUnavailableError(self.source)
-            raise AuthenticationError("Token signed with an unknown key.")
+            raise AuthenticationError(msg("Token signed with an unknown key."))
         if key.algorithm_name != algorithm:
-            raise AuthenticationError("Token algorithm does not match its key.")
+            raise AuthenticationError(msg("Token algorithm does not match its key."))
         return key
 
     def _find(self, kid: str | None) -> jwt.PyJWK | None:
@@ -263,15 +266,17 @@ class JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise AuthenticationError("Malformed token.") from exc
+            raise AuthenticationError(msg("Malformed token.")) from exc
         algorithm, kid = header.get("alg"), header.get("kid")
         if not isinstance(algorithm, str) or not (kid is None or isinstance(kid, str)):
-            raise AuthenticationError("Malformed token header.")
+            raise AuthenticationError(msg("Malformed token header."))
         key = await self.keys.key_for(kid, algorithm)
         claims = self._decode(token, key, algorithm)
         name = claims.get(self.name_claim)
         if not valid_name(name):
-            raise AuthenticationError(f"Token has no usable {self.name_claim!r} claim.")
+            raise AuthenticationError(
+                msg("Token has no usable {claim} claim.", claim=repr(self.name_claim))
+            )
         return Principal(name, _scopes(claims), AuthMethod.JWT)
 
     def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
@@ -286,17 +291,17 @@ class JwtVerifier:
                 options={"require": ["exp", "iss", "aud"], "enforce_minimum_key_length": True},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise AuthenticationError("Token has expired.") from exc
+            raise AuthenticationError(msg("Token has expired.")) from exc
         except jwt.ImmatureSignatureError as exc:
-            raise AuthenticationError("Token is not valid yet.") from exc
+            raise AuthenticationError(msg("Token is not valid yet.")) from exc
         except jwt.InvalidAudienceError as exc:
-            raise AuthenticationError("Token is for another audience.") from exc
+            raise AuthenticationError(msg("Token is for another audience.")) from exc
         except jwt.InvalidIssuerError as exc:
-            raise AuthenticationError("Token is from another issuer.") from exc
+            raise AuthenticationError(msg("Token is from another issuer.")) from exc
         except jwt.InvalidSignatureError as exc:
-            raise AuthenticationError("Token signature does not verify.") from exc
+            raise AuthenticationError(msg("Token signature does not verify.")) from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise AuthenticationError("Invalid token.") from exc
+            raise AuthenticationError(msg("Invalid token.")) from exc
         return claims
 
 

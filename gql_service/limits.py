@@ -9,6 +9,10 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql_service import messages
+from gql_service.languages import Language, language_of
+from gql_service.messages import msg
+
 log = logging.getLogger(__name__)
 
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -17,14 +21,16 @@ BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def refusal(
     status: int,
     code: str,
-    message: str,
+    message: messages.Message,
     *,
+    language: Language,
     headers: dict[str, str] | None = None,
     media_type: str = "application/json",
     **extensions: object,
 ) -> Response:
     """A GraphQL-shaped error response for a request refused before it reached GraphQL."""
-    body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    text = message.translate(language)
+    body = {"errors": [{"message": text, "extensions": {"code": code, **extensions}}]}
     return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
 
@@ -72,7 +78,10 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = refusal(
-            413, "REQUEST_TOO_LARGE", f"Request body exceeds {self.max_bytes} bytes."
+            413,
+            "REQUEST_TOO_LARGE",
+            msg("Request body exceeds {maximum} bytes.", maximum=self.max_bytes),
+            language=language_of(scope),
         )
         await response(scope, receive, send)
 
@@ -107,7 +116,11 @@ class BodyReadDeadline:
             response = refusal(
                 408,
                 "REQUEST_TIMEOUT",
-                f"The request body did not arrive within {self.timeout_s:g} s.",
+                msg(
+                    "The request body did not arrive within {seconds} s.",
+                    seconds=f"{self.timeout_s:g}",
+                ),
+                language=language_of(scope),
                 headers={"connection": "close"},
             )
             await response(scope, receive, send)
@@ -154,7 +167,8 @@ class ConcurrencyLimit:
             response = refusal(
                 503,
                 "SERVICE_UNAVAILABLE",
-                "The server is at its limit of concurrent requests; retry shortly.",
+                msg("The server is at its limit of concurrent requests; retry shortly."),
+                language=language_of(scope),
                 headers={"retry-after": str(self.retry_after_s)},
                 retryAfter=self.retry_after_s,
             )

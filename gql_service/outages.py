@@ -15,9 +15,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gql_service import deadlines
+from gql_service import deadlines, messages
 from gql_service.database import is_unavailable, outcome_unknown
+from gql_service.languages import language_of
 from gql_service.limits import refusal
+from gql_service.messages import msg, plural_msg
 
 log = logging.getLogger("gql_service.outages")
 
@@ -67,20 +69,24 @@ class OutageLog:
         self._quiet_until = now + self.interval
 
 
-def message(retry_after: int, *, mutation: bool, exc: BaseException | None = None) -> str:
+def message(
+    retry_after: int, *, mutation: bool, exc: BaseException | None = None
+) -> messages.Message:
     """What the client is told: whether anything changed, and when and how to retry."""
-    wait = f"Retry after {retry_after} second{'s' if retry_after != 1 else ''}"
+    wait = plural_msg("Retry after {count} second", "Retry after {count} seconds", retry_after)
     if not mutation:
-        return f"The service is unavailable: its database did not answer. {wait}."
+        return msg("The service is unavailable: its database did not answer. {wait}.", wait=wait)
     if exc is not None and outcome_unknown(exc):
-        return (
+        return msg(
             "The service is unavailable: its database stopped answering while the mutation was "
-            f"being committed, so it may or may not have been applied. {wait} with the same "
-            "Idempotency-Key to have it applied exactly once."
+            "being committed, so it may or may not have been applied. {wait} with the same "
+            "Idempotency-Key to have it applied exactly once.",
+            wait=wait,
         )
-    return (
+    return msg(
         "The service is unavailable: its database did not answer, and the mutation was not "
-        f"applied. {wait}; send an Idempotency-Key to make the retry safe."
+        "applied. {wait}; send an Idempotency-Key to make the retry safe.",
+        wait=wait,
     )
 
 
@@ -127,6 +133,7 @@ class OutageGuard:
                     503,
                     CODE,
                     message(self.retry_after, mutation=False),
+                    language=language_of(scope),
                     headers={"retry-after": str(self.retry_after)},
                     retryAfter=self.retry_after,
                     requestId=request_id,

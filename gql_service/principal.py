@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeGuard
 
+from gql_service.messages import Message, msg
+
 READ_SCOPE = "opportunities:read"
 WRITE_SCOPE = "opportunities:write"
 SCOPES = (READ_SCOPE, WRITE_SCOPE)
@@ -40,11 +42,16 @@ NOBODY = Principal("", frozenset(), AuthMethod.ANONYMOUS)
 
 
 class AuthenticationError(Exception):
-    """No usable credentials. ``error`` is RFC 6750's code; None when none were sent at all."""
+    """No usable credentials. ``error`` is RFC 6750's code; None when none were sent at all.
 
-    def __init__(self, description: str, *, error: str | None = "invalid_token") -> None:
-        super().__init__(description)
-        self.description = description
+    ``description`` is the English text (the ``WWW-Authenticate`` header is ASCII); ``message``
+    is what the client reads, in its language.
+    """
+
+    def __init__(self, message: Message, *, error: str | None = "invalid_token") -> None:
+        super().__init__(str(message))
+        self.message = message
+        self.description = str(message)
         self.error = error
 
 
@@ -90,15 +97,15 @@ class Authenticator:
         header = headers.get("authorization")
         if header is None:
             if self.anonymous is None:
-                raise AuthenticationError("Authentication required.", error=None)
+                raise AuthenticationError(msg("Authentication required."), error=None)
             return self.anonymous
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationError(
-                "Send the token as 'Authorization: Bearer <token>'.", error="invalid_request"
+                msg("Send the token as 'Authorization: Bearer <token>'."), error="invalid_request"
             )
         verifier = self.api_keys if token.startswith(API_KEY_PREFIX) else self.jwts
         if verifier is None:
-            raise AuthenticationError("This kind of token is not accepted here.")
+            raise AuthenticationError(msg("This kind of token is not accepted here."))
         return await verifier.verify(token)

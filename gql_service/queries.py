@@ -20,6 +20,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gql_service.messages import TranslatableError, msg
 from gql_service.models import (
     MAX_ID,
     OPEN_QUOTE_STATES,
@@ -55,7 +56,7 @@ OPPORTUNITY_CLOSE = table_of(OpportunityClose)
 COMPETITOR = table_of(Competitor)
 
 
-class InvalidCursorError(ValueError):
+class InvalidCursorError(TranslatableError, ValueError):
     """A cursor that this service did not issue, or for another ordering."""
 
 
@@ -340,15 +341,15 @@ def _decode_cursor(cursor: str, field_name: str, column: Any) -> tuple[Any, int]
     try:
         name, value, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidCursorError("The cursor is not one this service issued.") from exc
+        raise InvalidCursorError(msg("The cursor is not one this service issued.")) from exc
     if name != field_name or not isinstance(key, int) or isinstance(key, bool):
-        raise InvalidCursorError("The cursor belongs to another ordering.")
+        raise InvalidCursorError(msg("The cursor belongs to another ordering."))
     if not 0 <= key <= MAX_ID:
-        raise InvalidCursorError("The cursor is not one this service issued.")
+        raise InvalidCursorError(msg("The cursor is not one this service issued."))
     if value is None and column.nullable:
         return None, key
     if not isinstance(value, str) or not is_storable_text(value):
-        raise InvalidCursorError("The cursor is not one this service issued.")
+        raise InvalidCursorError(msg("The cursor is not one this service issued."))
     # The column's type expects a datetime or date, not the cursor's ISO text.
     try:
         if isinstance(column.type, (UTCDateTime, sa.DateTime)):
@@ -359,5 +360,5 @@ def _decode_cursor(cursor: str, field_name: str, column: Any) -> tuple[Any, int]
         if isinstance(column.type, sa.Date):
             return date.fromisoformat(value), key
     except (ValueError, OverflowError) as exc:
-        raise InvalidCursorError("The cursor is not one this service issued.") from exc
+        raise InvalidCursorError(msg("The cursor is not one this service issued.")) from exc
     return value, key

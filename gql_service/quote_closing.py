@@ -25,7 +25,7 @@ def check_quote_close_input(
     status_reason: QuoteStatusReason, description: str | None
 ) -> list[Violation]:
     return [
-        *check_choice("status_reason", status_reason, QUOTE_CLOSE_REASONS, what="Status reason"),
+        *check_choice("status_reason", status_reason, QUOTE_CLOSE_REASONS),
         *check_text("description", description, max_length=DESCRIPTION_MAX),
     ]
 

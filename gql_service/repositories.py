@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
 from gql_service.errors import ValidationFailedError, not_found
+from gql_service.messages import msg
 from gql_service.models import (
     OPEN_QUOTE_STATES,
     CloseOutcome,
@@ -210,7 +211,7 @@ class Repository:
             select(col(Opportunity.version)).where(col(Opportunity.id) == opportunity_id)
         )
         if actual is None:
-            return not_found("No opportunity has this id.", field)
+            return not_found(msg("No opportunity has this id."), field)
         return ValidationFailedError(check_version("opportunity", expected_version, actual))
 
     async def lock_quote(
@@ -220,10 +221,10 @@ class Repository:
         owner = select(col(Quote.opportunity_id)).where(col(Quote.id) == quote_id).scalar_subquery()
         opportunity = await self._bump(col(Opportunity.id) == owner)
         if opportunity is None:
-            raise not_found("No quote has this id.", "quote_id")
+            raise not_found(msg("No quote has this id."), "quote_id")
         quote = await self.session.get(Quote, quote_id, populate_existing=True)
         if quote is None:  # pragma: no cover - the update above found its opportunity
-            raise not_found("No quote has this id.", "quote_id")
+            raise not_found(msg("No quote has this id."), "quote_id")
         conflict = check_version("quote", expected_version, quote.version)
         if conflict:
             raise ValidationFailedError(conflict)

@@ -15,6 +15,7 @@ from gql_service.errors import (
     OpenQuotesBlock,
     Violation,
 )
+from gql_service.messages import Message, msg, plural_msg
 from gql_service.models import (
     CloseOutcome,
     ForecastCategory,
@@ -47,7 +48,23 @@ OPEN_FORECASTS = (
 )
 
 
-def _invalid(field: str, message: str) -> Violation:
+# Separate texts, not one with the entity's name: Latvian nouns have genders.
+_CONFLICT = {
+    "opportunity": lambda expected, actual: msg(
+        "The opportunity was changed by someone else: expected version {expected}, "
+        "it is now {actual}.",
+        expected=expected,
+        actual=actual,
+    ),
+    "quote": lambda expected, actual: msg(
+        "The quote was changed by someone else: expected version {expected}, it is now {actual}.",
+        expected=expected,
+        actual=actual,
+    ),
+}
+
+
+def _invalid(field: str, message: Message) -> Violation:
     return Violation(ErrorCode.INVALID_VALUE, message, field)
 
 
@@ -56,16 +73,18 @@ def check_money(field: str, value: Decimal | None) -> list[Violation]:
     if value is None:
         return []
     if not value.is_finite():
-        return [_invalid(field, "Must be a finite number.")]
+        return [_invalid(field, msg("Must be a finite number."))]
     problems = []
     if value < 0:
-        problems.append(_invalid(field, "Must not be negative."))
+        problems.append(_invalid(field, msg("Must not be negative.")))
     # copy_abs and decimal_places never round in the decimal context, which would overflow
     # (1e999999999) or fail (40 digits beyond the context's precision) on hostile input.
     if value.copy_abs() >= MONEY_LIMIT:
-        problems.append(_invalid(field, "Must be less than 1,000,000,000,000,000."))
+        problems.append(_invalid(field, msg("Must be less than 1,000,000,000,000,000.")))
     if decimal_places(value) > MONEY_PLACES:
-        problems.append(_invalid(field, f"Must have at most {MONEY_PLACES} decimal places."))
+        problems.append(
+            _invalid(field, msg("Must have at most {places} decimal places.", places=MONEY_PLACES))
+        )
     return problems
 
 
@@ -101,29 +120,38 @@ def check_text(
 ) -> list[Violation]:
     """Text fits its length, holds no NUL or lone surrogate; required text is not blank."""
     if value is None:
-        return [_invalid(field, "Must not be empty.")] if required else []
+        return [_invalid(field, msg("Must not be empty."))] if required else []
     if not is_storable_text(value):
-        return [_invalid(field, "Must not contain NUL characters or unpaired surrogates.")]
+        return [_invalid(field, msg("Must not contain NUL characters or unpaired surrogates."))]
     if required and not value.strip():
-        return [_invalid(field, "Must not be empty.")]
+        return [_invalid(field, msg("Must not be empty."))]
     if len(value) > max_length:
-        return [_invalid(field, f"Must be at most {max_length} characters (got {len(value)}).")]
+        return [
+            _invalid(
+                field,
+                msg(
+                    "Must be at most {maximum} characters (got {length}).",
+                    maximum=max_length,
+                    length=len(value),
+                ),
+            )
+        ]
     return []
 
 
 def check_currency(field: str, code: str | None) -> list[Violation]:
     if code is None or code not in ISO_4217_CODES:
-        return [_invalid(field, f"Unknown ISO 4217 currency code {code!r}.")]
+        return [_invalid(field, msg("Unknown ISO 4217 currency code {code}.", code=repr(code)))]
     return []
 
 
 def check_period(field: str, start: date | None, end: date | None) -> list[Violation]:
     if start is not None and end is not None and end < start:
-        return [_invalid(field, "effectiveTo must not be before effectiveFrom.")]
+        return [_invalid(field, msg("effectiveTo must not be before effectiveFrom."))]
     return []
 
 
-def check_choice(field: str, value: str, allowed: Sequence[str], *, what: str) -> list[Violation]:
+def check_choice(field: str, value: str, allowed: Sequence[str]) -> list[Violation]:
     """A status reason (or similar) belongs to the allowed set of its target state."""
     if value in allowed:
         return []
@@ -131,7 +159,11 @@ def check_choice(field: str, value: str, allowed: Sequence[str], *, what: str) -
     return [
         InvalidStatusReason(
             ErrorCode.INVALID_STATUS_REASON,
-            f"{what} {value} is not allowed here; allowed: {', '.join(names)}.",
+            msg(
+                "Status reason {value} is not allowed here; allowed: {allowed}.",
+                value=str(value),
+                allowed=", ".join(names),
+            ),
             field,
             allowed=names,
         )
@@ -141,7 +173,9 @@ def check_choice(field: str, value: str, allowed: Sequence[str], *, what: str) -
 def check_forecast(field: str, value: ForecastCategory) -> list[Violation]:
     if value in OPEN_FORECASTS:
         return []
-    return [_invalid(field, "WON and LOST are set by closing the opportunity, not by an edit.")]
+    return [
+        _invalid(field, msg("WON and LOST are set by closing the opportunity, not by an edit."))
+    ]
 
 
 def check_version(entity: str, expected: int | None, actual: int) -> list[Violation]:
@@ -150,8 +184,7 @@ def check_version(entity: str, expected: int | None, actual: int) -> list[Violat
     return [
         ConcurrencyConflict(
             ErrorCode.CONCURRENCY_CONFLICT,
-            f"The {entity} was changed by someone else: expected version {expected}, "
-            f"it is now {actual}.",
+            _CONFLICT[entity](expected, actual),
             "expected_version",
             expected_version=expected,
             actual_version=actual,
@@ -166,7 +199,7 @@ def check_opportunity_open(opportunity: OpportunityRecord) -> list[Violation]:
     return [
         Violation(
             ErrorCode.OPPORTUNITY_ALREADY_CLOSED,
-            f"The opportunity is {opportunity.state}; reopen it first.",
+            msg("The opportunity is {state}; reopen it first.", state=str(opportunity.state)),
         )
     ]
 
@@ -174,7 +207,7 @@ def check_opportunity_open(opportunity: OpportunityRecord) -> list[Violation]:
 def check_opportunity_closed(opportunity: Opportunity) -> list[Violation]:
     if opportunity.state is not OpportunityState.OPEN:
         return []
-    return [Violation(ErrorCode.OPPORTUNITY_NOT_CLOSED, "The opportunity is already open.")]
+    return [Violation(ErrorCode.OPPORTUNITY_NOT_CLOSED, msg("The opportunity is already open."))]
 
 
 def check_no_open_quotes(open_quotes: Iterable[Quote]) -> list[Violation]:
@@ -182,11 +215,19 @@ def check_no_open_quotes(open_quotes: Iterable[Quote]) -> list[Violation]:
     blocking = tuple(open_quotes)
     if not blocking:
         return []
-    numbers = ", ".join(f"{q.quote_number} rev {q.revision_number}" for q in blocking)
+    numbers = tuple(
+        msg("{number} rev {revision}", number=q.quote_number, revision=q.revision_number)
+        for q in blocking
+    )
     return [
         OpenQuotesBlock(
             ErrorCode.OPPORTUNITY_HAS_OPEN_QUOTES,
-            f"{len(blocking)} open quote(s) must be closed first: {numbers}.",
+            plural_msg(
+                "{count} open quote must be closed first: {quotes}.",
+                "{count} open quotes must be closed first: {quotes}.",
+                len(blocking),
+                quotes=numbers,
+            ),
             open_quotes=blocking,
         )
     ]
@@ -198,7 +239,11 @@ def check_quote_open(quote: Quote) -> list[Violation]:
     return [
         Violation(
             ErrorCode.QUOTE_NOT_OPEN,
-            f"Quote {quote.quote_number} is {quote.state}; closed and won quotes are final.",
+            msg(
+                "Quote {number} is {state}; closed and won quotes are final.",
+                number=quote.quote_number,
+                state=str(quote.state),
+            ),
         )
     ]
 
@@ -206,7 +251,16 @@ def check_quote_open(quote: Quote) -> list[Violation]:
 def check_quote_draft(quote: Quote, *, code: ErrorCode) -> list[Violation]:
     if quote.state is QuoteState.DRAFT:
         return []
-    return [Violation(code, f"Quote {quote.quote_number} is {quote.state}; only drafts qualify.")]
+    return [
+        Violation(
+            code,
+            msg(
+                "Quote {number} is {state}; only drafts qualify.",
+                number=quote.quote_number,
+                state=str(quote.state),
+            ),
+        )
+    ]
 
 
 def check_quote_revisable(quote: Quote) -> list[Violation]:
@@ -217,7 +271,10 @@ def check_quote_revisable(quote: Quote) -> list[Violation]:
         return [
             Violation(
                 ErrorCode.QUOTE_NOT_OPEN,
-                f"Quote {quote.quote_number} is a draft: edit it instead of revising.",
+                msg(
+                    "Quote {number} is a draft: edit it instead of revising.",
+                    number=quote.quote_number,
+                ),
             )
         ]
     return check_quote_open(quote)
@@ -226,7 +283,7 @@ def check_quote_revisable(quote: Quote) -> list[Violation]:
 def check_competitor_name_free(name: str, taken: bool) -> list[Violation]:
     if not taken:
         return []
-    return [_invalid("name", f"A competitor named {name!r} exists already.")]
+    return [_invalid("name", msg("A competitor named {name} exists already.", name=repr(name)))]
 
 
 def check_quote_currency(opportunity: Opportunity, currency_code: str) -> list[Violation]:
@@ -235,8 +292,11 @@ def check_quote_currency(opportunity: Opportunity, currency_code: str) -> list[V
     return [
         CurrencyMismatch(
             ErrorCode.CURRENCY_MISMATCH,
-            f"The quote's currency {currency_code} differs from the opportunity's "
-            f"{opportunity.currency_code}.",
+            msg(
+                "The quote's currency {actual} differs from the opportunity's {expected}.",
+                actual=currency_code,
+                expected=opportunity.currency_code,
+            ),
             "currency_code",
             expected_currency=opportunity.currency_code,
             actual_currency=currency_code,
@@ -253,7 +313,7 @@ def check_close_input(
 ) -> list[Violation]:
     """Input of closeOpportunity: a reason that fits the outcome, sane money and text."""
     return [
-        *check_choice("status_reason", status_reason, CLOSE_REASONS[outcome], what="Status reason"),
+        *check_choice("status_reason", status_reason, CLOSE_REASONS[outcome]),
         *check_money("actual_revenue", actual_revenue),
         *check_text("description", description, max_length=DESCRIPTION_MAX),
     ]

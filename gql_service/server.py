@@ -10,6 +10,8 @@ from typing import Any
 from uvicorn.config import LOGGING_CONFIG, Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gql_service import messages
+from gql_service.languages import Language, header_value, negotiate
 from gql_service.limits import refusal
 from gql_service.settings import Settings
 
@@ -45,11 +47,14 @@ def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings))
 
 
-def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
+def _raw_response(
+    status: int, reason: str, code: str, message: messages.Message, language: Language
+) -> bytes:
     """The refusal the app would send, written straight to a connection the server closes."""
-    body = bytes(refusal(status, code, message).body)
+    body = bytes(refusal(status, code, message, language=language).body)
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-language: {language}\r\nvary: Accept-Language\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -120,11 +125,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 431,
                 "Request Header Fields Too Large",
                 "REQUEST_HEADER_FIELDS_TOO_LARGE",
-                f"The request line and headers exceed {self.max_header_bytes} bytes "
-                f"or {self.max_headers} fields.",
+                messages.msg(
+                    "The request line and headers exceed {maximum} bytes or {fields} fields.",
+                    maximum=self.max_header_bytes,
+                    fields=self.max_headers,
+                ),
+                self._language(),
             )
         )
         self.transport.close()
+
+    def _language(self) -> Language:
+        """The language the headers received so far ask for."""
+        return negotiate(header_value(self.headers or ()))
 
     def _count(self, size: int) -> None:
         self.header_bytes += size
@@ -155,7 +168,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 408,
                 "Request Timeout",
                 "REQUEST_TIMEOUT",
-                f"The request headers did not arrive within {self.header_timeout_s:g} s.",
+                messages.msg(
+                    "The request headers did not arrive within {seconds} s.",
+                    seconds=f"{self.header_timeout_s:g}",
+                ),
+                self._language(),
             )
         )
         self.transport.close()

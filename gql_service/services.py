@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gql_service import quote_closing
 from gql_service.errors import ValidationFailedError, Violation, not_found, raise_if_any
+from gql_service.messages import msg
 from gql_service.models import (
     CloseOutcome,
     Competitor,
@@ -137,7 +138,7 @@ async def update_opportunity(
     if description is not UNSET:
         problems += check_text("description", description, max_length=DESCRIPTION_MAX)
     if status_reason is not UNSET:
-        problems += check_choice("status_reason", status_reason, OPEN_REASONS, what="Status reason")
+        problems += check_choice("status_reason", status_reason, OPEN_REASONS)
     if forecast_category is not UNSET:
         problems += check_forecast("forecast_category", forecast_category)
     raise_if_any(problems)
@@ -202,7 +203,7 @@ async def close_opportunity(
         )
         raise_if_any(check_opportunity_open(opportunity))
         if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
-            raise not_found("No competitor has this id.", "competitor_id")
+            raise not_found(msg("No competitor has this id."), "competitor_id")
         closed: list[ClosedQuote] = []
         if close_open_quotes:
             closed = await quote_closing.close_open_quotes(
@@ -260,7 +261,7 @@ async def reopen_opportunity(
 
     Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_NOT_CLOSED, INVALID_STATUS_REASON.
     """
-    raise_if_any(check_choice("status_reason", status_reason, OPEN_REASONS, what="Status reason"))
+    raise_if_any(check_choice("status_reason", status_reason, OPEN_REASONS))
 
     async def work(repo: Repository) -> OpportunityReopened:
         opportunity = await repo.lock_opportunity(

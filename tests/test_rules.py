@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from gql_service.errors import ErrorCode, InvalidStatusReason, OpenQuotesBlock, Violation
+from gql_service.messages import msg
 from gql_service.models import (
     CloseOutcome,
     Opportunity,
@@ -44,12 +45,19 @@ def test_money_checks_survive_numbers_beyond_the_decimal_context() -> None:
     negative_huge = check_money("m", Decimal("-1e999999999"))
     long_fraction = check_money("m", Decimal("1" * 40 + ".00001"))
 
-    assert [v.message for v in huge] == ["Must be less than 1,000,000,000,000,000."]
+    assert [str(v.message) for v in huge] == ["Must be less than 1,000,000,000,000,000."]
     assert [v.code for v in negative_huge] == [ErrorCode.INVALID_VALUE] * 2
     assert len(long_fraction) == 2
     assert check_money("m", Decimal("1e-999999999")) == [
-        Violation(ErrorCode.INVALID_VALUE, "Must have at most 4 decimal places.", "m")
+        Violation(
+            ErrorCode.INVALID_VALUE,
+            msg("Must have at most {places} decimal places.", places=4),
+            "m",
+        )
     ]
+    assert str(check_money("m", Decimal("1.00001"))[0].message) == (
+        "Must have at most 4 decimal places."
+    )
     assert check_money("m", Decimal("12.34560000000")) == []
     assert check_money("m", None) == []
 

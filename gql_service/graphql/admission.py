@@ -33,6 +33,8 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql_service.graphql.cost import as_number, cost, measure
+from gql_service.graphql.localized import LocalizedGraphQLError
+from gql_service.messages import msg, plural_msg
 from gql_service.settings import Settings
 
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
@@ -75,8 +77,12 @@ def coded(error: GraphQLError, code: str, **extensions: Any) -> GraphQLError:
 
 
 def too_complex(requested: int, maximum: int) -> GraphQLError:
-    return GraphQLError(
-        f"Query cost {requested} exceeds the maximum cost of {maximum}.",
+    return LocalizedGraphQLError(
+        msg(
+            "Query cost {requested} exceeds the maximum cost of {maximum}.",
+            requested=requested,
+            maximum=maximum,
+        ),
         extensions={
             "code": QUERY_TOO_COMPLEX,
             "cost": {"requested": requested, "maximum": maximum},
@@ -118,8 +124,11 @@ class Gate:
     def _parse(self, query: str) -> DocumentNode:
         maximum = self.settings.max_tokens
         if len(query) > maximum and _count(TOKEN.finditer(query), maximum + 1) > maximum:
-            raise GraphQLError(
-                f"Syntax Error: Document contains more than {maximum} tokens. Parsing aborted.",
+            raise LocalizedGraphQLError(
+                msg(
+                    "Syntax Error: Document contains more than {maximum} tokens. Parsing aborted.",
+                    maximum=maximum,
+                ),
                 extensions={"code": TOO_MANY_TOKENS, "maximum": maximum},
             )
         try:
@@ -144,10 +153,10 @@ class Gate:
             # Nothing to run at all: the document is not executable, which validation says.
             raise next(iter(self.validate(schema, document, None, rules)))
         if name is None:
-            message = "Must provide operation name if query contains multiple operations."
+            message = msg("Must provide operation name if query contains multiple operations.")
         else:
-            message = f"Unknown operation named '{name}'."
-        raise GraphQLError(message, extensions={"code": OPERATION_RESOLUTION_FAILURE})
+            message = msg("Unknown operation named '{name}'.", name=name)
+        raise LocalizedGraphQLError(message, extensions={"code": OPERATION_RESOLUTION_FAILURE})
 
     def limits(
         self, document: DocumentNode, query: str | None, operation: OperationDefinitionNode
@@ -171,14 +180,17 @@ class Gate:
         try:
             shape = measure(document, operation)
         except RecursionError:
-            return GraphQLError(
-                "The query nests too deeply to be analysed.",
+            return LocalizedGraphQLError(
+                msg("The query nests too deeply to be analysed."),
                 extensions={"code": QUERY_TOO_DEEP, "maximum": settings.max_query_depth},
             )
         if shape.depth > settings.max_query_depth:
-            return GraphQLError(
-                f"Query depth {shape.depth} exceeds the maximum depth of "
-                f"{settings.max_query_depth}.",
+            return LocalizedGraphQLError(
+                msg(
+                    "Query depth {requested} exceeds the maximum depth of {maximum}.",
+                    requested=shape.depth,
+                    maximum=settings.max_query_depth,
+                ),
                 extensions={
                     "code": QUERY_TOO_DEEP,
                     "requested": shape.depth,
@@ -186,8 +198,13 @@ class Gate:
                 },
             )
         if shape.aliases > settings.max_aliases:
-            return GraphQLError(
-                f"{shape.aliases} aliases exceed the maximum of {settings.max_aliases} aliases.",
+            return LocalizedGraphQLError(
+                plural_msg(
+                    "{count} alias exceeds the maximum of {maximum} aliases.",
+                    "{count} aliases exceed the maximum of {maximum} aliases.",
+                    shape.aliases,
+                    maximum=settings.max_aliases,
+                ),
                 extensions={
                     "code": TOO_MANY_ALIASES,
                     "requested": shape.aliases,
@@ -195,9 +212,14 @@ class Gate:
                 },
             )
         if shape.repeats > settings.max_field_repeats:
-            return GraphQLError(
-                f"'{shape.repeated_field}' is selected {shape.repeats} times in one selection "
-                f"set; at most {settings.max_field_repeats} are allowed.",
+            return LocalizedGraphQLError(
+                msg(
+                    "'{field}' is selected {requested} times in one selection set; "
+                    "at most {maximum} are allowed.",
+                    field=shape.repeated_field,
+                    requested=shape.repeats,
+                    maximum=settings.max_field_repeats,
+                ),
                 extensions={
                     "code": TOO_MANY_REPEATED_FIELDS,
                     "field": shape.repeated_field,

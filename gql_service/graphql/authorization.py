@@ -16,6 +16,8 @@ from strawberry.types.graphql import OperationType
 
 from gql_service.database import is_unavailable
 from gql_service.graphql.context import Context
+from gql_service.graphql.localized import LocalizedGraphQLError
+from gql_service.messages import msg
 from gql_service.principal import (
     READ_SCOPE,
     WRITE_SCOPE,
@@ -62,8 +64,11 @@ class AuthorizeOperation(SchemaExtension):
         context.response.headers["www-authenticate"] = _challenge(
             error="insufficient_scope", scope=scope
         )
-        return GraphQLError(
-            f"This operation needs the scope {scope}, which the token does not grant.",
+        return LocalizedGraphQLError(
+            msg(
+                "This operation needs the scope {scope}, which the token does not grant.",
+                scope=scope,
+            ),
             extensions={"code": "FORBIDDEN", "requiredScope": scope},
         )
 
@@ -75,7 +80,7 @@ def _authentication_refusal(context: Context, failure: Exception) -> GraphQLErro
             if failure.error
             else REALM
         )
-        return GraphQLError(failure.description, extensions={"code": "UNAUTHENTICATED"})
+        return LocalizedGraphQLError(failure.message, extensions={"code": "UNAUTHENTICATED"})
     database_down = is_unavailable(failure)
     if database_down or isinstance(failure, SigningKeysUnavailableError | OSError | TimeoutError):
         outages = getattr(context.request.state, "outages", None)
@@ -90,8 +95,8 @@ def _authentication_refusal(context: Context, failure: Exception) -> GraphQLErro
             )
         retry_after = context.settings.db_retry_after_seconds
         context.response.headers["retry-after"] = str(retry_after)
-        return GraphQLError(
-            "Credentials cannot be checked right now; retry shortly.",
+        return LocalizedGraphQLError(
+            msg("Credentials cannot be checked right now; retry shortly."),
             extensions={"code": "SERVICE_UNAVAILABLE", "retryAfter": retry_after},
         )
     log.error(
@@ -99,7 +104,7 @@ def _authentication_refusal(context: Context, failure: Exception) -> GraphQLErro
         context.request_id,
         exc_info=failure,
     )
-    return GraphQLError(
-        "Unexpected error.",
+    return LocalizedGraphQLError(
+        msg("Unexpected error."),
         extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": context.request_id},
     )

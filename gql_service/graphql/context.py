@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from gql_service.graphql.loaders import Loaders
 from gql_service.idempotency import Claim
+from gql_service.languages import DEFAULT, Language
 from gql_service.principal import Principal
 from gql_service.queries import Reader
 from gql_service.read_session import ReadSession
@@ -31,6 +32,8 @@ class Context:
     # Why the request's credentials were not accepted; the authorization extension answers it.
     authentication_error: Exception | None = None
     idempotency: Claim | None = None
+    # The language of messages, negotiated once from Accept-Language (languages.py).
+    language: Language = DEFAULT
     _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
     @property

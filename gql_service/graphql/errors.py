@@ -7,7 +7,10 @@ from graphql import GraphQLError
 
 from gql_service import errors as domain
 from gql_service.graphql.enums import ErrorCode
+from gql_service.graphql.localized import LocalizedGraphQLError
 from gql_service.graphql.types import Quote
+from gql_service.languages import Language
+from gql_service.messages import msg
 
 
 @strawberry.interface(description="An expected failure: a broken rule or bad input.")
@@ -103,9 +106,9 @@ def field_path(field: str | None) -> list[str] | None:
     return None if field is None else ["input", _camel(field)]
 
 
-def user_error(v: domain.Violation) -> UserError:
-    """The GraphQL error object for one domain violation."""
-    code, message, path = v.code, v.message, field_path(v.field)
+def user_error(v: domain.Violation, language: Language) -> UserError:
+    """The GraphQL error object for one domain violation, its message in ``language``."""
+    code, message, path = v.code, v.message.translate(language), field_path(v.field)
     match v:
         case domain.ConcurrencyConflict():
             return ConcurrencyConflictError(
@@ -141,10 +144,11 @@ def user_error(v: domain.Violation) -> UserError:
 def argument_error(argument: str, v: domain.Violation) -> GraphQLError:
     """A top-level error for a violation in a query argument (no payload to carry it)."""
     path = [argument, _camel(v.field)] if v.field else [argument]
-    return GraphQLError(
-        f"{'.'.join(path)}: {v.message}", extensions={"code": str(v.code), "field": path}
+    return LocalizedGraphQLError(
+        msg("{path}: {message}", path=".".join(path), message=v.message),
+        extensions={"code": str(v.code), "field": path},
     )
 
 
-def user_errors(exc: domain.ValidationFailedError) -> list[UserError]:
-    return [user_error(v) for v in exc.violations]
+def user_errors(exc: domain.ValidationFailedError, language: Language) -> list[UserError]:
+    return [user_error(v, language) for v in exc.violations]

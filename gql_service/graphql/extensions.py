@@ -13,11 +13,13 @@ from strawberry.types.graphql import OperationType
 
 from gql_service import outages
 from gql_service.database import is_unavailable
+from gql_service.graphql.localized import LocalizedGraphQLError
+from gql_service.messages import msg
 
 log = logging.getLogger("gql_service.errors")
 operations_log = logging.getLogger("gql_service.operations")
 
-MASKED_MESSAGE = "Unexpected error."
+MASKED_MESSAGE = msg("Unexpected error.")
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -65,7 +67,7 @@ class MaskUnexpectedErrors(SchemaExtension):
                 exc_info=error.original_error,
             )
             masked.append(
-                GraphQLError(
+                LocalizedGraphQLError(
                     MASKED_MESSAGE,
                     nodes=error.nodes,
                     path=error.path,
@@ -87,7 +89,7 @@ class MaskUnexpectedErrors(SchemaExtension):
             mutation = self.execution_context.operation_type is OperationType.MUTATION
         except RuntimeError:  # pragma: no cover - an executed operation always has a type
             mutation = False
-        return GraphQLError(
+        return LocalizedGraphQLError(
             outages.message(retry_after, mutation=mutation, exc=exc),
             nodes=error.nodes,
             path=error.path,

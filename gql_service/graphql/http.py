@@ -26,11 +26,14 @@ from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context
 from gql_service.graphql.fast_reads import FastReads
 from gql_service.graphql.idempotency import IdempotentRequests
+from gql_service.graphql.localized import LocalizedHTTPError, http_message, localized
 from gql_service.graphql.negotiation import GRAPHQL_RESPONSE_JSON, JSON, media_type
 from gql_service.graphql.persisted import PersistedQueries, PersistedQueryError, Resolved
 from gql_service.graphql.request_body import RequestData, decode_json, request_data
 from gql_service.graphql.schema import Schema
+from gql_service.languages import language_of
 from gql_service.limits import refusal
+from gql_service.messages import msg
 from gql_service.persisted_queries import PersistedQueryStore, TrustedDocuments
 from gql_service.principal import NOBODY, Authenticator
 from gql_service.queries import Reader
@@ -120,7 +123,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             response = refusal(
                 exc.status_code,
                 CODE_BY_STATUS.get(exc.status_code, "BAD_REQUEST"),
-                exc.reason,
+                http_message(exc),
+                language=language_of(scope),
                 headers={REQUEST_ID_HEADER: request_id},
             )
             if exc.status_code == 405:
@@ -140,7 +144,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             return request_data(params)
         content_type, _ = parse_content_type(request.content_type or "")
         if content_type != JSON:
-            raise HTTPException(400, f"Send the operation as {JSON} (Content-Type header).")
+            raise LocalizedHTTPError(
+                400,
+                msg("Send the operation as {media_type} (Content-Type header).", media_type=JSON),
+            )
         return request_data(self.parse_json(await request.get_body()))
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -184,7 +191,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 raise HTTPException(405, exc.reason) from exc
             raise
         except RecursionError as exc:
-            raise HTTPException(400, "The document is nested too deeply.") from exc
+            raise LocalizedHTTPError(400, msg("The document is nested too deeply.")) from exc
         await self._register(resolved, result)
         return result
 
@@ -214,6 +221,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             principal=principal,
             request_id=request_id,
             authentication_error=failure,
+            language=language_of(request.scope),
             # A refused caller claims nothing: the authorization extension answers first.
             idempotency=None if failure else await self.idempotency.claim(request, principal.name),
         )
@@ -224,6 +232,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
+        language = language_of(request.scope)
+        if result.errors:
+            result.errors = [localized(error, language) for error in result.errors]
         response = await super().process_result(request, result)
         errors = result.errors or []
         request.state.error_codes = [(e.extensions or {}).get("code") for e in errors]

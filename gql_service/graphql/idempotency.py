@@ -26,7 +26,9 @@ from gql_service.idempotency import (
     parse_key,
     request_hash,
 )
+from gql_service.languages import language_of
 from gql_service.limits import refusal
+from gql_service.messages import Message, msg
 from gql_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ class IdempotentRequests:
         try:
             parse_key(values)
         except InvalidIdempotencyKeyError as exc:
-            return error_response(request, 400, "IDEMPOTENCY_KEY_INVALID", str(exc), media_type)
+            return error_response(request, 400, "IDEMPOTENCY_KEY_INVALID", exc.message, media_type)
         return None
 
     async def claim(self, request: Request, principal: str) -> Claim | None:
@@ -100,7 +102,7 @@ class IdempotentRequests:
                     request,
                     503,
                     "SERVICE_UNAVAILABLE",
-                    "The service cannot reach its database; retry shortly.",
+                    msg("The service cannot reach its database; retry shortly."),
                     media_type,
                     retry=True,
                 )
@@ -109,8 +111,10 @@ class IdempotentRequests:
                     request,
                     422,
                     "IDEMPOTENCY_KEY_REUSED",
-                    "This Idempotency-Key was used for a different request; "
-                    "use a new key for a new request.",
+                    msg(
+                        "This Idempotency-Key was used for a different request; "
+                        "use a new key for a new request."
+                    ),
                     media_type,
                 )
             if stored is not None and stored.body is not None and stored.status_code is not None:
@@ -125,8 +129,10 @@ class IdempotentRequests:
                     request,
                     409,
                     "IDEMPOTENCY_KEY_IN_PROGRESS",
-                    "A request with this Idempotency-Key is still being processed; "
-                    "retry shortly to get its response.",
+                    msg(
+                        "A request with this Idempotency-Key is still being processed; "
+                        "retry shortly to get its response."
+                    ),
                     media_type,
                     retry=True,
                 )
@@ -138,7 +144,7 @@ def error_response(
     request: Request,
     status: int,
     code: str,
-    message: str,
+    message: Message,
     media_type: str,
     *,
     retry: bool = False,
@@ -149,7 +155,15 @@ def error_response(
     if retry:
         headers["retry-after"] = str(RETRY_AFTER_SECONDS)
         extensions["retryAfter"] = RETRY_AFTER_SECONDS
-    return refusal(status, code, message, headers=headers, media_type=media_type, **extensions)
+    return refusal(
+        status,
+        code,
+        message,
+        language=language_of(request.scope),
+        headers=headers,
+        media_type=media_type,
+        **extensions,
+    )
 
 
 def _request_id(request: Request) -> dict[str, str]:

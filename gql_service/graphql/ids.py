@@ -6,6 +6,7 @@ import base64
 import binascii
 
 from gql_service.errors import not_found
+from gql_service.messages import msg
 from gql_service.models import MAX_ID
 
 
@@ -39,7 +40,9 @@ def decode_id(global_id: str, type_name: str, *, field: str) -> int:
     """
     parsed = parse_id(global_id)
     if parsed is None or parsed[0] != type_name:
-        raise not_found(f"{global_id!r} is not the id of any {type_name}.", field)
+        raise not_found(
+            msg("{id} is not the id of any {type}.", id=repr(global_id), type=type_name), field
+        )
     return parsed[1]
 
 

@@ -69,7 +69,7 @@ async def respond(
             raise IdempotencyKeyTakenError(claim.key)
         result = await call(info.context.unit_of_work())
     except ValidationFailedError as exc:
-        return payload(errors=user_errors(exc))
+        return payload(errors=user_errors(exc, info.context.language))
     except IdempotencyKeyTakenError as exc:
         # The HTTP layer answers with the stored response instead of this execution's.
         raise GraphQLError(str(exc), extensions={"code": "IDEMPOTENCY_KEY_TAKEN"}) from exc

@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar, cast
 
 import strawberry
-from graphql import GraphQLError
 
+from gql_service.graphql.localized import LocalizedGraphQLError
+from gql_service.messages import msg
 from gql_service.queries import Page, PageRequest
 from gql_service.settings import Settings
 
@@ -85,13 +86,18 @@ def page_request(
 ) -> PageRequest:
     """Check the page arguments against the configured cap; a bad one is a GraphQL error."""
     if first is not None and last is not None:
-        raise GraphQLError(
-            "Pass either first or last, not both.", extensions={"code": "BAD_PAGE_ARGUMENTS"}
+        raise LocalizedGraphQLError(
+            msg("Pass either first or last, not both."), extensions={"code": "BAD_PAGE_ARGUMENTS"}
         )
     for name, size in (("first", first), ("last", last)):
         if size is not None and not 0 <= size <= settings.max_page_size:
-            raise GraphQLError(
-                f"{name} must be between 0 and {settings.max_page_size}, got {size}.",
+            raise LocalizedGraphQLError(
+                msg(
+                    "{name} must be between 0 and {maximum}, got {size}.",
+                    name=name,
+                    maximum=settings.max_page_size,
+                    size=size,
+                ),
                 extensions={"code": "PAGE_SIZE_EXCEEDED", "maxPageSize": settings.max_page_size},
             )
     if first is None and last is None:
@@ -113,6 +119,6 @@ def after_id(cursor: str | None) -> int | None:
             return int(pk)
     except ValueError:
         pass
-    raise GraphQLError(
-        "The cursor is not one this service issued.", extensions={"code": "BAD_CURSOR"}
+    raise LocalizedGraphQLError(
+        msg("The cursor is not one this service issued."), extensions={"code": "BAD_CURSOR"}
     )

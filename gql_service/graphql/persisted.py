@@ -9,6 +9,8 @@ from typing import Any
 from graphql import GraphQLError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gql_service.graphql.localized import LocalizedGraphQLError
+from gql_service.messages import Message, msg
 from gql_service.persisted_queries import (
     PersistedQueryStore,
     TrustedDocuments,
@@ -24,8 +26,8 @@ SHA256_HEX_LENGTH = 64
 class PersistedQueryError(Exception):
     """A refusal with its GraphQL message and ``extensions.code``."""
 
-    def __init__(self, message: str, code: str, **extensions: Any) -> None:
-        super().__init__(message)
+    def __init__(self, message: Message, code: str, **extensions: Any) -> None:
+        super().__init__(str(message))
         self.message = message
         self.code = code
         self.extensions = extensions
@@ -34,12 +36,15 @@ class PersistedQueryError(Exception):
         return f"{self.code}: {self.message}"
 
     def graphql_error(self) -> GraphQLError:
-        return GraphQLError(self.message, extensions={"code": self.code, **self.extensions})
+        return LocalizedGraphQLError(
+            self.message, extensions={"code": self.code, **self.extensions}
+        )
 
 
 def _not_found() -> PersistedQueryError:
-    # Apollo Client's persisted-query link retries with the full text on this message or code.
-    return PersistedQueryError("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+    # Apollo Client's persisted-query link retries with the full text on this message or code:
+    # a protocol word, the same in every language.
+    return PersistedQueryError(Message("PersistedQueryNotFound"), "PERSISTED_QUERY_NOT_FOUND")
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,9 @@ class PersistedQueries:
         if persisted is None:
             return Resolved(query)
         if not self.apq_enabled:
-            raise PersistedQueryError("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED")
+            raise PersistedQueryError(
+                Message("PersistedQueryNotSupported"), "PERSISTED_QUERY_NOT_SUPPORTED"
+            )
         sha256 = _apq_hash(persisted)
         if query is None:
             return Resolved(await self._lookup(sha256))
@@ -110,7 +117,7 @@ class PersistedQueries:
                 raise _not_found()
         if query is not None and not trusted.allows(query):
             raise PersistedQueryError(
-                "Only trusted documents may run on this server.", "PERSISTED_QUERY_NOT_ALLOWED"
+                msg("Only trusted documents may run on this server."), "PERSISTED_QUERY_NOT_ALLOWED"
             )
         return Resolved(query)
 
@@ -125,7 +132,7 @@ class PersistedQueries:
     def _check_hash(query: str, sha256: str) -> str:
         if document_hash(query) != sha256:
             raise PersistedQueryError(
-                "The persisted query hash does not match the query text.",
+                msg("The persisted query hash does not match the query text."),
                 "PERSISTED_QUERY_HASH_MISMATCH",
             )
         return query
@@ -135,11 +142,11 @@ def _apq_hash(persisted: object) -> str:
     """The ``sha256Hash`` of an ``extensions.persistedQuery`` of version 1, lowercased."""
     if not isinstance(persisted, dict) or persisted.get("version") != 1:
         raise PersistedQueryError(
-            "Unsupported persisted query version; only version 1 is supported.", "BAD_REQUEST"
+            msg("Unsupported persisted query version; only version 1 is supported."), "BAD_REQUEST"
         )
     sha256 = persisted.get("sha256Hash")
     if not isinstance(sha256, str) or len(sha256) != SHA256_HEX_LENGTH:
         raise PersistedQueryError(
-            "persistedQuery.sha256Hash must be a hex SHA-256 of the query.", "BAD_REQUEST"
+            msg("persistedQuery.sha256Hash must be a hex SHA-256 of the query."), "BAD_REQUEST"
         )
     return normalize_id(sha256)

@@ -6,12 +6,18 @@ import asyncio
 from typing import Annotated, Any
 
 import strawberry
-from graphql import GraphQLError
 
-from gql_service.graphql.enums import OrderDirection
+from gql_service.graphql.enums import CloseOutcome, OrderDirection
 from gql_service.graphql.errors import argument_error
 from gql_service.graphql.ids import parse_id
 from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder
+from gql_service.graphql.labels import (
+    EnumLabel,
+    LabeledEnum,
+    close_status_reasons,
+    enum_labels,
+)
+from gql_service.graphql.localized import LocalizedGraphQLError
 from gql_service.graphql.pagination import Connection, from_page, page_request
 from gql_service.graphql.prefetch import prefetch_opportunity_relations
 from gql_service.graphql.types import (
@@ -23,6 +29,7 @@ from gql_service.graphql.types import (
     Quote,
     QuoteClose,
 )
+from gql_service.messages import msg
 from gql_service.queries import InvalidCursorError, Ordering
 from gql_service.queries import OpportunityFilter as OpportunityQuery
 from gql_service.rules import NAME_MAX, check_text
@@ -94,8 +101,11 @@ class Query:
         ],
     ) -> list[Node | None]:
         if len(ids) > info.context.settings.max_page_size:
-            raise GraphQLError(
-                f"At most {info.context.settings.max_page_size} ids per request.",
+            raise LocalizedGraphQLError(
+                msg(
+                    "At most {maximum} ids per request.",
+                    maximum=info.context.settings.max_page_size,
+                ),
                 extensions={"code": "PAGE_SIZE_EXCEEDED"},
             )
         # Resolved together, so that the DataLoaders batch them: one query per type.
@@ -150,7 +160,7 @@ class Query:
         try:
             page = await info.context.reader.opportunities(request, query, ordering)
         except InvalidCursorError as exc:
-            raise GraphQLError(str(exc), extensions={"code": "BAD_CURSOR"}) from exc
+            raise LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"}) from exc
         await prefetch_opportunity_relations(
             info.context, info.selected_fields[0].selections, [m.id or 0 for m in page.items]
         )
@@ -167,5 +177,26 @@ class Query:
         try:
             page = await info.context.reader.competitors(request)
         except InvalidCursorError as exc:
-            raise GraphQLError(str(exc), extensions={"code": "BAD_CURSOR"}) from exc
+            raise LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"}) from exc
         return from_page(page, Competitor.from_model)
+
+    @strawberry.field(
+        description="Display labels of an enum's values, in schema order, in the request's "
+        "language (Accept-Language)."
+    )
+    def enum_labels(
+        self,
+        info: Info,
+        enum: Annotated[LabeledEnum, strawberry.argument(description="Which enum.")],
+    ) -> list[EnumLabel]:
+        return enum_labels(enum, info.context.language)
+
+    @strawberry.field(
+        description="The status reasons a close with this outcome accepts, with their labels."
+    )
+    def close_status_reasons(
+        self,
+        info: Info,
+        outcome: Annotated[CloseOutcome, strawberry.argument(description="WON or LOST.")],
+    ) -> list[EnumLabel]:
+        return close_status_reasons(outcome, info.context.language)

@@ -1,7 +1,7 @@
 """Reading a GraphQL-over-HTTP request: its JSON or query parameters, checked member by member.
 
-Anything malformed is an ``HTTPException(400)`` with a message for the client; the endpoint
-answers it as a GraphQL error with ``extensions.code`` BAD_REQUEST.
+Anything malformed is an ``HTTPException(400)`` (a LocalizedHTTPError) with a message for the
+client; the endpoint answers it as a GraphQL error with ``extensions.code`` BAD_REQUEST.
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
 from strawberry.http import GraphQLRequestData
 
+from gql_service.graphql.localized import LocalizedHTTPError
+from gql_service.messages import Message, msg
+
 BAD_REQUEST = 400
+# Built once: request_data runs on every request, the fast lane's included.
+_STRING = msg("a string")
+_OBJECT = msg("an object")
 
 
 @dataclass
@@ -29,9 +34,13 @@ def decode_json(data: str | bytes, *, max_depth: int) -> Any:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise HTTPException(BAD_REQUEST, "The request body is not valid JSON in UTF-8.") from exc
+        raise LocalizedHTTPError(
+            BAD_REQUEST, msg("The request body is not valid JSON in UTF-8.")
+        ) from exc
     if nesting_depth(value) > max_depth:
-        raise HTTPException(BAD_REQUEST, f"JSON is nested more than {max_depth} levels deep.")
+        raise LocalizedHTTPError(
+            BAD_REQUEST, msg("JSON is nested more than {maximum} levels deep.", maximum=max_depth)
+        )
     return value
 
 
@@ -55,22 +64,25 @@ def nesting_depth(value: object) -> int:
 def request_data(data: object) -> RequestData:
     """The operation in a decoded body or query string; one JSON object, never a batch."""
     if isinstance(data, list):
-        raise HTTPException(
-            BAD_REQUEST, "Batching is not enabled: send one operation as a JSON object."
+        raise LocalizedHTTPError(
+            BAD_REQUEST, msg("Batching is not enabled: send one operation as a JSON object.")
         )
     if not isinstance(data, Mapping):
-        raise HTTPException(BAD_REQUEST, "The request body must be a JSON object.")
+        raise LocalizedHTTPError(BAD_REQUEST, msg("The request body must be a JSON object."))
     return RequestData(
-        query=_member(data, "query", str, "a string"),
-        variables=_member(data, "variables", dict, "an object"),
-        operation_name=_member(data, "operationName", str, "a string"),
-        extensions=_member(data, "extensions", dict, "an object"),
-        document_id=_member(data, "documentId", str, "a string"),
+        query=_member(data, "query", str, _STRING),
+        variables=_member(data, "variables", dict, _OBJECT),
+        operation_name=_member(data, "operationName", str, _STRING),
+        extensions=_member(data, "extensions", dict, _OBJECT),
+        document_id=_member(data, "documentId", str, _STRING),
     )
 
 
-def _member(data: Mapping[str, Any], name: str, kind: type, described: str) -> Any:
+def _member(data: Mapping[str, Any], name: str, kind: type, described: Message) -> Any:
     value = data.get(name)
     if value is None or isinstance(value, kind):
         return value
-    raise HTTPException(BAD_REQUEST, f"`{name}` must be {described} or null, if provided.")
+    raise LocalizedHTTPError(
+        BAD_REQUEST,
+        msg("`{name}` must be {kind} or null, if provided.", name=name, kind=described),
+    )
