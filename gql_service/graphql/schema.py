@@ -6,7 +6,7 @@ import dataclasses
 import datetime
 import decimal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -30,6 +30,10 @@ from gql_service.graphql.mutations import Mutation
 from gql_service.graphql.query import Query
 from gql_service.graphql.types import Competitor, Opportunity, OpportunityClose, Quote, QuoteClose
 from gql_service.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 # The built-in scalars, described as this API uses them.
 SCALARS: dict[object, Any] = {
@@ -58,6 +62,8 @@ class Schema(strawberry.Schema):
     gate: Gate
     compilers: Compilers
     known_reads: KnownReads
+    # The operation spans' tracer when tracing is on (the fast lane makes them too).
+    tracer: Tracer | None
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -65,7 +71,9 @@ class Schema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: Settings | None = None) -> Schema:
+def build_schema(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> Schema:
     settings = settings or Settings()
     gate, compilers, known = Gate(settings), Compilers(settings), KnownReads()
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -77,6 +85,17 @@ def build_schema(settings: Settings | None = None) -> Schema:
         # Last: it answers admitted, authorized queries before execution.
         compiled_reads(compilers, known),
     ]
+    tracer = None
+    if settings.metrics:
+        from gql_service.graphql.observability import RecordMetrics
+
+        extensions.insert(0, RecordMetrics)  # first: it sees the final, masked errors
+    if tracer_provider is not None:
+        from gql_service.graphql.observability import tracing_extension
+        from gql_service.tracing import graphql_tracer
+
+        tracer = graphql_tracer(tracer_provider)
+        extensions.insert(0, tracing_extension(tracer))  # first: its span holds the others
     types: list[Any] = [Opportunity, Quote, OpportunityClose, QuoteClose, Competitor, *ERROR_TYPES]
     schema = Schema(
         query=Query,
@@ -89,4 +108,5 @@ def build_schema(settings: Settings | None = None) -> Schema:
         scalar_overrides=SCALARS,
     )
     schema.gate, schema.compilers, schema.known_reads = gate, compilers, known
+    schema.tracer = tracer
     return schema
