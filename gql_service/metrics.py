@@ -16,6 +16,7 @@ import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, values
 
@@ -163,14 +164,26 @@ def outcome(record: RequestRecord, status: int) -> str:
     return OK
 
 
+# (operation, type, outcome) -> the request counter's and the histogram's children: labels()
+# takes a lock and builds a key on every call. Bounded as the label values are.
+_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def observe(record: RequestRecord, status: int, names: OperationNames) -> None:
     """Count one finished request."""
     result = outcome(record, status)
     # Only an executed operation's name is a label; a refused request's name is not trusted.
     name = names.label(record.operation) if record.executed and result != REFUSED else NO_NAME
     kind = record.kind if record.executed else UNKNOWN_TYPE
-    REQUESTS.labels(name, kind, result).inc()
-    REQUEST_DURATION.labels(name, kind).observe(time.perf_counter() - record.start)
+    key = (name, kind, result)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (
+            REQUESTS.labels(name, kind, result),
+            REQUEST_DURATION.labels(name, kind),
+        )
+    children[0].inc()
+    children[1].observe(time.perf_counter() - record.start)
     for code in record.codes:
         # Codes are ours, but a label must never carry anything else.
         TOP_LEVEL_ERRORS.labels(code if _CODE.fullmatch(code) else OTHER).inc()
