@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,25 +24,65 @@ from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.languages import LanguageNegotiation
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
+from gql_service.metrics_http import RequestMetrics, metrics_endpoint, observe_pool
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.readiness import database_ready
 from gql_service.security_headers import SecurityHeaders
 from gql_service.settings import Settings
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 log = logging.getLogger(__name__)
 
+# What a browser may send and read across origins: the API's own headers, W3C trace context
+# (traceparent, tracestate, baggage) and the language (issue 7).
+CORS_REQUEST_HEADERS = (
+    "content-type",
+    "authorization",
+    "idempotency-key",
+    "accept-language",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    REQUEST_ID_HEADER,
+)
+CORS_RESPONSE_HEADERS = (
+    REQUEST_ID_HEADER,
+    "idempotent-replayed",
+    "retry-after",
+    "www-authenticate",
+    "content-language",
+)
 
-def create_app(settings: Settings | None = None) -> Starlette:
+
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> Starlette:
     """A fresh app with its own engine; nothing is shared between apps.
 
-    Raises AuthConfigurationError when the authentication settings cannot work, e.g. production
-    mode without any.
+    Traces go to ``tracer_provider`` if given, else where the OTEL_* variables say (if they
+    do). Raises AuthConfigurationError when the authentication settings cannot work, e.g.
+    production mode without any.
     """
     settings = settings or Settings.from_env()
     engine = create_engine(settings)
+    if tracer_provider is None and settings.tracing:
+        from gql_service.tracing import provider_from_env
+
+        tracer_provider = provider_from_env(settings.trace_exporters)
+    if tracer_provider is not None:
+        from gql_service.tracing import trace_engine
+
+        trace_engine(engine, tracer_provider)
+    if settings.metrics:
+        observe_pool(engine, "default")
     authenticator = build_authenticator(settings, engine)
     endpoint = GraphQLEndpoint(
-        build_schema(settings), settings=settings, engine=engine, authenticator=authenticator
+        build_schema(settings, tracer_provider=tracer_provider),
+        settings=settings,
+        engine=engine,
+        authenticator=authenticator,
     )
     outages = OutageLog()
 
@@ -65,6 +106,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         sys.setswitchinterval(0.001)
         yield
         await engine.dispose()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # sends the spans still in the batch
 
     middleware = [
         Middleware(SecurityHeaders),
@@ -73,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(
             ConcurrencyLimit,
             max_requests=settings.max_concurrent_requests,
-            exempt=frozenset({"/healthz", "/readyz"}),
+            exempt=frozenset({"/healthz", "/readyz", "/metrics"}),
         ),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_ms / 1000),
@@ -91,8 +134,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["content-type", "authorization", "idempotency-key"],
-                expose_headers=[REQUEST_ID_HEADER, "idempotent-replayed"],
+                allow_headers=list(CORS_REQUEST_HEADERS),
+                expose_headers=list(CORS_RESPONSE_HEADERS),
                 max_age=600,
             ),
         )
@@ -104,6 +147,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.graphiql:
         files = GraphiQLFiles()
         routes.append(Route(f"{GRAPHIQL_FILES}/{{path:path}}", files.serve, methods=["GET"]))
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics_endpoint(settings.metrics_token), methods=["GET"]))
+        middleware.insert(
+            0,
+            Middleware(
+                RequestMetrics,
+                path="/graphql",
+                max_operation_names=settings.metrics_max_operation_names,
+            ),
+        )
+    if tracer_provider is not None:
+        from gql_service.tracing import http_middleware
+
+        middleware.insert(0, http_middleware(tracer_provider))
     app = Starlette(
         routes=routes,
         middleware=middleware,

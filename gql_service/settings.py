@@ -10,6 +10,7 @@ from pathlib import Path
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/gql_service.sqlite3"
 ENVIRONMENTS = ("development", "production")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+TRACE_EXPORTERS = ("otlp", "console")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -27,6 +28,30 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _trace_exporters(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The span exporters the standard OTEL_* variables ask for; empty: tracing is off.
+
+    OTEL_TRACES_EXPORTER names them (otlp, console; none); an OTLP endpoint alone means otlp;
+    OTEL_SDK_DISABLED=true turns everything off. Unlike the SDK, nothing set means off.
+    """
+    if (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+        return ()
+    raw = (env.get("OTEL_TRACES_EXPORTER") or "").strip().lower()
+    if not raw:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        return ("otlp",) if endpoint else ()
+    names = tuple(n.strip() for n in raw.split(",") if n.strip() and n.strip() != "none")
+    unknown = [n for n in names if n not in TRACE_EXPORTERS]
+    if unknown:
+        raise ValueError(
+            f"OTEL_TRACES_EXPORTER: unsupported exporter {unknown[0]!r}; "
+            f"use {', '.join(TRACE_EXPORTERS)} or none"
+        )
+    return names
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,12 @@ class Settings:
     db_reserved_connections: int = 10
     # uvicorn's event loop: auto (uvloop when installed, as it is), uvloop or asyncio.
     event_loop: str = "auto"
+    # --- metrics and tracing ---
+    metrics: bool = True
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_max_operation_names: int = 200
+    # OpenTelemetry span exporters from OTEL_TRACES_EXPORTER (tracing.py); empty: tracing off.
+    trace_exporters: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +219,16 @@ class Settings:
                 env, "DB_RESERVED_CONNECTIONS", cls.db_reserved_connections
             ),
             event_loop=event_loop,
+            # --- metrics and tracing ---
+            # Off in production unless switched on, or protected by a token.
+            metrics=_bool(
+                env, "METRICS", environment != "production" or bool(env.get("METRICS_TOKEN"))
+            ),
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            metrics_max_operation_names=_int(
+                env, "METRICS_MAX_OPERATION_NAMES", cls.metrics_max_operation_names
+            ),
+            trace_exporters=_trace_exporters(env),
         )
 
     @property
@@ -204,6 +245,10 @@ class Settings:
         """
         usable = max(1, self.db_max_connections - self.db_reserved_connections)
         return max(1, min(self.db_pool_size, usable // max(1, self.workers)))
+
+    @property
+    def tracing(self) -> bool:
+        return bool(self.trace_exporters)
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from gql_service import idempotency
+from gql_service import idempotency, metrics
 from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
 from gql_service.errors import ValidationFailedError
 from gql_service.repositories import Repository
@@ -74,10 +74,12 @@ class UnitOfWork:
                     if not reconnected and is_dead_connection(exc) and not outcome_unknown(exc):
                         # Not applied: the server dropped the transaction with the connection.
                         reconnected = True
+                        metrics.note_retry("dead_connection")
                         log.info("retrying transaction on a fresh connection after %s", exc)
                         continue
                     if not is_retryable(exc) or attempt >= self.max_attempts:
                         raise
+                    metrics.note_retry("contention")
                     log.info("retrying transaction after %s (attempt %d)", exc, attempt)
             # Jittered exponential back-off keeps retrying writers from marching in step.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))

@@ -21,6 +21,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
+from gql_service import metrics
 from gql_service.graphiql import page_html
 from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context
@@ -81,6 +82,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 schema.gate,
                 schema.compilers,
                 schema.known_reads,
+                schema.tracer,
             )
             if settings.compiled_reads and isinstance(schema, Schema)
             else None
@@ -120,9 +122,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 response = await self.run(request)
         except HTTPException as exc:
             # A malformed request still gets a GraphQL error with a code, never plain text.
+            code = CODE_BY_STATUS.get(exc.status_code, "BAD_REQUEST")
+            metrics.note_refusal([code])
             response = refusal(
                 exc.status_code,
-                CODE_BY_STATUS.get(exc.status_code, "BAD_REQUEST"),
+                code,
                 http_message(exc),
                 language=language_of(scope),
                 headers={REQUEST_ID_HEADER: request_id},

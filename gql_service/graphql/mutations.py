@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from gql_service import quote_services, services
+from gql_service import metrics, quote_services, services
 from gql_service.errors import ValidationFailedError
 from gql_service.graphql.errors import user_errors
 from gql_service.graphql.ids import decode_id, decode_optional_id
@@ -69,6 +69,7 @@ async def respond(
             raise IdempotencyKeyTakenError(claim.key)
         result = await call(info.context.unit_of_work())
     except ValidationFailedError as exc:
+        metrics.note_user_errors([v.code.name for v in exc.violations])
         return payload(errors=user_errors(exc, info.context.language))
     except IdempotencyKeyTakenError as exc:
         # The HTTP layer answers with the stored response instead of this execution's.

@@ -6,7 +6,7 @@ import dataclasses
 import datetime
 import decimal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -34,6 +34,9 @@ from gql_service.settings import Settings
 
 # Output is RFC 3339's date-time and full-date (a profile of ISO 8601).
 RFC_3339 = "https://datatracker.ietf.org/doc/html/rfc3339#section-5.6"
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 # The built-in scalars, described as this API uses them.
 SCALARS: dict[object, Any] = {
@@ -81,6 +84,8 @@ class Schema(strawberry.Schema):
     gate: Gate
     compilers: Compilers
     known_reads: KnownReads
+    # The operation spans' tracer when tracing is on (the fast lane makes them too).
+    tracer: Tracer | None
 
     def as_str(self) -> str:
         # strawberry's printer leaves the schema description out; graphql-core's prints it.
@@ -96,7 +101,9 @@ class Schema(strawberry.Schema):
         return None
 
 
-def build_schema(settings: Settings | None = None) -> Schema:
+def build_schema(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> Schema:
     settings = settings or Settings()
     gate, compilers, known = Gate(settings), Compilers(settings), KnownReads()
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -108,6 +115,17 @@ def build_schema(settings: Settings | None = None) -> Schema:
         # Last: it answers admitted, authorized queries before execution.
         compiled_reads(compilers, known),
     ]
+    tracer = None
+    if settings.metrics:
+        from gql_service.graphql.observability import RecordMetrics
+
+        extensions.insert(0, RecordMetrics)  # first: it sees the final, masked errors
+    if tracer_provider is not None:
+        from gql_service.graphql.observability import tracing_extension
+        from gql_service.tracing import graphql_tracer
+
+        tracer = graphql_tracer(tracer_provider)
+        extensions.insert(0, tracing_extension(tracer))  # first: its span holds the others
     types: list[Any] = [Opportunity, Quote, OpportunityClose, QuoteClose, Competitor, *ERROR_TYPES]
     schema = Schema(
         query=Query,
@@ -121,4 +139,5 @@ def build_schema(settings: Settings | None = None) -> Schema:
     )
     schema._schema.description = DESCRIPTION
     schema.gate, schema.compilers, schema.known_reads = gate, compilers, known
+    schema.tracer = tracer
     return schema

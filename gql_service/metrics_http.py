@@ -1,0 +1,164 @@
+"""The metrics' HTTP side: the request middleware, ``GET /metrics``, pools and worker files.
+
+Several workers: ``prepare_multiprocess_dir()`` runs in ``serve`` before any worker starts and
+gives prometheus_client a fresh directory (PROMETHEUS_MULTIPROC_DIR: emptied if the operator
+named one, else a temporary one removed at exit). Each worker writes its values there; a scrape,
+whichever worker answers it, sums all workers' files, dead workers' counters included (a
+counter must not go back) and dead workers' gauges excluded (they are removed at scrape time).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+from prometheus_client.exposition import choose_encoder
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gql_service import metrics
+from gql_service.languages import language_of
+from gql_service.limits import refusal
+from gql_service.messages import msg
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")
+
+
+def prepare_multiprocess_dir(env: dict[str, str] | os._Environ[str]) -> Path | None:
+    """Point prometheus_client at an empty directory; return it if we created it (to remove)."""
+    named = env.get(MULTIPROC_ENV)
+    if named:
+        directory = Path(named)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):  # a previous server's values
+            stale.unlink()
+        return None
+    created = Path(tempfile.mkdtemp(prefix="gql_service-metrics-"))
+    env[MULTIPROC_ENV] = str(created)
+    return created
+
+
+def remove_multiprocess_dir(directory: Path | None) -> None:
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process: alive
+        return True
+    return True
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the live gauges (pool use, open subscriptions) of workers that have exited."""
+    for path in Path(directory).glob("gauge_live*.db"):
+        found = _LIVE_GAUGE_FILE.fullmatch(path.name)
+        if found and not _alive(int(found.group(1))):
+            multiprocess.mark_process_dead(int(found.group(1)), directory)  # type: ignore[no-untyped-call]
+
+
+def exposition(accept: str | None) -> tuple[bytes, str]:
+    """Every metric, in the format the scraper accepts; in multiprocess mode, all workers'."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    registry: CollectorRegistry = REGISTRY
+    if directory:
+        forget_dead_workers(directory)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+def metrics_endpoint(token: str | None) -> Any:
+    """``GET /metrics``; with ``token``, only for ``Authorization: Bearer <token>``."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def endpoint(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return refusal(
+                    401,
+                    "UNAUTHENTICATED",
+                    msg("The metrics need the bearer token configured as METRICS_TOKEN."),
+                    language=language_of(request.scope),
+                    headers={"www-authenticate": 'Bearer realm="gql_service metrics"'},
+                )
+        body, content_type = await run_in_threadpool(exposition, request.headers.get("accept"))
+        return Response(body, headers={"content-type": content_type})
+
+    return endpoint
+
+
+def observe_pool(engine: AsyncEngine, name: str) -> None:
+    """Keep the pool gauges of ``engine`` current: its size, and connections checked out."""
+    sync_engine = engine.sync_engine
+    size = getattr(sync_engine.pool, "size", None)
+    metrics.POOL_SIZE.labels(name).set(size() if callable(size) else 0)
+    checked_out = metrics.POOL_CHECKED_OUT.labels(name)
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checkout(*_: Any) -> None:
+        checked_out.inc()
+
+    @event.listens_for(sync_engine, "checkin")
+    def _checkin(*_: Any) -> None:
+        checked_out.dec()
+
+
+class RequestMetrics:
+    """Counts and times every request to ``path`` (the GraphQL endpoint), CORS preflights aside.
+
+    The layers inside fill the request's ``RequestRecord`` (metrics.CURRENT): the fast lane and
+    the schema extension name the operation and its error codes, mutations their user errors.
+    The browser page of GraphiQL (no operation, no error) is not counted.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str, max_operation_names: int) -> None:
+        self.app = app
+        self.path = path
+        self.names = metrics.OperationNames(max_operation_names)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        record = metrics.RequestRecord()
+        status = 500
+        replayed = False
+
+        async def send_status(message: Message) -> None:
+            nonlocal status, replayed
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                replayed = any(k == b"idempotent-replayed" for k, _ in message.get("headers", ()))
+            await send(message)
+
+        token = metrics.CURRENT.set(record)
+        finished = False  # a cancelled request (client gone) is not counted
+        try:
+            await self.app(scope, receive, send_status)
+            finished = True
+        except Exception:
+            finished = True
+            raise
+        finally:
+            metrics.CURRENT.reset(token)
+            record.replayed = replayed
+            if finished and (record.executed or record.codes or replayed or status >= 400):
+                metrics.observe(record, status, self.names)
