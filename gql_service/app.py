@@ -13,13 +13,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from gql_service.authentication import build_authenticator
 from gql_service.database import create_engine
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
+from gql_service.listener import live_broker
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.readiness import database_ready
 from gql_service.security_headers import SecurityHeaders
@@ -37,8 +38,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     engine = create_engine(settings)
     authenticator = build_authenticator(settings, engine)
+    broker = live_broker(settings, engine)
     endpoint = GraphQLEndpoint(
-        build_schema(settings), settings=settings, engine=engine, authenticator=authenticator
+        build_schema(settings),
+        settings=settings,
+        engine=engine,
+        authenticator=authenticator,
+        broker=broker,
     )
     outages = OutageLog()
 
@@ -61,6 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # (default 5 ms) lets the event loop take the interpreter back that much sooner.
         sys.setswitchinterval(0.001)
         yield
+        if broker is not None:
+            await broker.close()
         await engine.dispose()
 
     middleware = [
@@ -91,15 +99,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_age=600,
             ),
         )
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+    ]
+    if broker is not None:
+        routes.append(WebSocketRoute("/graphql", endpoint))
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/graphql", endpoint, methods=["GET", "POST"]),
-        ],
+        routes=routes,
         middleware=middleware,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.broker = broker
     return app

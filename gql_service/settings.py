@@ -96,6 +96,11 @@ class Settings:
     db_reserved_connections: int = 10
     # uvicorn's event loop: auto (uvloop when installed, as it is), uvloop or asyncio.
     event_loop: str = "auto"
+    # --- subscriptions ---
+    subscriptions: bool = True
+    max_subscriptions_per_connection: int = 20
+    max_websocket_connections: int = 500
+    connection_init_timeout_ms: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +193,17 @@ class Settings:
                 env, "DB_RESERVED_CONNECTIONS", cls.db_reserved_connections
             ),
             event_loop=event_loop,
+            # --- subscriptions ---
+            subscriptions=_bool(env, "SUBSCRIPTIONS", cls.subscriptions),
+            max_subscriptions_per_connection=_int(
+                env, "MAX_SUBSCRIPTIONS_PER_CONNECTION", cls.max_subscriptions_per_connection
+            ),
+            max_websocket_connections=_int(
+                env, "MAX_WEBSOCKET_CONNECTIONS", cls.max_websocket_connections
+            ),
+            connection_init_timeout_ms=_int(
+                env, "CONNECTION_INIT_TIMEOUT_MS", cls.connection_init_timeout_ms
+            ),
         )
 
     @property

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gql_service.announcements import Broker
 from gql_service.graphql.loaders import Loaders
 from gql_service.idempotency import Claim
 from gql_service.principal import Principal
@@ -31,6 +32,8 @@ class Context:
     # Why the request's credentials were not accepted; the authorization extension answers it.
     authentication_error: Exception | None = None
     idempotency: Claim | None = None
+    # This worker's subscribers of committed changes (None: subscriptions are off).
+    broker: Broker | None = None
     _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
     @property
@@ -47,6 +50,7 @@ class Context:
             max_attempts=self.settings.transaction_retries,
             claim=self.idempotency,
             before=self.reads.release,
+            broker=self.broker,
         )
 
     def refresh(self) -> None:
