@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from gql_service.authentication import build_authenticator
 from gql_service.database import create_engine
@@ -24,6 +24,7 @@ from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.languages import LanguageNegotiation
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
+from gql_service.listener import live_broker
 from gql_service.metrics_http import RequestMetrics, metrics_endpoint, observe_pool
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.readiness import database_ready
@@ -78,11 +79,13 @@ def create_app(
     if settings.metrics:
         observe_pool(engine, "default")
     authenticator = build_authenticator(settings, engine)
+    broker = live_broker(settings, engine)
     endpoint = GraphQLEndpoint(
         build_schema(settings, tracer_provider=tracer_provider),
         settings=settings,
         engine=engine,
         authenticator=authenticator,
+        broker=broker,
     )
     outages = OutageLog()
 
@@ -105,6 +108,8 @@ def create_app(
         # (default 5 ms) lets the event loop take the interpreter back that much sooner.
         sys.setswitchinterval(0.001)
         yield
+        if broker is not None:
+            await broker.close()
         await engine.dispose()
         if tracer_provider is not None:
             tracer_provider.shutdown()  # sends the spans still in the batch
@@ -139,7 +144,7 @@ def create_app(
                 max_age=600,
             ),
         )
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", endpoint, methods=["GET", "POST"]),
@@ -161,6 +166,8 @@ def create_app(
         from gql_service.tracing import http_middleware
 
         middleware.insert(0, http_middleware(tracer_provider))
+    if broker is not None:
+        routes.append(WebSocketRoute("/graphql", endpoint))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -168,4 +175,5 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.broker = broker
     return app

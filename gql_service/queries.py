@@ -168,6 +168,18 @@ class Reader:
             grouped[row.opportunity_id].append((row, close))
         return grouped
 
+    async def quotes_stamped(self, opportunity_id: int, stamp: datetime) -> list[QuoteWithClose]:
+        """The opportunity's quotes that the transaction with clock ``stamp`` created or changed
+        (a write stamps each quote it touches with its clock: announcements.py)."""
+        stmt = _QUOTE_WITH_CLOSE.where(
+            QUOTE.c.opportunity_id == opportunity_id, QUOTE.c.modified_at == stamp
+        ).order_by(QUOTE.c.id)
+        rows = await self._all(stmt)
+        return [
+            (row, None if row.close_id is None else QuoteCloseValues._make(row[_QUOTE_COLUMNS:]))
+            for row in rows
+        ]
+
     async def closes_by_opportunity(
         self, opportunity_ids: Sequence[int]
     ) -> dict[int, list[OpportunityCloseRecord]]:

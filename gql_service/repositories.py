@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
+from gql_service.announcements import CHANNEL
 from gql_service.errors import ValidationFailedError, not_found
 from gql_service.messages import msg
 from gql_service.models import (
@@ -73,6 +74,26 @@ _LOCK_OPPORTUNITY = (
 _LOCK_OPPORTUNITY_AT_VERSION = _LOCK_OPPORTUNITY.where(
     _OPPORTUNITY.c.version == bindparam("p_version")
 )
+
+
+def _announcement() -> ColumnElement[Any]:
+    """``pg_notify(channel, '<id> <modified_at in epoch µs>')`` of the locked row (PostgreSQL).
+
+    In the locking UPDATE's RETURNING list, the announcement costs no statement of its own, and
+    it belongs to the transaction: PostgreSQL delivers it on commit and drops it on rollback.
+    The stamp is the transaction's clock, which every quote the transaction touches also gets
+    as ``modified_at`` (announcements.py).
+    """
+    stamp = sa.cast(sa.extract("epoch", _OPPORTUNITY.c.modified_at) * 1_000_000, sa.BigInteger)
+    payload = sa.cast(_OPPORTUNITY.c.id, sa.Text) + " " + sa.cast(stamp, sa.Text)
+    return sa.func.pg_notify(CHANNEL, payload).label("announced")
+
+
+_ANNOUNCEMENT = _announcement()
+_LOCK_ANNOUNCED = {
+    False: _LOCK_OPPORTUNITY.returning(_ANNOUNCEMENT),
+    True: _LOCK_OPPORTUNITY_AT_VERSION.returning(_ANNOUNCEMENT),
+}
 
 _CLOSE_OPPORTUNITY = (
     sa.update(_OPPORTUNITY)
@@ -156,10 +177,16 @@ def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Upd
 class Repository:
     """Statements of one transaction, stamped with its actor and clock."""
 
-    def __init__(self, session: AsyncSession, *, actor: str, now: datetime) -> None:
+    def __init__(
+        self, session: AsyncSession, *, actor: str, now: datetime, announce: bool = False
+    ) -> None:
         self.session = session
         self.actor = actor
         self.now = now
+        # True: the locking UPDATE also sends the change's NOTIFY (PostgreSQL, subscriptions on).
+        self.announce = announce
+        # The opportunities this transaction locked, and so changed (stamped ``now``).
+        self.changed: set[int] = set()
 
     @property
     def today(self) -> date:
@@ -192,14 +219,18 @@ class Repository:
     ) -> OpportunityRecord:
         """``lock_opportunity`` with the same UPDATE, prebuilt, returning the row (no ORM)."""
         params: dict[str, Any] = {"p_id": opportunity_id, "p_now": self.now, "p_actor": self.actor}
-        stmt = _LOCK_OPPORTUNITY
-        if expected_version is not None:
-            stmt = _LOCK_OPPORTUNITY_AT_VERSION
+        at_version = expected_version is not None
+        if at_version:
             params["p_version"] = expected_version
+        if self.announce:
+            stmt = _LOCK_ANNOUNCED[at_version]
+        else:
+            stmt = _LOCK_OPPORTUNITY_AT_VERSION if at_version else _LOCK_OPPORTUNITY
         locked: OpportunityRecord | None = (
             await (await self._connection()).execute(stmt, params)
         ).one_or_none()
         if locked is not None:
+            self.changed.add(opportunity_id)
             return locked
         raise await self._not_locked(opportunity_id, expected_version, field)
 
@@ -249,7 +280,12 @@ class Repository:
             .returning(Opportunity)
             .execution_options(populate_existing=True)
         )
-        return (await self.session.scalars(stmt)).one_or_none()
+        if self.announce:
+            stmt = stmt.returning(_ANNOUNCEMENT)
+        locked = (await self.session.scalars(stmt)).one_or_none()
+        if locked is not None and locked.id is not None:
+            self.changed.add(locked.id)
+        return locked
 
     async def open_quotes(self, opportunity_id: int) -> list[Quote]:
         stmt = (

@@ -188,6 +188,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             header_timeout_s=settings.header_read_timeout_ms / 1000,
         ),
         "server_header": False,
+        # A WebSocket message is held to the request body's cap (uvicorn's default is 16 MiB).
+        "ws_max_size": settings.max_body_bytes,
         "loop": settings.event_loop,
         "log_config": logging_config(settings),
         "log_level": settings.log_level.lower(),

@@ -127,6 +127,11 @@ class Settings:
     metrics_max_operation_names: int = 200
     # OpenTelemetry span exporters from OTEL_TRACES_EXPORTER (tracing.py); empty: tracing off.
     trace_exporters: tuple[str, ...] = ()
+    # --- subscriptions ---
+    subscriptions: bool = True
+    max_subscriptions_per_connection: int = 20
+    max_websocket_connections: int = 500
+    connection_init_timeout_ms: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -229,6 +234,17 @@ class Settings:
                 env, "METRICS_MAX_OPERATION_NAMES", cls.metrics_max_operation_names
             ),
             trace_exporters=_trace_exporters(env),
+            # --- subscriptions ---
+            subscriptions=_bool(env, "SUBSCRIPTIONS", cls.subscriptions),
+            max_subscriptions_per_connection=_int(
+                env, "MAX_SUBSCRIPTIONS_PER_CONNECTION", cls.max_subscriptions_per_connection
+            ),
+            max_websocket_connections=_int(
+                env, "MAX_WEBSOCKET_CONNECTIONS", cls.max_websocket_connections
+            ),
+            connection_init_timeout_ms=_int(
+                env, "CONNECTION_INIT_TIMEOUT_MS", cls.connection_init_timeout_ms
+            ),
         )
 
     @property

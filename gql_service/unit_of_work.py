@@ -12,6 +12,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gql_service import idempotency, metrics
+from gql_service.announcements import Broker
 from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
 from gql_service.errors import ValidationFailedError
 from gql_service.repositories import Repository
@@ -29,7 +30,9 @@ class UnitOfWork:
     a connection that turned out dead before the commit (nothing pings pooled connections). With
     an idempotency ``claim`` not yet committed, the transaction inserts it first, so the key is
     spent exactly when the work commits. ``before`` runs first (the request's read connection
-    is returned, so that the request never holds two).
+    is returned, so that the request never holds two). With a ``broker``, the opportunities
+    the work changed are announced to subscribers: by the transaction's own NOTIFY on
+    PostgreSQL, by the broker once committed otherwise (announcements.py).
     """
 
     def __init__(
@@ -40,12 +43,14 @@ class UnitOfWork:
         max_attempts: int = 8,
         claim: idempotency.Claim | None = None,
         before: Callable[[], Awaitable[None]] | None = None,
+        broker: Broker | None = None,
     ) -> None:
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
         self.actor = actor
         self.max_attempts = max(1, max_attempts)
         self.claim = claim
         self.before = before
+        self.broker = broker
 
     async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
         if self.before is not None:
@@ -61,14 +66,22 @@ class UnitOfWork:
                         if claim is not None:
                             # First statement: a twin request waits here, then finds it taken.
                             await idempotency.take(session, claim, now)
+                        repo = Repository(
+                            session,
+                            actor=self.actor,
+                            now=now,
+                            announce=self.broker is not None and self.broker.in_transaction,
+                        )
                         try:
-                            result = await work(Repository(session, actor=self.actor, now=now))
+                            result = await work(repo)
                         except ValidationFailedError:
                             # Keep what the violations refer to readable after the rollback.
                             session.expunge_all()
                             raise
                     if claim is not None:
                         claim.committed = True
+                    if self.broker is not None:
+                        self.broker.committed(repo.changed, now)
                     return result
                 except Exception as exc:
                     if not reconnected and is_dead_connection(exc) and not outcome_unknown(exc):

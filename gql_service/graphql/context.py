@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gql_service.announcements import Broker
 from gql_service.graphql.loaders import Loaders
 from gql_service.idempotency import Claim
 from gql_service.languages import DEFAULT, Language
@@ -34,6 +35,8 @@ class Context:
     idempotency: Claim | None = None
     # The language of messages, negotiated once from Accept-Language (languages.py).
     language: Language = DEFAULT
+    # This worker's subscribers of committed changes (None: subscriptions are off).
+    broker: Broker | None = None
     _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
     @property
@@ -50,6 +53,7 @@ class Context:
             max_attempts=self.settings.transaction_retries,
             claim=self.idempotency,
             before=self.reads.release,
+            broker=self.broker,
         )
 
     def refresh(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -13,15 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from gql_service import metrics
+from gql_service.announcements import Broker
 from gql_service.graphiql import page_html
 from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context
@@ -32,6 +36,7 @@ from gql_service.graphql.negotiation import GRAPHQL_RESPONSE_JSON, JSON, media_t
 from gql_service.graphql.persisted import PersistedQueries, PersistedQueryError, Resolved
 from gql_service.graphql.request_body import RequestData, decode_json, request_data
 from gql_service.graphql.schema import Schema
+from gql_service.graphql.websocket import TransportWSHandler, WebSocketAdapter
 from gql_service.languages import language_of
 from gql_service.limits import refusal
 from gql_service.messages import msg
@@ -58,7 +63,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     A client that accepts ``application/graphql-response+json`` gets that media type, and a
     request that fails before execution (parse or validation error) gets status 400 with no
     ``data`` entry; everyone else gets ``application/json`` with status 200.
+
+    With a ``broker``, WebSockets on the same path speak graphql-transport-ws (websocket.py).
     """
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = WebSocketAdapter
 
     def __init__(
         self,
@@ -67,8 +77,20 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         settings: Settings,
         engine: AsyncEngine,
         authenticator: Authenticator,
+        broker: Broker | None = None,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(
+                milliseconds=settings.connection_init_timeout_ms
+            ),
+            max_subscriptions_per_connection=None,  # counted, with a code, by the handler
+            allowed_origins=settings.cors_origins,
+        )
+        self.broker = broker
+        self.websockets = 0
         self.settings = settings
         self.engine = engine
         self.authenticator = authenticator
@@ -99,7 +121,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.idempotency = IdempotentRequests(engine, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            await self._serve_websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":  # pragma: no cover - Starlette routes only these two here
             await super().__call__(scope, receive, send)
             return
         request_id = uuid.uuid4().hex
@@ -110,6 +135,29 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         finally:
             # Also on errors, cancellation and client disconnects: no connection leaks.
             await reads.close()
+
+    async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive=receive, send=send)
+        if self.websockets >= self.settings.max_websocket_connections:
+            # Refused before the handshake completes: HTTP 503, as for too many requests.
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                await websocket.close(code=1013)  # pragma: no cover - uvicorn has the extension
+                return
+            await websocket.send_denial_response(
+                refusal(
+                    503,
+                    "SERVICE_UNAVAILABLE",
+                    msg("Too many WebSocket connections; retry shortly."),
+                    language=language_of(scope),
+                    headers={"retry-after": "1"},
+                )
+            )
+            return
+        self.websockets += 1
+        try:
+            await self.run(websocket)
+        finally:
+            self.websockets -= 1
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         request = Request(scope, receive)
@@ -207,6 +255,21 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         await self.persisted.register(resolved.register, resolved.query)
 
     async def get_context(self, request: Any, response: Any) -> Context:
+        if isinstance(request, WebSocket):
+            # The principal is set by connection_init; each operation gets its own reads.
+            connection_reads = ReadSession(self.engine)
+            return Context(
+                request=request,  # type: ignore[arg-type]
+                response=Response(),
+                settings=self.settings,
+                engine=self.engine,
+                reads=connection_reads,
+                reader=Reader(connection_reads),
+                principal=NOBODY,
+                request_id=uuid.uuid4().hex,
+                language=language_of(request.scope),
+                broker=self.broker,
+            )
         request_id = request.state.request_id
         response.headers[REQUEST_ID_HEADER] = request_id
         principal, failure = NOBODY, None
@@ -228,6 +291,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             language=language_of(request.scope),
             # A refused caller claims nothing: the authorization extension answers first.
             idempotency=None if failure else await self.idempotency.claim(request, principal.name),
+            broker=self.broker,
         )
 
     def encode_json(self, data: object) -> bytes:

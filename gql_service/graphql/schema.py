@@ -29,6 +29,7 @@ from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
 from gql_service.graphql.known_reads import KnownReads
 from gql_service.graphql.mutations import Mutation
 from gql_service.graphql.query import Query
+from gql_service.graphql.subscription import Subscription
 from gql_service.graphql.types import Competitor, Opportunity, OpportunityClose, Quote, QuoteClose
 from gql_service.settings import Settings
 
@@ -130,6 +131,7 @@ def build_schema(
     schema = Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=types,
         extensions=extensions,
         # Not sort_schema=True: strawberry 0.341 then resolves union members against the

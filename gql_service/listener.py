@@ -1,0 +1,109 @@
+"""One LISTEN connection per worker process, outside the request pools, kept alive.
+
+It is opened when the first subscriber arrives and stays open until the app shuts down. A
+lost connection is opened again with growing pauses (0.1 s up to 5 s); once it listens again,
+every subscriber is told that changes may have been missed. A connection that stops answering
+is noticed by a check query after ``CHECK_SECONDS`` of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_service.announcements import CHANNEL, Broker, BrokerUnavailableError, decode
+from gql_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 30.0
+RETRY_PAUSES = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+def conninfo(url: URL) -> str:
+    """libpq's URL for an SQLAlchemy ``postgresql+psycopg://`` URL."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresListener:
+    """LISTENs on ``CHANNEL`` and publishes each notification to ``broker``."""
+
+    def __init__(self, url: URL, *, connect_timeout_s: float) -> None:
+        self.conninfo = conninfo(url)
+        self.connect_timeout_s = connect_timeout_s
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._broker: Broker | None = None
+
+    async def start(self, broker: Broker) -> None:
+        """Start listening (once) and wait until the LISTEN is in place."""
+        self._broker = broker
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="gql_service listener")
+        if self._ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._ready.wait(), self.connect_timeout_s * 2)
+        except TimeoutError as exc:
+            raise BrokerUnavailableError("the database does not answer the listener") from exc
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        listened_before = False
+        while True:
+            try:
+                async with await asyncio.wait_for(
+                    psycopg.AsyncConnection.connect(self.conninfo, autocommit=True),
+                    self.connect_timeout_s,
+                ) as connection:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    self._ready.set()
+                    if listened_before and self._broker is not None:
+                        self._broker.resync()
+                    listened_before, failures = True, 0
+                    await self._receive(connection)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._ready.clear()
+                pause = RETRY_PAUSES[min(failures, len(RETRY_PAUSES) - 1)]
+                failures += 1
+                log.warning(
+                    "listener connection lost (%s); reconnecting in %.1f s",
+                    type(exc).__name__,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+
+    async def _receive(self, connection: psycopg.AsyncConnection[object]) -> None:
+        while True:
+            async for notify in connection.notifies(timeout=CHECK_SECONDS):
+                change = decode(notify.payload)
+                if change is not None and self._broker is not None:
+                    self._broker.publish(change)
+            # Silence: make sure the connection still answers.
+            await asyncio.wait_for(connection.execute("SELECT 1"), self.connect_timeout_s)
+
+
+def live_broker(settings: Settings, engine: AsyncEngine) -> Broker | None:
+    """This worker's broker: fed by a LISTEN on PostgreSQL, in-process on SQLite; None when
+    subscriptions are off (then writes announce nothing and cost nothing more)."""
+    if not settings.subscriptions:
+        return None
+    if engine.dialect.name != "postgresql":
+        return Broker()
+    return Broker(
+        PostgresListener(engine.url, connect_timeout_s=settings.db_connect_timeout_ms / 1000)
+    )
