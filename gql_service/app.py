@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from gql_service.authentication import build_authenticator
 from gql_service.database import create_engine
+from gql_service.frontend import app_routes
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", endpoint, methods=["GET", "POST"]),
+            *(app_routes() if settings.app_page else []),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -96,6 +96,9 @@ class Settings:
     db_reserved_connections: int = 10
     # uvicorn's event loop: auto (uvloop when installed, as it is), uvloop or asyncio.
     event_loop: str = "auto"
+    # --- the close-opportunity page ---
+    # Serve the page at /app (it calls /graphql with the user's own credentials).
+    app_page: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +191,8 @@ class Settings:
                 env, "DB_RESERVED_CONNECTIONS", cls.db_reserved_connections
             ),
             event_loop=event_loop,
+            # --- the close-opportunity page ---
+            app_page=_bool(env, "APP_PAGE", cls.app_page),
         )
 
     @property
