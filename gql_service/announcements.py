@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from gql_service import metrics
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "gql_service_changes"
@@ -149,10 +151,12 @@ class Broker:
         """
         subscription = Subscription(opportunity_id)
         self._subscribers.setdefault(opportunity_id, set()).add(subscription)
+        metrics.SUBSCRIPTIONS_OPEN.inc()
         try:
             await self.start()
             yield subscription
         finally:
+            metrics.SUBSCRIPTIONS_OPEN.dec()
             subscribers = self._subscribers.get(opportunity_id)
             if subscribers is not None:
                 subscribers.discard(subscription)

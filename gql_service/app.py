@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from gql_service.authentication import build_authenticator
 from gql_service.database import create_engine
+from gql_service.frontend import app_routes
 from gql_service.graphiql import PREFIX as GRAPHIQL_FILES
 from gql_service.graphiql import GraphiQLFiles
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
@@ -168,6 +169,8 @@ def create_app(
         middleware.insert(0, http_middleware(tracer_provider))
     if broker is not None:
         routes.append(WebSocketRoute("/graphql", endpoint))
+    if settings.app_page:
+        routes.extend(app_routes())
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -132,6 +132,9 @@ class Settings:
     max_subscriptions_per_connection: int = 20
     max_websocket_connections: int = 500
     connection_init_timeout_ms: int = 10_000
+    # --- the close-opportunity page ---
+    # Serve the page at /app (it calls /graphql with the user's own credentials).
+    app_page: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -245,6 +248,8 @@ class Settings:
             connection_init_timeout_ms=_int(
                 env, "CONNECTION_INIT_TIMEOUT_MS", cls.connection_init_timeout_ms
             ),
+            # --- the close-opportunity page ---
+            app_page=_bool(env, "APP_PAGE", cls.app_page),
         )
 
     @property
