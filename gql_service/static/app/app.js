@@ -6,8 +6,8 @@ const PAGE_SIZE = 10;
 const LANG = document.documentElement.lang || "en";
 const TOKEN_KEY = "gql_service.token";
 
-const USER_ERROR = `__typename ... on UserError { code message field }
-  ... on OpportunityHasOpenQuotesError { openQuotes { id quoteNumber name state } }`;
+const USER_ERROR = "__typename ... on UserError { code message field }";
+const BLOCKING = "... on OpportunityHasOpenQuotesError { openQuotes { id quoteNumber name state } }";
 
 const QUOTE_FIELDS = "id quoteNumber revisionNumber name state statusReason totalAmount currencyCode version";
 
@@ -42,7 +42,7 @@ const CREATE_OPPORTUNITY = `mutation PageCreateOpportunity($input: CreateOpportu
 }`;
 
 const CREATE_QUOTE = `mutation PageCreateQuote($input: CreateQuoteInput!) {
-  createQuote(input: $input) { quote { id } errors { ${USER_ERROR} } }
+  createQuote(input: $input) { quote { id opportunity { version } } errors { ${USER_ERROR} } }
 }`;
 
 const CLOSE_QUOTES = `mutation PageCloseQuotes($input: CloseQuotesInput!) {
@@ -50,7 +50,7 @@ const CLOSE_QUOTES = `mutation PageCloseQuotes($input: CloseQuotesInput!) {
 }`;
 
 const CLOSE_OPPORTUNITY = `mutation PageCloseOpportunity($input: CloseOpportunityInput!) {
-  closeOpportunity(input: $input) { opportunity { version } errors { ${USER_ERROR} } }
+  closeOpportunity(input: $input) { opportunity { version } errors { ${USER_ERROR} ${BLOCKING} } }
 }`;
 
 const REOPEN = `mutation PageReopenOpportunity($input: ReopenOpportunityInput!) {
@@ -75,6 +75,7 @@ const state = {
   page: { first: PAGE_SIZE },
   pageInfo: null,
   current: null, // the opportunity shown, as last read
+  ownVersions: new Set(), // versions of it that this page's own writes made
   subscriptions: [],
 };
 
@@ -284,6 +285,7 @@ async function openOpportunity(id) {
   ];
   $("#live-notice").hidden = true;
   $("#action-errors").textContent = "";
+  state.ownVersions = new Set();
   await loadDetail(id);
   for (const row of document.querySelectorAll("#opportunities tr[data-id]")) {
     row.classList.toggle("selected", row.dataset.id === id);
@@ -302,14 +304,24 @@ async function refresh() {
   await loadList();
 }
 
+// A change announced live is a colleague's unless this page's own write made that version. The
+// announcement can overtake the write's own response: then the notice is taken back.
 function onOpportunityChanged(changed) {
   if (!state.current || changed.id !== state.current.id) return;
-  if (changed.version > state.current.version) {
+  if (changed.version > state.current.version && !state.ownVersions.has(changed.version)) {
     const notice = $("#live-notice");
     notice.textContent = text("changedByColleague", { user: changed.modifiedBy });
+    notice.dataset.version = String(changed.version);
     notice.hidden = false;
   }
   refresh();
+}
+
+function wrote(version) {
+  state.ownVersions.add(version);
+  const notice = $("#live-notice");
+  if (notice.dataset.version === String(version)) notice.hidden = true;
+  if (state.current && version > state.current.version) state.current.version = version;
 }
 
 function renderDetail(o) {
@@ -381,7 +393,7 @@ async function closeQuotes() {
     $("#action-errors").textContent = payload.errors.map((e) => e.message).join(" ");
     return false;
   }
-  state.current.version = payload.opportunity.version;
+  wrote(payload.opportunity.version);
   $("#action-errors").textContent = text("quotesClosed", { count: payload.closedQuotes.length });
   await refresh();
   return true;
@@ -396,7 +408,7 @@ async function reopen() {
     $("#action-errors").textContent = payload.errors.map((e) => e.message).join(" ");
     return;
   }
-  state.current.version = payload.opportunity.version;
+  wrote(payload.opportunity.version);
   $("#action-errors").textContent = "";
   await refresh();
 }
@@ -406,9 +418,15 @@ function fillReasons(outcome) {
   select.replaceChildren(...state.reasons[outcome].map((r) => element("option", { value: r.value }, r.label)));
 }
 
+// "12000.0000" (the API's Decimal) as a person types it: "12000.00".
+function editableAmount(amount) {
+  return amount.replace(/(\.\d\d\d*?)0+$/, "$1");
+}
+
 function prefillRevenue(outcome) {
   const field = $("#close-form").elements.actualRevenue;
-  field.value = outcome === "WON" && state.current.estimatedRevenue !== null ? state.current.estimatedRevenue : "";
+  const estimated = state.current.estimatedRevenue;
+  field.value = outcome === "WON" && estimated !== null ? editableAmount(estimated) : "";
 }
 
 function openCloseDialog() {
@@ -442,7 +460,7 @@ async function submitClose(form) {
     showErrors(form, payload.errors);
     return;
   }
-  state.current.version = payload.opportunity.version;
+  wrote(payload.opportunity.version);
   $("#close-dialog").close();
   await refresh();
 }
@@ -480,6 +498,7 @@ async function submitQuote(form) {
     showErrors(form, payload.errors);
     return;
   }
+  wrote(payload.quote.opportunity.version);
   form.reset();
   await refresh();
 }

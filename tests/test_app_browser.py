@@ -1,0 +1,214 @@
+"""The close-opportunity page (/app) in a real headless Chromium, on both engines.
+
+Two browsers watch one opportunity: a Latvian user works through the whole close flow (create,
+add a quote, try to close, see the refusal with the blocking quote and the field error, close
+the quotes, close as Lost / Out-Sold, reopen) while an English colleague's page follows every
+step live, over the subscription. Each step is saved as a screenshot under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.browser import OfflinePage, origin_of
+from tests.conftest import TEMPLATE_DB
+from tests.subprocess_server import LiveServer, live_server
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_template: str | None,
+) -> Iterator[str]:
+    """A fresh migrated database of each engine (no demo data: the test makes its own)."""
+    if request.param == "sqlite":
+        path = tmp_path / "app.sqlite3"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if postgres_template is None:
+        pytest.skip("PostgreSQL is not installed here (set CI=true to make this a failure)")
+    name = f"app_{uuid.uuid4().hex[:12]}"
+    yield f"{postgres_template}/{name}"
+
+
+@pytest.fixture
+async def server(
+    database_url: str, postgres_template: str | None, tmp_path: Path
+) -> AsyncIterator[LiveServer]:
+    admin = None
+    if database_url.startswith("postgresql"):
+        assert postgres_template is not None
+        name = database_url.rsplit("/", 1)[1]
+        admin = create_async_engine(f"{postgres_template}/postgres", isolation_level="AUTOCOMMIT")
+        async with admin.connect() as connection:
+            await connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
+    try:
+        with live_server(database_url, tmp_path / "server.log") as live:
+            yield live
+    finally:
+        if admin is not None:
+            async with admin.connect() as connection:
+                await connection.execute(
+                    text(f"DROP DATABASE IF EXISTS {database_url.rsplit('/', 1)[1]} WITH (FORCE)")
+                )
+            await admin.dispose()
+
+
+async def open_page(
+    browser: Browser, server: LiveServer, locale: str, shots: Path
+) -> tuple[BrowserContext, OfflinePage]:
+    origin = f"http://{server.host}:{server.port}"
+    context = await browser.new_context(
+        base_url=origin, locale=locale, viewport={"width": 1280, "height": 900}
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    offline = OfflinePage(page, origin, shots)
+
+    async def only_the_server(route) -> None:  # type: ignore[no-untyped-def]
+        if origin_of(route.request.url) == origin:
+            await route.continue_()
+        else:
+            offline.blocked.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await context.route("**/*", only_the_server)
+    page.on("pageerror", lambda exc: offline.errors.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: offline.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+    )
+    await page.goto("/app/")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await expect(page.locator("#live-status")).to_have_attribute("data-state", "on")
+    return context, offline
+
+
+def detail(page: Page, field: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'#detail-fields dd[data-field="{field}"]')
+
+
+async def test_the_close_flow_in_two_browsers(
+    browser: Browser, server: LiveServer, screenshots: Path
+) -> None:
+    (screenshots / "lv").mkdir()
+    (screenshots / "en").mkdir()
+    context_lv, user = await open_page(browser, server, "lv-LV", screenshots / "lv")
+    context_en, colleague = await open_page(browser, server, "en-GB", screenshots / "en")
+    page, other = user.page, colleague.page
+    name = f"Rail signalling {uuid.uuid4().hex[:6]}"
+    try:
+        # The page speaks the browser's language.
+        await expect(page.locator("h1")).to_have_text("Iespējas slēgšana")
+        await expect(other.locator("h1")).to_have_text("Close an opportunity")
+
+        # Create an opportunity and a draft quote.
+        await page.click("#new-opportunity")
+        form = page.locator("#create-form")
+        await form.locator('[name="name"]').fill(name)
+        await form.locator('[name="customerName"]').fill("Baltic Rail")
+        await form.locator('[name="estimatedRevenue"]').fill("12000.00")
+        await form.locator('button[type="submit"]').click()
+        await expect(page.locator("#detail-name")).to_have_text(name)
+        await expect(detail(page, "state")).to_have_text("Atvērta")
+        await page.locator('#quote-form [name="name"]').fill("Signalling, phase 1")
+        await page.locator('#quote-form [name="totalAmount"]').fill("11000.00")
+        await page.locator('#quote-form button[type="submit"]').click()
+        await expect(page.locator("#quotes tbody tr[data-quote-id]")).to_have_count(1)
+        await user.screenshot("created")
+
+        # The colleague loads the list again and opens the same opportunity.
+        await other.reload()
+        await expect(other.locator("body")).to_have_attribute("data-ready", "true")
+        await other.locator("#opportunities tbody tr", has_text=name).click()
+        await expect(other.locator("#detail-name")).to_have_text(name)
+        await expect(other.locator("#quotes tbody tr[data-quote-id]")).to_have_count(1)
+        await colleague.screenshot("opened")
+
+        # Try to close as Won with a negative revenue: the error stands next to its field.
+        await page.click("#open-close-dialog")
+        dialog = page.locator("#close-dialog")
+        await expect(dialog).to_be_visible()
+        close_date = await dialog.locator('[name="closeDate"]').input_value()
+        assert len(close_date) == 10  # today, prefilled
+        await expect(dialog.locator('[name="actualRevenue"]')).to_have_value("12000.00")
+        await dialog.locator('[name="actualRevenue"]').fill("-5")
+        await dialog.locator("#confirm-close").click()
+        revenue_error = dialog.locator('[data-error-for="actualRevenue"]')
+        await expect(revenue_error).to_have_attribute("data-code", "INVALID_VALUE")
+        await expect(revenue_error).to_have_text("Nedrīkst būt negatīvs.")
+        await user.screenshot("field-error")
+
+        # With a valid revenue the open quote refuses the close, and the dialog lists it.
+        await dialog.locator('[name="actualRevenue"]').fill("11500.00")
+        await dialog.locator("#confirm-close").click()
+        blocking = dialog.locator("#blocking-quotes")
+        await expect(blocking).to_be_visible()
+        await expect(revenue_error).to_be_empty()
+        await expect(blocking.locator("li")).to_have_count(1)
+        await expect(blocking.locator("li")).to_contain_text("Signalling, phase 1")
+        await expect(blocking.locator("#blocking-message")).to_have_attribute(
+            "data-code", "OPPORTUNITY_HAS_OPEN_QUOTES"
+        )
+        await user.screenshot("refused")
+
+        # Close the quotes from the dialog; the colleague sees the quote close.
+        await dialog.locator("#dialog-close-quotes").click()
+        await expect(blocking).to_be_hidden()
+        await expect(page.locator("#quotes td[data-field=state]")).to_have_text("Slēgts")
+        await expect(other.locator("#quotes td[data-field=state]")).to_have_text("Closed")
+        await colleague.screenshot("quotes-closed-live")
+
+        # Close as Lost / Out-Sold: only the outcome's reasons are offered.
+        await dialog.locator('input[name="outcome"][value="LOST"]').check()
+        reasons = dialog.locator('[name="statusReason"] option')
+        assert set(await reasons.evaluate_all("os => os.map(o => o.value)")) == {
+            "CANCELED",
+            "OUT_SOLD",
+        }
+        await expect(dialog.locator('[name="actualRevenue"]')).to_have_value("")
+        await dialog.locator('[name="statusReason"]').select_option("OUT_SOLD")
+        await dialog.locator('[name="description"]').fill("Lost on price.")
+        await user.screenshot("closing-as-lost")
+        await dialog.locator("#confirm-close").click()
+        await expect(dialog).to_be_hidden()
+        await expect(detail(page, "state")).to_have_text("Zaudēta")
+        await expect(page.locator("#close-history li")).to_have_count(1)
+        await user.screenshot("lost")
+
+        # The colleague's page follows, and says who changed it.
+        await expect(detail(other, "state")).to_have_text("Lost")
+        await expect(detail(other, "statusReason")).to_have_text("Out-sold")
+        await expect(other.locator("#live-notice")).to_be_visible()
+        await colleague.screenshot("lost-live")
+
+        # Reopen; the close record is canceled, and the colleague sees it open again.
+        await page.click("#reopen")
+        await expect(detail(page, "state")).to_have_text("Atvērta")
+        await expect(page.locator("#close-history li[data-state=CANCELED]")).to_have_count(1)
+        await expect(detail(other, "state")).to_have_text("Open")
+        await user.screenshot("reopened")
+        await colleague.screenshot("reopened-live")
+
+        # The user's own changes are not announced to the user as a colleague's.
+        await expect(page.locator("#live-notice")).to_be_hidden()
+        assert user.blocked == colleague.blocked == []
+        assert user.errors == colleague.errors == []
+    finally:
+        await context_lv.close()
+        await context_en.close()
