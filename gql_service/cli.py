@@ -110,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings)
     if args.command == "serve":
+        if settings.metrics:
+            from gql_service.metrics_dir import prepare_multiprocess_dir
+
+            # Before prometheus_client is imported: every worker writes its values there.
+            prepare_multiprocess_dir(os.environ)
         import uvicorn
 
         from gql_service.authentication import check_authentication_settings
@@ -124,27 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers = args.workers or settings.workers
         # Each worker sizes its pool from WORKERS (settings.pool_size_per_worker).
         os.environ["WORKERS"] = str(workers)
-        metrics_dir = None
-        if settings.metrics:
-            from gql_service.metrics_http import prepare_multiprocess_dir
-
-            # Before any worker imports prometheus_client: each writes its values there.
-            metrics_dir = prepare_multiprocess_dir(os.environ)
-        try:
-            uvicorn.run(
-                "gql_service.app:create_app",
-                factory=True,
-                host=args.host,
-                port=args.port,
-                workers=workers,
-                # Logging, limits and headers travel in the config to every worker process.
-                **uvicorn_options(settings),
-            )
-        finally:
-            if metrics_dir is not None:
-                from gql_service.metrics_http import remove_multiprocess_dir
-
-                remove_multiprocess_dir(metrics_dir)
+        uvicorn.run(
+            "gql_service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            # Logging, limits and headers travel in the config to every worker process.
+            **uvicorn_options(settings),
+        )
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
         print(f"database at head: {settings.database_url}")

@@ -1,8 +1,7 @@
 """The metrics' HTTP side: the request middleware, ``GET /metrics``, pools and worker files.
 
-Several workers: ``prepare_multiprocess_dir()`` runs in ``serve`` before any worker starts and
-gives prometheus_client a fresh directory (PROMETHEUS_MULTIPROC_DIR: emptied if the operator
-named one, else a temporary one removed at exit). Each worker writes its values there; a scrape,
+Several workers: ``serve`` gives prometheus_client a fresh directory before any worker starts
+(metrics_dir.py). Each worker writes its values there; a scrape,
 whichever worker answers it, sums all workers' files, dead workers' counters included (a
 counter must not go back) and dead workers' gauges excluded (they are removed at scrape time).
 """
@@ -12,8 +11,6 @@ from __future__ import annotations
 import hmac
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,45 +27,16 @@ from gql_service import metrics
 from gql_service.languages import language_of
 from gql_service.limits import refusal
 from gql_service.messages import msg
+from gql_service.metrics_dir import MULTIPROC_ENV, alive
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")
-
-
-def prepare_multiprocess_dir(env: dict[str, str] | os._Environ[str]) -> Path | None:
-    """Point prometheus_client at an empty directory; return it if we created it (to remove)."""
-    named = env.get(MULTIPROC_ENV)
-    if named:
-        directory = Path(named)
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):  # a previous server's values
-            stale.unlink()
-        return None
-    created = Path(tempfile.mkdtemp(prefix="gql_service-metrics-"))
-    env[MULTIPROC_ENV] = str(created)
-    return created
-
-
-def remove_multiprocess_dir(directory: Path | None) -> None:
-    if directory is not None:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - someone else's process: alive
-        return True
-    return True
 
 
 def forget_dead_workers(directory: str) -> None:
     """Drop the live gauges (pool use, open subscriptions) of workers that have exited."""
     for path in Path(directory).glob("gauge_live*.db"):
         found = _LIVE_GAUGE_FILE.fullmatch(path.name)
-        if found and not _alive(int(found.group(1))):
+        if found and not alive(int(found.group(1))):
             multiprocess.mark_process_dead(int(found.group(1)), directory)  # type: ignore[no-untyped-call]
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.subprocess_server import LiveServer, live_server
@@ -20,7 +21,7 @@ POOL_SIZE = 20  # each worker's pool with the defaults and 2 workers
 
 
 def worker_pids(directory: Path) -> set[int]:
-    """Workers that wrote live gauges (each worker sets its pool size as it starts)."""
+    """Processes that wrote live gauges: the workers, and the supervisor (all zero)."""
     found = (re.fullmatch(r"gauge_livesum_(\d+)\.db", p.name) for p in directory.iterdir())
     return {int(m.group(1)) for m in found if m}
 
@@ -74,7 +75,8 @@ def test_every_scrape_sums_both_workers_and_forgets_a_dead_workers_gauges(
         LOG_LEVEL="WARNING",
     ) as server:
         assert not (directory / "counter_1.db").exists()
-        wait_for(lambda: len(worker_pids(directory)) == 2, "two workers")
+        # Each worker sets its pool's size as it starts.
+        wait_for(lambda: scrape(server)[POOL] == 2 * POOL_SIZE, "two workers")
         for _ in range(REQUESTS):
             response = httpx.post(
                 f"http://{server.host}:{server.port}/graphql", json={"query": PROBE}, timeout=10
@@ -85,7 +87,7 @@ def test_every_scrape_sums_both_workers_and_forgets_a_dead_workers_gauges(
             assert found[PROBED] == REQUESTS
             assert found[POOL] == 2 * POOL_SIZE
 
-        victim = min(worker_pids(directory))
+        victim = min(worker_pids(directory) - {server.process.pid})
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: not alive(victim), "the worker to die")
         # The replacement worker counts once it has started; the dead one never again.
@@ -95,3 +97,25 @@ def test_every_scrape_sums_both_workers_and_forgets_a_dead_workers_gauges(
             assert found[PROBED] == REQUESTS  # counters keep the dead worker's counts
             assert found[POOL] == 2 * POOL_SIZE  # gauges count live workers only
         assert victim not in worker_pids(directory)
+
+
+def test_one_worker_counts_too_and_a_later_start_removes_the_old_directory(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    database = tmp_path / "one.sqlite3"
+    shutil.copyfile(sqlite_template, database)
+    url = f"sqlite+aiosqlite:///{database}"
+    with live_server(url, tmp_path / "first.log", LOG_LEVEL="WARNING") as server:
+        first = tmp_path / f"gql_service-metrics-{server.process.pid}"
+        assert first.is_dir()
+        response = httpx.post(
+            f"http://{server.host}:{server.port}/graphql", json={"query": PROBE}, timeout=10
+        )
+        assert response.status_code == 200
+        assert scrape(server)[PROBED] == 1
+    assert first.is_dir()  # uvicorn re-raises SIGTERM: nothing runs after it
+    with live_server(url, tmp_path / "second.log", LOG_LEVEL="WARNING") as server:
+        assert not first.exists()
+        assert (tmp_path / f"gql_service-metrics-{server.process.pid}").is_dir()
