@@ -166,6 +166,7 @@ async def test_a_change_written_through_one_server_reaches_a_subscriber_of_the_o
             await live(edit_opportunity, client, "o")
             await client.subscribe("q", QUOTES_CHANGED, id=opportunity)
             await live(edit_quote, client, "q")
+            assert await open_subscriptions(listen_at) == 2
             while (await client.data("o"))["version"] < _version(await _current(http, opportunity)):
                 pass  # the quote edits' announcements of the opportunity
 
@@ -194,6 +195,19 @@ async def test_a_change_written_through_one_server_reaches_a_subscriber_of_the_o
             assert (await client.data("o"))["state"] == "OPEN"
             # Neither the refused close, nor the close and the reopen, touched a quote.
             assert client.queue("q").empty()
+        for _ in range(100):  # the server ends the closed socket's subscriptions shortly
+            if await open_subscriptions(listen_at) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await open_subscriptions(listen_at) == 0
+
+
+async def open_subscriptions(base: str) -> int:
+    """The gql_subscriptions_open gauge that the server at ``base`` exposes on /metrics."""
+    async with httpx.AsyncClient(base_url=f"http://{base}", timeout=WAIT) as http:
+        exposition = (await http.get("/metrics")).text
+    [line] = [x for x in exposition.splitlines() if x.startswith("gql_subscriptions_open ")]
+    return int(float(line.split()[1]))
 
 
 async def _current(http: httpx.AsyncClient, opportunity: str) -> dict[str, Any]:
