@@ -38,6 +38,13 @@ async def test_graphiql_runs_a_query_without_any_other_host(offline_page: Offlin
     await offline_page.screenshot("default-tab")
 
     await page.eval_on_selector(EDITOR, "(node, query) => node.CodeMirror.setValue(query)", QUERY)
+    # GraphiQL takes the operation name from the editor a moment after an edit (debounced) and
+    # then saves its tabs; running before that would send the default tab's name.
+    await page.wait_for_function(
+        """() => (localStorage.getItem('graphiql:tabState') || '')
+            .includes('"operationName":"FromTheBrowser"')""",
+        timeout=30_000,
+    )
     await page.click(f"{EDITOR} .CodeMirror-code")
     await page.keyboard.press("Control+Enter")
     await page.wait_for_function(

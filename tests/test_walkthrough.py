@@ -15,6 +15,7 @@ from gql_service.seed import seed_demo
 from gql_service.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+OPERATION_NAME = re.compile(r"\s*(?:query|mutation) (\w+)")
 BLOCK = re.compile(r"```(graphql|json)\n(.*?)```", re.DOTALL)
 # Random on every run: quote numbers and close batch ids.
 RANDOM = [
@@ -54,6 +55,8 @@ def test_every_walkthrough_operation_shows_its_variables_and_selects_user_errors
     assert len(steps) >= 12
     for operation, variables, _ in steps:
         assert variables, operation
+        # Named, so that the operations show by name in /metrics, the logs and the traces.
+        assert OPERATION_NAME.match(operation), operation
         if operation.lstrip().startswith("mutation"):
             assert "... on UserError { code message field }" in operation, operation
 
@@ -76,4 +79,26 @@ async def test_the_readme_walkthrough_answers_as_written_on_the_demo_data(
             body.pop("extensions", None)
             assert response.status_code == 200
             assert _comparable(body) == _comparable(expected), f"operation {number}:\n{operation}"
+        # An operator's scrape afterwards shows every operation by name, type and outcome.
+        exposition = (await http.get("/metrics")).text
     await app.state.engine.dispose()
+    counted = {
+        (labels["operation"], labels["type"], labels["outcome"]): float(value)
+        for labels, value in requests_counted(exposition)
+    }
+    assert counted[("CreateQuote", "mutation", "ok")] >= 2
+    assert counted[("CloseOpportunity", "mutation", "user_error")] >= 1
+    assert counted[("CloseOpportunity", "mutation", "ok")] >= 1
+    assert counted[("Opportunity", "query", "ok")] >= 1
+    names = {OPERATION_NAME.match(operation)[1] for operation, _, _ in walkthrough_steps()}  # type: ignore[index]
+    assert names <= {name for name, _, _ in counted}
+
+
+def requests_counted(exposition: str) -> list[tuple[dict[str, str], str]]:
+    """The samples of gql_requests_total: their labels and values."""
+    samples = []
+    for line in exposition.splitlines():
+        if line.startswith("gql_requests_total{"):
+            labels, _, value = line.removeprefix("gql_requests_total{").partition("} ")
+            samples.append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), value))
+    return samples
