@@ -112,17 +112,10 @@ def screenshots(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-@pytest.fixture
-async def offline_page(
-    browser: Browser, demo_server: LiveServer, screenshots: Path
-) -> AsyncIterator[OfflinePage]:
-    """A fresh page that can reach the demo server and nothing else."""
-    origin = f"http://{demo_server.host}:{demo_server.port}"
-    context: BrowserContext = await browser.new_context(
-        base_url=origin, viewport={"width": 1400, "height": 900}
-    )
+async def isolated_page(context: BrowserContext, origin: str, shots: Path) -> OfflinePage:
+    """A new page of ``context`` that can reach ``origin`` and nothing else."""
     page = await context.new_page()
-    offline = OfflinePage(page, origin, screenshots)
+    offline = OfflinePage(page, origin, shots)
 
     async def only_the_server(route: Route) -> None:
         url = route.request.url
@@ -138,6 +131,19 @@ async def offline_page(
         "console",
         lambda msg: offline.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
     )
+    return offline
+
+
+@pytest.fixture
+async def offline_page(
+    browser: Browser, demo_server: LiveServer, screenshots: Path
+) -> AsyncIterator[OfflinePage]:
+    """A fresh page that can reach the demo server and nothing else."""
+    origin = f"http://{demo_server.host}:{demo_server.port}"
+    context: BrowserContext = await browser.new_context(
+        base_url=origin, viewport={"width": 1400, "height": 900}
+    )
+    offline = await isolated_page(context, origin, screenshots)
     try:
         yield offline
     finally:

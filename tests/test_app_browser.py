@@ -8,18 +8,15 @@ step live, over the subscription. Each step is saved as a screenshot under test-
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser import OfflinePage, origin_of
-from tests.conftest import TEMPLATE_DB
+from gql_service.settings import Settings
+from tests.browser import OfflinePage, isolated_page
 from tests.subprocess_server import LiveServer, live_server
 
 pytestmark = pytest.mark.browser
@@ -27,46 +24,11 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    sqlite_template: Path,
-    postgres_template: str | None,
-) -> Iterator[str]:
-    """A fresh migrated database of each engine (no demo data: the test makes its own)."""
-    if request.param == "sqlite":
-        path = tmp_path / "app.sqlite3"
-        shutil.copyfile(sqlite_template, path)
-        yield f"sqlite+aiosqlite:///{path}"
-        return
-    if postgres_template is None:
-        pytest.skip("PostgreSQL is not installed here (set CI=true to make this a failure)")
-    name = f"app_{uuid.uuid4().hex[:12]}"
-    yield f"{postgres_template}/{name}"
-
-
 @pytest.fixture
-async def server(
-    database_url: str, postgres_template: str | None, tmp_path: Path
-) -> AsyncIterator[LiveServer]:
-    admin = None
-    if database_url.startswith("postgresql"):
-        assert postgres_template is not None
-        name = database_url.rsplit("/", 1)[1]
-        admin = create_async_engine(f"{postgres_template}/postgres", isolation_level="AUTOCOMMIT")
-        async with admin.connect() as connection:
-            await connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
-    try:
-        with live_server(database_url, tmp_path / "server.log") as live:
-            yield live
-    finally:
-        if admin is not None:
-            async with admin.connect() as connection:
-                await connection.execute(
-                    text(f"DROP DATABASE IF EXISTS {database_url.rsplit('/', 1)[1]} WITH (FORCE)")
-                )
-            await admin.dispose()
+def server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    """`python -m gql_service serve` on a fresh migrated database of each engine."""
+    with live_server(settings.database_url, tmp_path / "server.log") as live:
+        yield live
 
 
 async def open_page(
@@ -77,29 +39,15 @@ async def open_page(
         base_url=origin, locale=locale, viewport={"width": 1280, "height": 900}
     )
     context.set_default_timeout(TIMEOUT_MS)
-    page = await context.new_page()
-    offline = OfflinePage(page, origin, shots)
-
-    async def only_the_server(route) -> None:  # type: ignore[no-untyped-def]
-        if origin_of(route.request.url) == origin:
-            await route.continue_()
-        else:
-            offline.blocked.append(route.request.url)
-            await route.abort("internetdisconnected")
-
-    await context.route("**/*", only_the_server)
-    page.on("pageerror", lambda exc: offline.errors.append(f"page error: {exc}"))
-    page.on(
-        "console",
-        lambda msg: offline.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
-    )
+    offline = await isolated_page(context, origin, shots)
+    page = offline.page
     await page.goto("/app/")
     await expect(page.locator("body")).to_have_attribute("data-ready", "true")
     await expect(page.locator("#live-status")).to_have_attribute("data-state", "on")
     return context, offline
 
 
-def detail(page: Page, field: str):  # type: ignore[no-untyped-def]
+def detail(page: Page, field: str) -> Locator:
     return page.locator(f'#detail-fields dd[data-field="{field}"]')
 
 
