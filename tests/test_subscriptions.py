@@ -21,6 +21,8 @@ from gql_service.announcements import Broker, Change
 from gql_service.app import create_app
 from gql_service.database import create_engine
 from gql_service.graphql.ids import parse_id
+from gql_service.languages import Language
+from gql_service.messages import msg
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.live_server import live_server as in_process_server
@@ -36,6 +38,7 @@ from tests.operations import (
 from tests.subprocess_server import live_server
 
 PROTOCOL = "graphql-transport-ws"
+LV = Language.LV
 WAIT = 20.0  # seconds: a generous bound on an event's arrival, never a measure of speed
 
 OPPORTUNITY_CHANGED = """
@@ -355,6 +358,14 @@ async def test_bad_input_gets_protocol_errors_and_the_limits_hold(settings: Sett
             await client.subscribe("missing", OPPORTUNITY_CHANGED, id="T3Bwb3J0dW5pdHk6OTk5")
             [error] = (await client.next("missing"))["payload"]
             assert error["extensions"]["code"] == "NOT_FOUND"
+            assert error["message"] == "No opportunity has this id."
+            # A browser cannot send headers with the handshake: connection_init names the language.
+            async with socket(url, **{"Accept-Language": "lv"}) as latvian:
+                await latvian.subscribe("missing", OPPORTUNITY_CHANGED, id="T3Bwb3J0dW5pdHk6OTk5")
+                [error_lv] = (await latvian.next("missing"))["payload"]
+            assert error_lv["extensions"] == error["extensions"]
+            assert error_lv["message"] == str(msg("No opportunity has this id.").translate(LV))
+            assert error_lv["message"] != error["message"]
 
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 created = await post(

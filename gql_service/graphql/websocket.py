@@ -52,6 +52,7 @@ from gql_service.database import is_unavailable
 from gql_service.graphql.context import Context
 from gql_service.graphql.localized import LocalizedGraphQLError, localized
 from gql_service.graphql.request_body import decode_json
+from gql_service.languages import negotiate
 from gql_service.messages import msg
 from gql_service.principal import READ_SCOPE, AuthenticationError
 from gql_service.queries import Reader
@@ -176,6 +177,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if not principal.has_scope(READ_SCOPE):
             return 4403, "Forbidden"
         self.context.principal = principal
+        # A browser cannot set headers on a WebSocket handshake: the payload may name the
+        # language instead (else the handshake's Accept-Language stands).
+        language = payload.get("Accept-Language", payload.get("accept-language"))
+        if isinstance(language, str):
+            self.context.language = negotiate(language)
         return None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
