@@ -156,7 +156,7 @@ class LiveClient {
     const socket = new WebSocket(url, "graphql-transport-ws");
     this.socket = socket;
     socket.onopen = () => {
-      const payload = {};
+      const payload = { "Accept-Language": LANG };
       const auth = authorization();
       if (auth) payload.Authorization = auth;
       socket.send(JSON.stringify({ type: "connection_init", payload }));
