@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from gql_service.errors import Violation
-from gql_service.models import QuoteState, QuoteStatusReason
+from gql_service.models import DESCRIPTION_MAX, QuoteState, QuoteStatusReason
 from gql_service.records import QuoteCloseRecord, QuoteRecord
 from gql_service.repositories import Repository
-from gql_service.rules import DESCRIPTION_MAX, QUOTE_CLOSE_REASONS, check_choice, check_text
+from gql_service.rules import QUOTE_CLOSE_REASONS, check_choice, check_text
 
 
 @dataclass(frozen=True, slots=True)

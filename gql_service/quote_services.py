@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from gql_service.errors import ErrorCode, Violation, raise_if_any
-from gql_service.models import Quote, QuoteState, QuoteStatusReason
+from gql_service.models import DESCRIPTION_MAX, NAME_MAX, Quote, QuoteState, QuoteStatusReason
 from gql_service.quote_closing import (
     ClosedQuote,
     check_quote_close_input,
@@ -21,8 +21,6 @@ from gql_service.quote_closing import (
 )
 from gql_service.repositories import Repository
 from gql_service.rules import (
-    DESCRIPTION_MAX,
-    NAME_MAX,
     as_money,
     check_currency,
     check_money,

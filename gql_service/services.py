@@ -17,6 +17,9 @@ from gql_service import quote_closing
 from gql_service.errors import ValidationFailedError, Violation, not_found, raise_if_any
 from gql_service.messages import msg
 from gql_service.models import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    URL_MAX,
     CloseOutcome,
     Competitor,
     ForecastCategory,
@@ -31,10 +34,7 @@ from gql_service.records import OpportunityCloseRecord, OpportunityRecord
 from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
-    DESCRIPTION_MAX,
-    NAME_MAX,
     OPEN_REASONS,
-    URL_MAX,
     as_money,
     check_choice,
     check_close_input,
