@@ -76,9 +76,7 @@ async def create_quote(
     raise_if_any(problems)
 
     async def work(repo: Repository) -> Quote:
-        opportunity = await repo.lock_opportunity(
-            opportunity_id, expected_version=None, field="opportunity_id"
-        )
+        opportunity = await repo.lock_opportunity(opportunity_id, expected_version=None)
         raise_if_any(check_opportunity_open(opportunity))
         currency = currency_code or opportunity.currency_code
         raise_if_any(check_quote_currency(opportunity, currency))

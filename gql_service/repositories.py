@@ -197,7 +197,7 @@ class Repository:
         return await self.session.connection()
 
     async def lock_opportunity(
-        self, opportunity_id: int, *, expected_version: int | None, field: str
+        self, opportunity_id: int, *, expected_version: int | None
     ) -> Opportunity:
         """Bump the opportunity's version as the transaction's first statement.
 
@@ -212,10 +212,10 @@ class Repository:
         locked = await self._bump(condition)
         if locked is not None:
             return locked
-        raise await self._not_locked(opportunity_id, expected_version, field)
+        raise await self._not_locked(opportunity_id, expected_version)
 
     async def lock_opportunity_row(
-        self, opportunity_id: int, *, expected_version: int | None, field: str
+        self, opportunity_id: int, *, expected_version: int | None
     ) -> OpportunityRecord:
         """``lock_opportunity`` with the same UPDATE, prebuilt, returning the row (no ORM)."""
         params: dict[str, Any] = {"p_id": opportunity_id, "p_now": self.now, "p_actor": self.actor}
@@ -232,17 +232,17 @@ class Repository:
         if locked is not None:
             self.changed.add(opportunity_id)
             return locked
-        raise await self._not_locked(opportunity_id, expected_version, field)
+        raise await self._not_locked(opportunity_id, expected_version)
 
     async def _not_locked(
-        self, opportunity_id: int, expected_version: int | None, field: str
+        self, opportunity_id: int, expected_version: int | None
     ) -> ValidationFailedError:
         """Why the locking UPDATE found no row: no such opportunity, or another version."""
         actual = await self.session.scalar(
             select(col(Opportunity.version)).where(col(Opportunity.id) == opportunity_id)
         )
         if actual is None:
-            return not_found(msg("No opportunity has this id."), field)
+            return not_found(msg("No opportunity has this id."), "opportunity")
         return ValidationFailedError(check_version("opportunity", expected_version, actual))
 
     async def lock_quote(
@@ -252,10 +252,10 @@ class Repository:
         owner = select(col(Quote.opportunity_id)).where(col(Quote.id) == quote_id).scalar_subquery()
         opportunity = await self._bump(col(Opportunity.id) == owner)
         if opportunity is None:
-            raise not_found(msg("No quote has this id."), "quote_id")
+            raise not_found(msg("No quote has this id."), "quote")
         quote = await self.session.get(Quote, quote_id, populate_existing=True)
         if quote is None:  # pragma: no cover - the update above found its opportunity
-            raise not_found(msg("No quote has this id."), "quote_id")
+            raise not_found(msg("No quote has this id."), "quote")
         conflict = check_version("quote", expected_version, quote.version)
         if conflict:
             raise ValidationFailedError(conflict)

@@ -183,7 +183,7 @@ def check_version(entity: str, expected: int | None, actual: int) -> list[Violat
         ConcurrencyConflict(
             ErrorCode.CONCURRENCY_CONFLICT,
             _CONFLICT[entity](expected, actual),
-            "expected_version",
+            "version",
             expected_version=expected,
             actual_version=actual,
         )

@@ -144,9 +144,7 @@ async def update_opportunity(
     raise_if_any(problems)
 
     async def work(repo: Repository) -> Opportunity:
-        opportunity = await repo.lock_opportunity(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
-        )
+        opportunity = await repo.lock_opportunity(opportunity_id, expected_version=expected_version)
         raise_if_any(check_opportunity_open(opportunity))
         if name is not UNSET:
             opportunity.name = name.strip()
@@ -199,11 +197,11 @@ async def close_opportunity(
 
     async def work(repo: Repository) -> OpportunityClosed:
         opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
+            opportunity_id, expected_version=expected_version
         )
         raise_if_any(check_opportunity_open(opportunity))
         if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
-            raise not_found(msg("No competitor has this id."), "competitor_id")
+            raise not_found(msg("No competitor has this id."), "competitor")
         closed: list[ClosedQuote] = []
         if close_open_quotes:
             closed = await quote_closing.close_open_quotes(
@@ -264,9 +262,7 @@ async def reopen_opportunity(
     raise_if_any(check_choice("status_reason", status_reason, OPEN_REASONS))
 
     async def work(repo: Repository) -> OpportunityReopened:
-        opportunity = await repo.lock_opportunity(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
-        )
+        opportunity = await repo.lock_opportunity(opportunity_id, expected_version=expected_version)
         raise_if_any(check_opportunity_closed(opportunity))
         canceled = await repo.cancel_completed_closes(opportunity_id)
         opportunity.state = OpportunityState.OPEN
@@ -297,7 +293,7 @@ async def close_quotes(
 
     async def work(repo: Repository) -> QuotesClosed:
         opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
+            opportunity_id, expected_version=expected_version
         )
         raise_if_any(check_opportunity_open(opportunity))
         closed = await quote_closing.close_open_quotes(
