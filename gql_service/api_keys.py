@@ -24,10 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from gql_service.messages import msg
-from gql_service.models import ApiKey
+from gql_service.models import NAME_MAX, ApiKey
 from gql_service.principal import (
     API_KEY_PREFIX,
-    NAME_MAX,
     SCOPES,
     AuthenticationError,
     AuthMethod,

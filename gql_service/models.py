@@ -63,20 +63,27 @@ class CloseRecordState(enum.StrEnum):
 
 OPEN_QUOTE_STATES = (QuoteState.DRAFT, QuoteState.ACTIVE)
 
-
-MONEY_QUANTUM = Decimal("0.0001")
+# Facts of the domain, written once: the columns, the rules and the schema's texts read them.
+NAME_MAX = 200
+DESCRIPTION_MAX = 2000
+URL_MAX = 500
+MONEY_PRECISION = 19
+MONEY_PLACES = 4
+MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
+# The largest amount the column holds is below 10 ** (precision - places).
+MONEY_LIMIT = Decimal(10) ** (MONEY_PRECISION - MONEY_PLACES)
 
 
 class Money(sa.types.TypeDecorator[Decimal]):
     """Exact decimal money: NUMERIC(19, 4) on PostgreSQL, text on SQLite (which has no decimal)."""
 
-    impl = sa.Numeric(19, 4)
+    impl = sa.Numeric(MONEY_PRECISION, MONEY_PLACES)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.String(40))
-        return dialect.type_descriptor(sa.Numeric(19, 4, asdecimal=True))
+        return dialect.type_descriptor(sa.Numeric(MONEY_PRECISION, MONEY_PLACES, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
@@ -126,11 +133,11 @@ class Entity(SQLModel):
 class Competitor(Entity, table=True):
     __tablename__ = "competitor"
 
-    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False, unique=True))
-    website: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
-    notes: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False, unique=True))
+    website: str | None = Field(default=None, sa_column=sa.Column(sa.String(URL_MAX)))
+    notes: str | None = Field(default=None, sa_column=sa.Column(sa.String(DESCRIPTION_MAX)))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
 
 
 class Opportunity(Entity, table=True):
@@ -141,8 +148,8 @@ class Opportunity(Entity, table=True):
         sa.Index("ix_opportunity_state_close_date", "state", "estimated_close_date", "id"),
     )
 
-    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
-    customer_name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
+    customer_name: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
     currency_code: str = Field(sa_column=sa.Column(sa.String(3), nullable=False))
     estimated_revenue: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
     estimated_close_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
@@ -160,12 +167,12 @@ class Opportunity(Entity, table=True):
     )
     actual_revenue: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
     actual_close_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
-    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(DESCRIPTION_MAX)))
     version: int = Field(default=1, sa_column=sa.Column(sa.Integer(), nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
-    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
     modified_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    modified_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    modified_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
 
 
 class Quote(Entity, table=True):
@@ -180,7 +187,7 @@ class Quote(Entity, table=True):
     )
     quote_number: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
     revision_number: int = Field(default=0, sa_column=sa.Column(sa.Integer(), nullable=False))
-    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
     currency_code: str = Field(sa_column=sa.Column(sa.String(3), nullable=False))
     total_amount: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
     state: QuoteState = Field(
@@ -195,9 +202,9 @@ class Quote(Entity, table=True):
     closed_on: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
     version: int = Field(default=1, sa_column=sa.Column(sa.Integer(), nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
     modified_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    modified_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    modified_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
 
     @property
     def is_open(self) -> bool:
@@ -219,15 +226,15 @@ class OpportunityClose(Entity, table=True):
     competitor_id: int | None = Field(
         default=None, sa_column=sa.Column(sa.ForeignKey("competitor.id"), nullable=True)
     )
-    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(DESCRIPTION_MAX)))
     state: CloseRecordState = Field(
         default=CloseRecordState.COMPLETED,
         sa_column=sa.Column(_enum(CloseRecordState), nullable=False),
     )
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
     canceled_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-    canceled_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    canceled_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(NAME_MAX)))
 
 
 class QuoteClose(Entity, table=True):
@@ -242,10 +249,10 @@ class QuoteClose(Entity, table=True):
         sa_column=sa.Column(_enum(QuoteStatusReason), nullable=False)
     )
     close_date: date = Field(sa_column=sa.Column(sa.Date(), nullable=False))
-    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.String(DESCRIPTION_MAX)))
     batch_id: str = Field(sa_column=sa.Column(sa.String(36), nullable=False, index=True))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
 
 
 class ApiKey(Entity, table=True):
@@ -253,14 +260,14 @@ class ApiKey(Entity, table=True):
 
     __tablename__ = "api_key"
 
-    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False, unique=True))
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False, unique=True))
     key_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False, unique=True))
     secret_hash: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
     scopes: str = Field(sa_column=sa.Column(sa.String(500), nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    created_by: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
-    revoked_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    revoked_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(NAME_MAX)))
 
 
 class IdempotencyKey(Entity, table=True):
@@ -269,7 +276,7 @@ class IdempotencyKey(Entity, table=True):
     __tablename__ = "idempotency_key"
     __table_args__ = (sa.UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),)
 
-    principal: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    principal: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
     key: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
     request_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     status_code: int | None = Field(default=None, sa_column=sa.Column(sa.Integer()))

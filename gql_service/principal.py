@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from typing import Protocol, TypeGuard
 
 from gql_service.messages import Message, msg
+from gql_service.models import NAME_MAX
 
 READ_SCOPE = "opportunities:read"
 WRITE_SCOPE = "opportunities:write"
 SCOPES = (READ_SCOPE, WRITE_SCOPE)
 
 API_KEY_PREFIX = "gqs_"
-# What createdBy / modifiedBy can hold; longer names, or names with control characters, are
-# refused at the door rather than failing a write.
-NAME_MAX = 200
+# NAME_MAX is what createdBy / modifiedBy can hold; longer names, or names with control
+# characters, are refused at the door rather than failing a write.
 
 
 class AuthMethod(enum.StrEnum):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
 
 from gql_service.errors import Violation
-from gql_service.models import QuoteState, QuoteStatusReason
+from gql_service.models import DESCRIPTION_MAX, QuoteStatusReason
 from gql_service.records import QuoteCloseRecord, QuoteRecord
 from gql_service.repositories import Repository
-from gql_service.rules import DESCRIPTION_MAX, QUOTE_CLOSE_REASONS, check_choice, check_text
+from gql_service.rules import QUOTE_CLOSE_REASONS, check_choice, check_text
+from gql_service.transitions import QuoteClosing
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,31 +30,13 @@ def check_quote_close_input(
     ]
 
 
-async def close_open_quotes(
-    repo: Repository,
-    opportunity_id: int,
-    *,
-    status_reason: QuoteStatusReason,
-    close_date: date | None,
-    description: str | None,
-    quote_id: int | None = None,
-    winner_id: int | None = None,
-) -> list[ClosedQuote]:
-    """Close the opportunity's open quotes (or only ``quote_id``) under one batch id.
+async def close_open_quotes(repo: Repository, closing: QuoteClosing) -> list[ClosedQuote]:
+    """Close the quotes that ``closing`` names under one batch id.
 
-    Set-based: two statements whatever the number of quotes. ``winner_id`` becomes WON, the
-    others CLOSED with ``status_reason``. The caller holds the opportunity's lock.
+    Set-based: two statements whatever the number of quotes. The caller holds the opportunity's
+    lock.
     """
-    closed = await repo.close_open_quotes(
-        opportunity_id,
-        state=QuoteState.CLOSED,
-        status_reason=status_reason,
-        close_date=close_date or repo.today,
-        description=description,
-        batch_id=str(uuid.uuid4()),
-        quote_id=quote_id,
-        winner_id=winner_id,
-    )
+    closed = await repo.close_open_quotes(closing, batch_id=str(uuid.uuid4()))
     return [ClosedQuote(quote, record) for quote, record in closed]
 
 

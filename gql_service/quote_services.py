@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from gql_service.errors import ErrorCode, Violation, raise_if_any
-from gql_service.models import Quote, QuoteState, QuoteStatusReason
+from gql_service import transitions
+from gql_service.errors import Violation, raise_if_any
+from gql_service.models import DESCRIPTION_MAX, NAME_MAX, Quote, QuoteStatusReason
 from gql_service.quote_closing import (
     ClosedQuote,
     check_quote_close_input,
@@ -21,17 +22,12 @@ from gql_service.quote_closing import (
 )
 from gql_service.repositories import Repository
 from gql_service.rules import (
-    DESCRIPTION_MAX,
-    NAME_MAX,
     as_money,
     check_currency,
     check_money,
     check_opportunity_open,
     check_period,
     check_quote_currency,
-    check_quote_draft,
-    check_quote_open,
-    check_quote_revisable,
     check_text,
 )
 from gql_service.unit_of_work import UnitOfWork
@@ -78,9 +74,7 @@ async def create_quote(
     raise_if_any(problems)
 
     async def work(repo: Repository) -> Quote:
-        opportunity = await repo.lock_opportunity(
-            opportunity_id, expected_version=None, field="opportunity_id"
-        )
+        opportunity = await repo.lock_opportunity(opportunity_id, expected_version=None)
         raise_if_any(check_opportunity_open(opportunity))
         currency = currency_code or opportunity.currency_code
         raise_if_any(check_quote_currency(opportunity, currency))
@@ -93,10 +87,7 @@ async def create_quote(
             total_amount=as_money(total_amount),
             effective_from=effective_from,
             effective_to=effective_to,
-            created_at=repo.now,
-            created_by=repo.actor,
-            modified_at=repo.now,
-            modified_by=repo.actor,
+            **repo.created(),
         )
         await repo.add(opportunity, quote)
         return quote
@@ -125,18 +116,15 @@ async def update_quote(
 
     async def work(repo: Repository) -> Quote:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
-        raise_if_any(check_opportunity_open(opportunity))
-        raise_if_any(check_quote_draft(quote, code=ErrorCode.QUOTE_READ_ONLY))
-        start = quote.effective_from if effective_from is UNSET else effective_from
-        end = quote.effective_to if effective_to is UNSET else effective_to
-        raise_if_any(check_period("effective_to", start, end))
-        if name is not UNSET:
-            quote.name = name.strip()
-        if total_amount is not UNSET:
-            quote.total_amount = as_money(total_amount)
-        quote.effective_from, quote.effective_to = start, end
-        repo.touch(quote)
-        await repo.add(opportunity, quote)
+        changes = transitions.edit_quote(
+            opportunity,
+            quote,
+            name=name,
+            total_amount=total_amount,
+            effective_from=effective_from,
+            effective_to=effective_to,
+        )
+        await repo.update(quote, changes)
         return quote
 
     return await uow.run(work)
@@ -150,12 +138,7 @@ async def activate_quote(
 
     async def work(repo: Repository) -> Quote:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
-        raise_if_any(check_opportunity_open(opportunity))
-        raise_if_any(check_quote_draft(quote, code=ErrorCode.QUOTE_NOT_OPEN))
-        quote.state = QuoteState.ACTIVE
-        quote.status_reason = QuoteStatusReason.IN_PROGRESS
-        repo.touch(quote)
-        await repo.add(opportunity, quote)
+        await repo.update(quote, transitions.activate_quote(opportunity, quote))
         return quote
 
     return await uow.run(work)
@@ -172,26 +155,10 @@ async def revise_quote(
     async def work(repo: Repository) -> QuoteRevised:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
         raise_if_any(check_opportunity_open(opportunity))
-        raise_if_any(check_quote_revisable(quote))
-        quote.state = QuoteState.CLOSED
-        quote.status_reason = QuoteStatusReason.REVISED
-        quote.closed_on = repo.today
-        repo.touch(quote)
-        draft = Quote(
-            opportunity_id=quote.opportunity_id,
-            quote_number=quote.quote_number,
-            revision_number=quote.revision_number + 1,
-            name=quote.name,
-            currency_code=quote.currency_code,
-            total_amount=quote.total_amount,
-            effective_from=quote.effective_from,
-            effective_to=quote.effective_to,
-            created_at=repo.now,
-            created_by=repo.actor,
-            modified_at=repo.now,
-            modified_by=repo.actor,
-        )
-        await repo.add(opportunity, quote, draft)
+        revision = transitions.revise_quote(opportunity, quote, today=repo.today)
+        await repo.update(quote, revision.changes)
+        draft = Quote(**revision.draft, **repo.created())
+        await repo.add(draft)
         return QuoteRevised(draft, quote)
 
     return await uow.run(work)
@@ -214,16 +181,10 @@ async def win_quote(
 
     async def work(repo: Repository) -> QuoteWon:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
-        raise_if_any(check_opportunity_open(opportunity))
-        raise_if_any(check_quote_open(quote))
-        closed = await close_open_quotes(
-            repo,
-            quote.opportunity_id,
-            status_reason=QuoteStatusReason.LOST,
-            close_date=close_date,
-            description=description,
-            winner_id=quote_id,
+        closing = transitions.win_quote(
+            opportunity, quote, close_date=close_date or repo.today, description=description
         )
+        closed = await close_open_quotes(repo, closing)
         return QuoteWon(*split_winner(closed, quote_id))
 
     return await uow.run(work)
@@ -247,16 +208,14 @@ async def close_quote(
 
     async def work(repo: Repository) -> ClosedQuote:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
-        raise_if_any(check_opportunity_open(opportunity))
-        raise_if_any(check_quote_open(quote))
-        [closed] = await close_open_quotes(
-            repo,
-            quote.opportunity_id,
+        closing = transitions.close_quote(
+            opportunity,
+            quote,
             status_reason=status_reason,
-            close_date=close_date,
+            close_date=close_date or repo.today,
             description=description,
-            quote_id=quote_id,
         )
+        [closed] = await close_open_quotes(repo, closing)
         return closed
 
     return await uow.run(work)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
@@ -12,19 +11,16 @@ from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
+from gql_service import audit
 from gql_service.announcements import CHANNEL
 from gql_service.errors import ValidationFailedError, not_found
 from gql_service.messages import msg
 from gql_service.models import (
     OPEN_QUOTE_STATES,
-    CloseOutcome,
     CloseRecordState,
     Competitor,
-    ForecastCategory,
     Opportunity,
     OpportunityClose,
-    OpportunityState,
-    OpportunityStatusReason,
     Quote,
     QuoteClose,
     QuoteState,
@@ -38,6 +34,7 @@ from gql_service.records import (
     QuoteRecord,
 )
 from gql_service.rules import check_version
+from gql_service.transitions import Changes, QuoteClosing
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -64,11 +61,7 @@ _OPEN_QUOTE = _QUOTE.c.state.in_(OPEN_QUOTE_STATES)
 _LOCK_OPPORTUNITY = (
     sa.update(_OPPORTUNITY)
     .where(_OPPORTUNITY.c.id == bindparam("p_id"))
-    .values(
-        version=_OPPORTUNITY.c.version + 1,
-        modified_at=bindparam("p_now"),
-        modified_by=bindparam("p_actor"),
-    )
+    .values(audit.touched(_OPPORTUNITY.c.version, bindparam("p_now"), bindparam("p_actor")))
     .returning(*_OPPORTUNITY.c)
 )
 _LOCK_OPPORTUNITY_AT_VERSION = _LOCK_OPPORTUNITY.where(
@@ -95,21 +88,23 @@ _LOCK_ANNOUNCED = {
     True: _LOCK_OPPORTUNITY_AT_VERSION.returning(_ANNOUNCEMENT),
 }
 
-_CLOSE_OPPORTUNITY = (
-    sa.update(_OPPORTUNITY)
-    .where(
-        _OPPORTUNITY.c.id == bindparam("p_id"),
-        ~sa.exists().where(_QUOTE.c.opportunity_id == bindparam("p_id"), _OPEN_QUOTE),
+
+@cache
+def _close_opportunity_statement(fields: tuple[str, ...]) -> sa.Update:
+    """``UPDATE opportunity SET <fields> WHERE NOT EXISTS (open quote) RETURNING``.
+
+    Placeholders: p_id, and p_<field> for each of the fields a close changes (transitions.py).
+    """
+    return (
+        sa.update(_OPPORTUNITY)
+        .where(
+            _OPPORTUNITY.c.id == bindparam("p_id"),
+            ~sa.exists().where(_QUOTE.c.opportunity_id == bindparam("p_id"), _OPEN_QUOTE),
+        )
+        .values({name: bindparam(f"p_{name}") for name in fields})
+        .returning(*_OPPORTUNITY.c)
     )
-    .values(
-        state=bindparam("p_state"),
-        status_reason=bindparam("p_status_reason"),
-        forecast_category=bindparam("p_forecast_category"),
-        actual_revenue=bindparam("p_actual_revenue"),
-        actual_close_date=bindparam("p_actual_close_date"),
-    )
-    .returning(*_OPPORTUNITY.c)
-)
+
 
 _RECORD_OPPORTUNITY_CLOSE = sa.insert(_OPPORTUNITY_CLOSE).returning(*_OPPORTUNITY_CLOSE.c)
 
@@ -165,9 +160,7 @@ def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Upd
             state=new_state,
             status_reason=reason,
             closed_on=bindparam("p_close_date"),
-            version=_QUOTE.c.version + 1,
-            modified_at=bindparam("p_now"),
-            modified_by=bindparam("p_actor"),
+            **audit.touched(_QUOTE.c.version, bindparam("p_now"), bindparam("p_actor")),
         )
         .returning(*_QUOTE.c)
     )
@@ -197,7 +190,7 @@ class Repository:
         return await self.session.connection()
 
     async def lock_opportunity(
-        self, opportunity_id: int, *, expected_version: int | None, field: str
+        self, opportunity_id: int, *, expected_version: int | None
     ) -> Opportunity:
         """Bump the opportunity's version as the transaction's first statement.
 
@@ -212,10 +205,10 @@ class Repository:
         locked = await self._bump(condition)
         if locked is not None:
             return locked
-        raise await self._not_locked(opportunity_id, expected_version, field)
+        raise await self._not_locked(opportunity_id, expected_version)
 
     async def lock_opportunity_row(
-        self, opportunity_id: int, *, expected_version: int | None, field: str
+        self, opportunity_id: int, *, expected_version: int | None
     ) -> OpportunityRecord:
         """``lock_opportunity`` with the same UPDATE, prebuilt, returning the row (no ORM)."""
         params: dict[str, Any] = {"p_id": opportunity_id, "p_now": self.now, "p_actor": self.actor}
@@ -232,17 +225,17 @@ class Repository:
         if locked is not None:
             self.changed.add(opportunity_id)
             return locked
-        raise await self._not_locked(opportunity_id, expected_version, field)
+        raise await self._not_locked(opportunity_id, expected_version)
 
     async def _not_locked(
-        self, opportunity_id: int, expected_version: int | None, field: str
+        self, opportunity_id: int, expected_version: int | None
     ) -> ValidationFailedError:
         """Why the locking UPDATE found no row: no such opportunity, or another version."""
         actual = await self.session.scalar(
             select(col(Opportunity.version)).where(col(Opportunity.id) == opportunity_id)
         )
         if actual is None:
-            return not_found(msg("No opportunity has this id."), field)
+            return not_found(msg("No opportunity has this id."), "opportunity")
         return ValidationFailedError(check_version("opportunity", expected_version, actual))
 
     async def lock_quote(
@@ -252,31 +245,37 @@ class Repository:
         owner = select(col(Quote.opportunity_id)).where(col(Quote.id) == quote_id).scalar_subquery()
         opportunity = await self._bump(col(Opportunity.id) == owner)
         if opportunity is None:
-            raise not_found(msg("No quote has this id."), "quote_id")
+            raise not_found(msg("No quote has this id."), "quote")
         quote = await self.session.get(Quote, quote_id, populate_existing=True)
         if quote is None:  # pragma: no cover - the update above found its opportunity
-            raise not_found(msg("No quote has this id."), "quote_id")
+            raise not_found(msg("No quote has this id."), "quote")
         conflict = check_version("quote", expected_version, quote.version)
         if conflict:
             raise ValidationFailedError(conflict)
         return opportunity, quote
 
-    def touch(self, quote: Quote) -> None:
-        """Stamp a changed quote: next version, this transaction's time and actor."""
-        quote.version += 1
-        quote.modified_at = self.now
-        quote.modified_by = self.actor
+    def created(self) -> dict[str, Any]:
+        """The audit stamps of a row this transaction creates."""
+        return audit.created(self.now, self.actor)
+
+    async def update(self, row: Opportunity | Quote, changes: Changes) -> None:
+        """Write a transition's changes to a loaded row, stamped, and flush them.
+
+        The opportunity was stamped by the lock that began the transaction (once per
+        transaction, however many of its rows change); any other row is stamped here.
+        """
+        for name, value in changes.items():
+            setattr(row, name, value)
+        if not isinstance(row, Opportunity):
+            audit.stamp(row, self.now, self.actor)
+        await self.add(row)
 
     async def _bump(self, condition: ColumnElement[bool]) -> Opportunity | None:
         """UPDATE ... SET version = version + 1 ... RETURNING: the write that takes the lock."""
         stmt = (
             update(Opportunity)
             .where(condition)
-            .values(
-                version=col(Opportunity.version) + 1,
-                modified_at=self.now,
-                modified_by=self.actor,
-            )
+            .values(audit.touched(col(Opportunity.version), self.now, self.actor))
             .returning(Opportunity)
             .execution_options(populate_existing=True)
         )
@@ -299,73 +298,31 @@ class Repository:
         return list((await self.session.scalars(stmt)).all())
 
     async def close_opportunity(
-        self,
-        opportunity_id: int,
-        *,
-        state: OpportunityState,
-        status_reason: OpportunityStatusReason,
-        forecast_category: ForecastCategory,
-        actual_revenue: Decimal | None,
-        actual_close_date: date,
+        self, opportunity_id: int, changes: Changes
     ) -> OpportunityRecord | None:
         """Move the opportunity to its closed state unless one of its quotes is open.
 
         One ``UPDATE ... WHERE NOT EXISTS (open quote) RETURNING``: None when an open quote
         blocks it. The caller holds the opportunity's lock, so the answer holds until commit.
         """
-        params = {
-            "p_id": opportunity_id,
-            "p_state": state,
-            "p_status_reason": status_reason,
-            "p_forecast_category": forecast_category,
-            "p_actual_revenue": actual_revenue,
-            "p_actual_close_date": actual_close_date,
-        }
+        params = {f"p_{name}": value for name, value in changes.items()}
+        params["p_id"] = opportunity_id
+        stmt = _close_opportunity_statement(tuple(changes))
         moved: OpportunityRecord | None = (
-            await (await self._connection()).execute(_CLOSE_OPPORTUNITY, params)
+            await (await self._connection()).execute(stmt, params)
         ).one_or_none()
         return moved
 
-    async def record_opportunity_close(
-        self,
-        opportunity_id: int,
-        *,
-        outcome: CloseOutcome,
-        status_reason: OpportunityStatusReason,
-        actual_revenue: Decimal | None,
-        close_date: date,
-        competitor_id: int | None,
-        description: str | None,
-    ) -> OpportunityCloseRecord:
-        """``INSERT INTO opportunity_close ... RETURNING``: a COMPLETED close record."""
-        params = {
-            "opportunity_id": opportunity_id,
-            "outcome": outcome,
-            "status_reason": status_reason,
-            "actual_revenue": actual_revenue,
-            "close_date": close_date,
-            "competitor_id": competitor_id,
-            "description": description,
-            "state": CloseRecordState.COMPLETED,
-            "created_at": self.now,
-            "created_by": self.actor,
-        }
+    async def record_opportunity_close(self, values: Changes) -> OpportunityCloseRecord:
+        """``INSERT INTO opportunity_close ... RETURNING``: the close record a close describes."""
+        params = {**values, "created_at": self.now, "created_by": self.actor}
         record: OpportunityCloseRecord = (
             await (await self._connection()).execute(_RECORD_OPPORTUNITY_CLOSE, params)
         ).one()
         return record
 
     async def close_open_quotes(
-        self,
-        opportunity_id: int,
-        *,
-        state: QuoteState,
-        status_reason: QuoteStatusReason,
-        close_date: date,
-        description: str | None,
-        batch_id: str,
-        quote_id: int | None = None,
-        winner_id: int | None = None,
+        self, closing: QuoteClosing, *, batch_id: str
     ) -> list[tuple[QuoteRecord, QuoteCloseRecord]]:
         """Close the opportunity's open quotes (only ``quote_id`` if given) in two statements.
 
@@ -375,13 +332,14 @@ class Repository:
         holds the opportunity's lock, which every change to the set of its open quotes takes
         first. Returns each quote with its record, in id order.
         """
+        quote_id, winner_id = closing.quote_id, closing.winner_id
         recorded, closed = _close_quotes_statements(quote_id is not None, winner_id is not None)
         params: dict[str, Any] = {
-            "p_opportunity_id": opportunity_id,
-            "p_state": state,
-            "p_status_reason": status_reason,
-            "p_close_date": close_date,
-            "p_description": description,
+            "p_opportunity_id": closing.opportunity_id,
+            "p_state": closing.state,
+            "p_status_reason": closing.status_reason,
+            "p_close_date": closing.close_date,
+            "p_description": closing.description,
             "p_batch_id": batch_id,
             "p_now": self.now,
             "p_actor": self.actor,

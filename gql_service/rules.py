@@ -17,6 +17,10 @@ from gql_service.errors import (
 )
 from gql_service.messages import Message, msg, plural_msg
 from gql_service.models import (
+    DESCRIPTION_MAX,
+    MONEY_LIMIT,
+    MONEY_PLACES,
+    MONEY_QUANTUM,
     CloseOutcome,
     ForecastCategory,
     Opportunity,
@@ -27,12 +31,6 @@ from gql_service.models import (
     QuoteStatusReason,
 )
 from gql_service.records import OpportunityRecord
-
-NAME_MAX = 200
-DESCRIPTION_MAX = 2000
-URL_MAX = 500
-MONEY_PLACES = 4
-MONEY_LIMIT = Decimal(10) ** 15
 
 OPEN_REASONS = (OpportunityStatusReason.IN_PROGRESS, OpportunityStatusReason.ON_HOLD)
 CLOSE_REASONS: dict[CloseOutcome, tuple[OpportunityStatusReason, ...]] = {
@@ -100,7 +98,7 @@ def decimal_places(value: Decimal) -> int:
 
 def as_money(value: Decimal | None) -> Decimal | None:
     """Money at the column's scale, as the database returns it ("12.5" -> "12.5000")."""
-    return None if value is None else value.quantize(Decimal(1).scaleb(-MONEY_PLACES))
+    return None if value is None else value.quantize(MONEY_QUANTUM)
 
 
 def is_storable_text(value: str) -> bool:
@@ -185,7 +183,7 @@ def check_version(entity: str, expected: int | None, actual: int) -> list[Violat
         ConcurrencyConflict(
             ErrorCode.CONCURRENCY_CONFLICT,
             _CONFLICT[entity](expected, actual),
-            "expected_version",
+            "version",
             expected_version=expected,
             actual_version=actual,
         )

@@ -13,16 +13,18 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from gql_service import quote_closing
+from gql_service import quote_closing, transitions
 from gql_service.errors import ValidationFailedError, Violation, not_found, raise_if_any
 from gql_service.messages import msg
 from gql_service.models import (
+    DESCRIPTION_MAX,
+    NAME_MAX,
+    URL_MAX,
     CloseOutcome,
     Competitor,
     ForecastCategory,
     Opportunity,
     OpportunityClose,
-    OpportunityState,
     OpportunityStatusReason,
     QuoteStatusReason,
 )
@@ -31,10 +33,7 @@ from gql_service.records import OpportunityCloseRecord, OpportunityRecord
 from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
-    DESCRIPTION_MAX,
-    NAME_MAX,
     OPEN_REASONS,
-    URL_MAX,
     as_money,
     check_choice,
     check_close_input,
@@ -43,8 +42,6 @@ from gql_service.rules import (
     check_forecast,
     check_money,
     check_no_open_quotes,
-    check_opportunity_closed,
-    check_opportunity_open,
     check_text,
 )
 from gql_service.unit_of_work import UnitOfWork
@@ -99,10 +96,7 @@ async def create_opportunity(
             estimated_revenue=as_money(estimated_revenue),
             estimated_close_date=estimated_close_date,
             description=description,
-            created_at=repo.now,
-            created_by=repo.actor,
-            modified_at=repo.now,
-            modified_by=repo.actor,
+            **repo.created(),
         )
         await repo.add(opportunity)
         return opportunity
@@ -144,25 +138,18 @@ async def update_opportunity(
     raise_if_any(problems)
 
     async def work(repo: Repository) -> Opportunity:
-        opportunity = await repo.lock_opportunity(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
+        opportunity = await repo.lock_opportunity(opportunity_id, expected_version=expected_version)
+        changes = transitions.edit_opportunity(
+            opportunity,
+            name=name,
+            customer_name=customer_name,
+            estimated_revenue=estimated_revenue,
+            estimated_close_date=estimated_close_date,
+            description=description,
+            status_reason=status_reason,
+            forecast_category=forecast_category,
         )
-        raise_if_any(check_opportunity_open(opportunity))
-        if name is not UNSET:
-            opportunity.name = name.strip()
-        if customer_name is not UNSET:
-            opportunity.customer_name = customer_name.strip()
-        if estimated_revenue is not UNSET:
-            opportunity.estimated_revenue = as_money(estimated_revenue)
-        if estimated_close_date is not UNSET:
-            opportunity.estimated_close_date = estimated_close_date
-        if description is not UNSET:
-            opportunity.description = description
-        if status_reason is not UNSET:
-            opportunity.status_reason = status_reason
-        if forecast_category is not UNSET:
-            opportunity.forecast_category = forecast_category
-        await repo.add(opportunity)
+        await repo.update(opportunity, changes)
         return opportunity
 
     return await uow.run(work)
@@ -199,52 +186,31 @@ async def close_opportunity(
 
     async def work(repo: Repository) -> OpportunityClosed:
         opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
+            opportunity_id, expected_version=expected_version
         )
-        raise_if_any(check_opportunity_open(opportunity))
+        closing = transitions.close_opportunity(
+            opportunity,
+            outcome=outcome,
+            status_reason=reason,
+            actual_revenue=actual_revenue,
+            close_date=close_date or repo.today,
+            competitor_id=competitor_id,
+            description=description,
+            close_open_quotes=close_open_quotes,
+        )
         if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
-            raise not_found(msg("No competitor has this id."), "competitor_id")
+            raise not_found(msg("No competitor has this id."), "competitor")
         closed: list[ClosedQuote] = []
-        if close_open_quotes:
-            closed = await quote_closing.close_open_quotes(
-                repo,
-                opportunity_id,
-                status_reason=QuoteStatusReason.LOST,
-                close_date=close_date,
-                description=description,
-            )
-
-        revenue: Decimal | None
-        if actual_revenue is not None:
-            revenue = as_money(actual_revenue)
-        elif outcome is CloseOutcome.WON:
-            revenue = opportunity.estimated_revenue
-        else:
-            revenue = None
-        when = close_date or repo.today
+        if closing.quotes is not None:
+            closed = await quote_closing.close_open_quotes(repo, closing.quotes)
         # The invariant is checked by the UPDATE itself; the open quotes are read only to name
         # them when they block the close.
-        moved = await repo.close_opportunity(
-            opportunity_id,
-            state=OpportunityState(outcome.value),
-            status_reason=reason,
-            forecast_category=ForecastCategory(outcome.value),
-            actual_revenue=revenue,
-            actual_close_date=when,
-        )
+        moved = await repo.close_opportunity(opportunity_id, closing.changes)
         if moved is None:
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)
             blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
             raise ValidationFailedError(blocking)
-        record = await repo.record_opportunity_close(
-            opportunity_id,
-            outcome=outcome,
-            status_reason=reason,
-            actual_revenue=revenue,
-            close_date=when,
-            competitor_id=competitor_id,
-            description=description,
-        )
+        record = await repo.record_opportunity_close(closing.record)
         return OpportunityClosed(moved, record, closed)
 
     return await uow.run(work)
@@ -264,15 +230,10 @@ async def reopen_opportunity(
     raise_if_any(check_choice("status_reason", status_reason, OPEN_REASONS))
 
     async def work(repo: Repository) -> OpportunityReopened:
-        opportunity = await repo.lock_opportunity(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
-        )
-        raise_if_any(check_opportunity_closed(opportunity))
+        opportunity = await repo.lock_opportunity(opportunity_id, expected_version=expected_version)
+        changes = transitions.reopen_opportunity(opportunity, status_reason=status_reason)
         canceled = await repo.cancel_completed_closes(opportunity_id)
-        opportunity.state = OpportunityState.OPEN
-        opportunity.status_reason = status_reason
-        opportunity.forecast_category = ForecastCategory.PIPELINE
-        await repo.add(opportunity)
+        await repo.update(opportunity, changes)
         return OpportunityReopened(opportunity, canceled)
 
     return await uow.run(work)
@@ -297,16 +258,15 @@ async def close_quotes(
 
     async def work(repo: Repository) -> QuotesClosed:
         opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version, field="opportunity_id"
+            opportunity_id, expected_version=expected_version
         )
-        raise_if_any(check_opportunity_open(opportunity))
-        closed = await quote_closing.close_open_quotes(
-            repo,
-            opportunity_id,
+        closing = transitions.close_quotes(
+            opportunity,
             status_reason=status_reason,
-            close_date=close_date,
+            close_date=close_date or repo.today,
             description=description,
         )
+        closed = await quote_closing.close_open_quotes(repo, closing)
         return QuotesClosed(opportunity, closed)
 
     return await uow.run(work)

@@ -97,13 +97,26 @@ _PLAIN: dict[domain.ErrorCode, type[UserError]] = {
 }
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
+# The domain names its own fields (a violation's ``field``); the inputs that carry them are
+# named here, in one place. Any other field is its input's name in camelCase.
+_INPUT_FIELDS = {
+    "opportunity": "opportunityId",
+    "quote": "quoteId",
+    "competitor": "competitorId",
+    "version": "expectedVersion",
+}
+
+
+def input_name(field: str) -> str:
+    """The GraphQL input field that carries the domain's ``field``."""
+    if field in _INPUT_FIELDS:
+        return _INPUT_FIELDS[field]
+    head, *rest = field.split("_")
     return head + "".join(part.title() for part in rest)
 
 
 def field_path(field: str | None) -> list[str] | None:
-    return None if field is None else ["input", _camel(field)]
+    return None if field is None else ["input", input_name(field)]
 
 
 def user_error(v: domain.Violation, language: Language) -> UserError:
@@ -143,7 +156,7 @@ def user_error(v: domain.Violation, language: Language) -> UserError:
 
 def argument_error(argument: str, v: domain.Violation) -> GraphQLError:
     """A top-level error for a violation in a query argument (no payload to carry it)."""
-    path = [argument, _camel(v.field)] if v.field else [argument]
+    path = [argument, input_name(v.field)] if v.field else [argument]
     return LocalizedGraphQLError(
         msg("{path}: {message}", path=".".join(path), message=v.message),
         extensions={"code": str(v.code), "field": path},

@@ -34,7 +34,7 @@ def parse_id(global_id: str) -> tuple[str, int] | None:
 
 
 def decode_id(global_id: str, type_name: str, *, field: str) -> int:
-    """The primary key of a ``type_name`` id given in input ``field``.
+    """The primary key of a ``type_name`` id given for the domain's ``field``.
 
     A malformed id, or the id of another type, names nothing: NOT_FOUND on that field.
     """

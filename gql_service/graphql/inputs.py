@@ -17,7 +17,11 @@ from gql_service.graphql.enums import (
     QuoteState,
     QuoteStatusReason,
 )
+from gql_service.models import DESCRIPTION_MAX, MONEY_PLACES, NAME_MAX
 
+NAME_LENGTH = f"Name, 1-{NAME_MAX} characters."
+UP_TO_DESCRIPTION_MAX = f"Up to {DESCRIPTION_MAX} chars."
+MONEY_TEXT = f"at most {MONEY_PLACES} decimals, not negative"
 EXPECTED_VERSION = (
     "The version you last read; the change is refused with CONCURRENCY_CONFLICT if the record "
     "has moved on since. Leave it out to skip the check."
@@ -62,16 +66,18 @@ class QuoteFilter:
 
 @strawberry.input(description="A new opportunity, created OPEN / IN_PROGRESS.")
 class CreateOpportunityInput:
-    name: str = strawberry.field(description="Name, 1-200 characters.")
-    customer_name: str = strawberry.field(description="The prospective customer, 1-200 chars.")
+    name: str = strawberry.field(description=NAME_LENGTH)
+    customer_name: str = strawberry.field(
+        description=f"The prospective customer, 1-{NAME_MAX} chars."
+    )
     currency_code: str = strawberry.field(description="ISO 4217 currency code, e.g. EUR.")
     estimated_revenue: Decimal | None = strawberry.field(
-        default=None, description="Expected revenue; at most 4 decimals, not negative."
+        default=None, description=f"Expected revenue; {MONEY_TEXT}."
     )
     estimated_close_date: date | None = strawberry.field(
         default=None, description="When the deal is expected to close."
     )
-    description: str | None = strawberry.field(default=None, description="Up to 2000 chars.")
+    description: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
 
 
 @strawberry.input(description="Changes to an OPEN opportunity; omitted fields stay as they are.")
@@ -117,7 +123,7 @@ class CloseOpportunityInput:
     competitor_id: strawberry.ID | None = strawberry.field(
         default=None, description="The competitor won (or lost) against."
     )
-    description: str | None = strawberry.field(default=None, description="Up to 2000 chars.")
+    description: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
     close_open_quotes: bool = strawberry.field(
         default=False,
         description="Also close every open quote (as LOST) in the same transaction.",
@@ -134,7 +140,7 @@ class CloseQuotesInput:
     close_date: date | None = strawberry.field(
         default=None, description="Close date of the quotes; defaults to today (UTC)."
     )
-    description: str | None = strawberry.field(default=None, description="Up to 2000 chars.")
+    description: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
     expected_version: int | None = strawberry.field(
         default=None, description="The opportunity's version you last read. " + EXPECTED_VERSION
     )
@@ -152,12 +158,12 @@ class ReopenOpportunityInput:
 @strawberry.input(description="A new DRAFT quote for an OPEN opportunity.")
 class CreateQuoteInput:
     opportunity_id: strawberry.ID = strawberry.field(description="The opportunity quoted for.")
-    name: str = strawberry.field(description="Name, 1-200 characters.")
+    name: str = strawberry.field(description=NAME_LENGTH)
     currency_code: str | None = strawberry.field(
         default=None, description="Defaults to, and must equal, the opportunity's currency."
     )
     total_amount: Decimal | None = strawberry.field(
-        default=None, description="Total amount; at most 4 decimals, not negative."
+        default=None, description=f"Total amount; {MONEY_TEXT}."
     )
     effective_from: date | None = strawberry.field(default=None, description="Valid from.")
     effective_to: date | None = strawberry.field(
@@ -200,7 +206,7 @@ class ReviseQuoteInput(QuoteActionInput):
 @strawberry.input(description="Mark an open quote as won; the other open quotes become LOST.")
 class WinQuoteInput(QuoteActionInput):
     close_date: date | None = strawberry.field(default=None, description="Defaults to today (UTC).")
-    description: str | None = strawberry.field(default=None, description="Up to 2000 chars.")
+    description: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
 
 
 @strawberry.input(description="Close one open quote as LOST or CANCELED.")
@@ -209,11 +215,11 @@ class CloseQuoteInput(QuoteActionInput):
         default=QuoteStatusReason.LOST, description="LOST (default) or CANCELED."
     )
     close_date: date | None = strawberry.field(default=None, description="Defaults to today (UTC).")
-    description: str | None = strawberry.field(default=None, description="Up to 2000 chars.")
+    description: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
 
 
 @strawberry.input(description="A new competitor.")
 class CreateCompetitorInput:
-    name: str = strawberry.field(description="Unique name, 1-200 characters.")
+    name: str = strawberry.field(description=f"Unique name, 1-{NAME_MAX} characters.")
     website: str | None = strawberry.field(default=None, description="Web address.")
-    notes: str | None = strawberry.field(default=None, description="Up to 2000 chars.")
+    notes: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)

@@ -79,11 +79,11 @@ async def respond(
 
 
 def _opportunity_id(value: str) -> int:
-    return decode_id(value, "Opportunity", field="opportunity_id")
+    return decode_id(value, "Opportunity", field="opportunity")
 
 
 def _quote_id(value: str) -> int:
-    return decode_id(value, "Quote", field="quote_id")
+    return decode_id(value, "Quote", field="quote")
 
 
 _INPUT = strawberry.argument(description="What to do; see the input type.")
@@ -165,7 +165,7 @@ class Mutation:
                 actual_revenue=input.actual_revenue,
                 close_date=input.close_date,
                 competitor_id=decode_optional_id(
-                    input.competitor_id, "Competitor", field="competitor_id"
+                    input.competitor_id, "Competitor", field="competitor"
                 ),
                 description=input.description,
                 close_open_quotes=input.close_open_quotes,

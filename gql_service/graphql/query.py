@@ -30,9 +30,10 @@ from gql_service.graphql.types import (
     QuoteClose,
 )
 from gql_service.messages import msg
+from gql_service.models import NAME_MAX
 from gql_service.queries import InvalidCursorError, Ordering
 from gql_service.queries import OpportunityFilter as OpportunityQuery
-from gql_service.rules import NAME_MAX, check_text
+from gql_service.rules import check_text
 
 
 async def resolve_node(info: Info, global_id: str) -> Node | None:

@@ -1,0 +1,33 @@
+"""Audit stamps: a row's next version, and when and by whom it was written. Written only here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class Versioned(Protocol):
+    version: int
+    modified_at: datetime
+    modified_by: str
+
+
+def created(now: datetime, actor: str) -> dict[str, Any]:
+    """The stamps of a new versioned row (its version starts at the column's default, 1)."""
+    return {"created_at": now, "created_by": actor, "modified_at": now, "modified_by": actor}
+
+
+def touched(version: Any, now: Any, actor: Any) -> dict[str, Any]:
+    """The stamps of a changed row: its next version, this transaction's clock and actor.
+
+    The same three values whether for a loaded row (``version`` an int) or for an UPDATE's SET
+    clause (``version`` the column, ``now`` and ``actor`` values or placeholders), so that every
+    write path stamps alike.
+    """
+    return {"version": version + 1, "modified_at": now, "modified_by": actor}
+
+
+def stamp(row: Versioned, now: datetime, actor: str) -> None:
+    """Stamp a loaded row in place, as ``touched`` describes."""
+    for name, value in touched(row.version, now, actor).items():
+        setattr(row, name, value)

@@ -1,0 +1,287 @@
+"""State transitions of opportunities and quotes: each checks its guards and returns its changes.
+
+Pure functions beside the models (no I/O): a service loads and locks, calls one transition, and
+saves what it returns. A transition raises ``ValidationFailedError`` when a guard in rules.py
+fails, and speaks only of the domain's fields. The audit stamps are not part of the changes:
+the repository adds them when it saves (audit.py).
+
+Closing quotes and closing an opportunity are set-based: their changes are applied by one
+statement each, whose WHERE clause re-checks what only the database sees at once (which quotes
+are open), under the opportunity's lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from gql_service.errors import ErrorCode, Violation, raise_if_any
+from gql_service.models import (
+    CloseOutcome,
+    CloseRecordState,
+    ForecastCategory,
+    Opportunity,
+    OpportunityState,
+    OpportunityStatusReason,
+    Quote,
+    QuoteState,
+    QuoteStatusReason,
+)
+from gql_service.records import OpportunityRecord
+from gql_service.rules import (
+    as_money,
+    check_opportunity_closed,
+    check_opportunity_open,
+    check_period,
+    check_quote_draft,
+    check_quote_open,
+    check_quote_revisable,
+)
+from gql_service.unset import UNSET, Unset
+
+# What a transition changed on one row: field name -> new value.
+Changes = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OpportunityClosing:
+    """closeOpportunity's changes: the opportunity's, its new close record, and its quotes'."""
+
+    changes: Changes
+    record: Changes
+    quotes: QuoteClosing | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteClosing:
+    """Open quotes of one opportunity to close: all of them, or only ``quote_id``.
+
+    ``winner_id`` becomes WON/WON, the others CLOSED with ``status_reason``.
+    """
+
+    opportunity_id: int
+    status_reason: QuoteStatusReason
+    close_date: date
+    description: str | None
+    quote_id: int | None = None
+    winner_id: int | None = None
+    state: QuoteState = QuoteState.CLOSED
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRevision:
+    """reviseQuote's changes to the revised quote, and the fields of its new draft."""
+
+    changes: Changes
+    draft: Changes
+
+
+def edit_opportunity(
+    opportunity: OpportunityRecord,
+    *,
+    name: str | Unset = UNSET,
+    customer_name: str | Unset = UNSET,
+    estimated_revenue: Decimal | Unset | None = UNSET,
+    estimated_close_date: date | Unset | None = UNSET,
+    description: str | Unset | None = UNSET,
+    status_reason: OpportunityStatusReason | Unset = UNSET,
+    forecast_category: ForecastCategory | Unset = UNSET,
+) -> Changes:
+    """An OPEN opportunity's new values; its state never changes here."""
+    raise_if_any(check_opportunity_open(opportunity))
+    changes: Changes = {
+        "name": name if name is UNSET else name.strip(),
+        "customer_name": (customer_name if customer_name is UNSET else customer_name.strip()),
+        "estimated_revenue": (
+            estimated_revenue if estimated_revenue is UNSET else as_money(estimated_revenue)
+        ),
+        "estimated_close_date": estimated_close_date,
+        "description": description,
+        "status_reason": status_reason,
+        "forecast_category": forecast_category,
+    }
+    return {k: v for k, v in changes.items() if v is not UNSET}
+
+
+def close_opportunity(
+    opportunity: OpportunityRecord,
+    *,
+    outcome: CloseOutcome,
+    status_reason: OpportunityStatusReason,
+    actual_revenue: Decimal | None,
+    close_date: date,
+    competitor_id: int | None,
+    description: str | None,
+    close_open_quotes: bool,
+) -> OpportunityClosing:
+    """OPEN -> WON or LOST, with a COMPLETED close record; optionally its open quotes -> LOST.
+
+    The central invariant (no open quote once closed) is the guard that the saving statement
+    checks itself: only it sees the quotes under the opportunity's lock.
+    """
+    assert opportunity.id is not None
+    raise_if_any(check_opportunity_open(opportunity))
+    revenue: Decimal | None
+    if actual_revenue is not None:
+        revenue = as_money(actual_revenue)
+    elif outcome is CloseOutcome.WON:
+        revenue = opportunity.estimated_revenue
+    else:
+        revenue = None
+    quotes = None
+    if close_open_quotes:
+        quotes = QuoteClosing(
+            opportunity.id,
+            status_reason=QuoteStatusReason.LOST,
+            close_date=close_date,
+            description=description,
+        )
+    return OpportunityClosing(
+        changes={
+            "state": OpportunityState(outcome.value),
+            "status_reason": status_reason,
+            "forecast_category": ForecastCategory(outcome.value),
+            "actual_revenue": revenue,
+            "actual_close_date": close_date,
+        },
+        record={
+            "opportunity_id": opportunity.id,
+            "outcome": outcome,
+            "status_reason": status_reason,
+            "actual_revenue": revenue,
+            "close_date": close_date,
+            "competitor_id": competitor_id,
+            "description": description,
+            "state": CloseRecordState.COMPLETED,
+        },
+        quotes=quotes,
+    )
+
+
+def reopen_opportunity(
+    opportunity: Opportunity, *, status_reason: OpportunityStatusReason
+) -> Changes:
+    """WON or LOST -> OPEN; the forecast goes back to PIPELINE (its close records are canceled
+    by the saving statement)."""
+    raise_if_any(check_opportunity_closed(opportunity))
+    return {
+        "state": OpportunityState.OPEN,
+        "status_reason": status_reason,
+        "forecast_category": ForecastCategory.PIPELINE,
+    }
+
+
+def close_quotes(
+    opportunity: OpportunityRecord,
+    *,
+    status_reason: QuoteStatusReason,
+    close_date: date,
+    description: str | None,
+) -> QuoteClosing:
+    """Every open quote of an OPEN opportunity -> CLOSED with ``status_reason``."""
+    assert opportunity.id is not None
+    raise_if_any(check_opportunity_open(opportunity))
+    return QuoteClosing(
+        opportunity.id, status_reason=status_reason, close_date=close_date, description=description
+    )
+
+
+def _quote_guards(opportunity: OpportunityRecord, *checks: list[Violation]) -> None:
+    """An OPEN opportunity first, then the quote's own guards, each reported alone."""
+    raise_if_any(check_opportunity_open(opportunity))
+    for problems in checks:
+        raise_if_any(problems)
+
+
+def edit_quote(
+    opportunity: OpportunityRecord,
+    quote: Quote,
+    *,
+    name: str | Unset = UNSET,
+    total_amount: Decimal | Unset | None = UNSET,
+    effective_from: date | Unset | None = UNSET,
+    effective_to: date | Unset | None = UNSET,
+) -> Changes:
+    """A DRAFT quote's new values; its validity period must stay in order."""
+    _quote_guards(opportunity, check_quote_draft(quote, code=ErrorCode.QUOTE_READ_ONLY))
+    start = quote.effective_from if effective_from is UNSET else effective_from
+    end = quote.effective_to if effective_to is UNSET else effective_to
+    raise_if_any(check_period("effective_to", start, end))
+    changes: Changes = {"effective_from": start, "effective_to": end}
+    if name is not UNSET:
+        changes["name"] = name.strip()
+    if total_amount is not UNSET:
+        changes["total_amount"] = as_money(total_amount)
+    return changes
+
+
+def activate_quote(opportunity: OpportunityRecord, quote: Quote) -> Changes:
+    """DRAFT -> ACTIVE; the quote becomes read-only."""
+    _quote_guards(opportunity, check_quote_draft(quote, code=ErrorCode.QUOTE_NOT_OPEN))
+    return {"state": QuoteState.ACTIVE, "status_reason": QuoteStatusReason.IN_PROGRESS}
+
+
+def revise_quote(opportunity: OpportunityRecord, quote: Quote, *, today: date) -> QuoteRevision:
+    """ACTIVE -> CLOSED/REVISED, and a new DRAFT with the same number and the next revision."""
+    _quote_guards(opportunity, check_quote_revisable(quote))
+    return QuoteRevision(
+        changes={
+            "state": QuoteState.CLOSED,
+            "status_reason": QuoteStatusReason.REVISED,
+            "closed_on": today,
+        },
+        draft={
+            "opportunity_id": quote.opportunity_id,
+            "quote_number": quote.quote_number,
+            "revision_number": quote.revision_number + 1,
+            "name": quote.name,
+            "currency_code": quote.currency_code,
+            "total_amount": quote.total_amount,
+            "effective_from": quote.effective_from,
+            "effective_to": quote.effective_to,
+        },
+    )
+
+
+def win_quote(
+    opportunity: OpportunityRecord,
+    quote: Quote,
+    *,
+    close_date: date,
+    description: str | None,
+) -> QuoteClosing:
+    """An open quote -> WON; every other open quote of its opportunity -> CLOSED/LOST.
+
+    The opportunity stays OPEN.
+    """
+    assert quote.id is not None
+    _quote_guards(opportunity, check_quote_open(quote))
+    return QuoteClosing(
+        quote.opportunity_id,
+        status_reason=QuoteStatusReason.LOST,
+        close_date=close_date,
+        description=description,
+        winner_id=quote.id,
+    )
+
+
+def close_quote(
+    opportunity: OpportunityRecord,
+    quote: Quote,
+    *,
+    status_reason: QuoteStatusReason,
+    close_date: date,
+    description: str | None,
+) -> QuoteClosing:
+    """One open quote -> CLOSED as LOST or CANCELED."""
+    assert quote.id is not None
+    _quote_guards(opportunity, check_quote_open(quote))
+    return QuoteClosing(
+        quote.opportunity_id,
+        status_reason=status_reason,
+        close_date=close_date,
+        description=description,
+        quote_id=quote.id,
+    )
