@@ -79,8 +79,13 @@ def live_server(
             process.wait()
 
 
+# Several spawned workers each import the whole service; on a loaded 2-core machine that has
+# taken over 30 s. The wait ends as soon as /readyz answers, so a long bound costs nothing.
+START_TIMEOUT_S = 90
+
+
 def _wait_until_ready(server: LiveServer) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             break
