@@ -33,6 +33,10 @@ class UnitOfWork:
     is returned, so that the request never holds two). With a ``broker``, the opportunities
     the work changed are announced to subscribers: by the transaction's own NOTIFY on
     PostgreSQL, by the broker once committed otherwise (announcements.py).
+
+    A ``dry_run`` does the same work with the same statements and locks, then rolls back
+    instead of committing: the work's result or its errors, and nothing written. It claims no
+    idempotency key and announces nothing (a rolled-back NOTIFY is never delivered).
     """
 
     def __init__(
@@ -44,13 +48,16 @@ class UnitOfWork:
         claim: idempotency.Claim | None = None,
         before: Callable[[], Awaitable[None]] | None = None,
         broker: Broker | None = None,
+        dry_run: bool = False,
     ) -> None:
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
         self.actor = actor
         self.max_attempts = max(1, max_attempts)
-        self.claim = claim
+        # A dry run spends no key: it commits nothing, so there is no response to replay.
+        self.claim = None if dry_run else claim
         self.before = before
         self.broker = broker
+        self.dry_run = dry_run
 
     async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
         if self.before is not None:
@@ -62,7 +69,7 @@ class UnitOfWork:
             claim = self.claim if self.claim is not None and not self.claim.committed else None
             async with AsyncSession(self._engine, expire_on_commit=False) as session:
                 try:
-                    async with session.begin():
+                    async with session.begin() as transaction:
                         if claim is not None:
                             # First statement: a twin request waits here, then finds it taken.
                             await idempotency.take(session, claim, now)
@@ -78,6 +85,11 @@ class UnitOfWork:
                             # Keep what the violations refer to readable after the rollback.
                             session.expunge_all()
                             raise
+                        if self.dry_run:
+                            # Keep the result readable, then undo everything it wrote.
+                            session.expunge_all()
+                            await transaction.rollback()
+                            return result
                     if claim is not None:
                         claim.committed = True
                     if self.broker is not None:

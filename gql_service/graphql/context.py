@@ -46,7 +46,7 @@ class Context:
             self._loaders = Loaders(self.reader)
         return self._loaders
 
-    def unit_of_work(self) -> UnitOfWork:
+    def unit_of_work(self, *, dry_run: bool = False) -> UnitOfWork:
         return UnitOfWork(
             self.engine,
             actor=self.principal.name,
@@ -54,6 +54,7 @@ class Context:
             claim=self.idempotency,
             before=self.reads.release,
             broker=self.broker,
+            dry_run=dry_run,
         )
 
     def refresh(self) -> None:

@@ -26,6 +26,15 @@ EXPECTED_VERSION = (
     "The version you last read; the change is refused with CONCURRENCY_CONFLICT if the record "
     "has moved on since. Leave it out to skip the check."
 )
+DRY_RUN = (
+    "Check only: run every check of the real call on the current data, under the same lock, "
+    "and answer with the same errors or the payload the call would return, then roll back. "
+    "Nothing is written, no subscriber hears of it, and an Idempotency-Key is neither spent "
+    "nor stored. A later real call can still fail or answer differently, because others may "
+    "change the opportunity or its quotes in between (send expectedVersion to notice). Ids "
+    "of records the dry run would create are not kept, and fields read through the payload's "
+    "objects (such as opportunity.quotes) show the data as committed."
+)
 
 
 @strawberry.input(description="Filter on opportunities; all given conditions must hold.")
@@ -129,6 +138,7 @@ class CloseOpportunityInput:
         description="Also close every open quote (as LOST) in the same transaction.",
     )
     expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
+    dry_run: bool = strawberry.field(default=False, description=DRY_RUN)
 
 
 @strawberry.input(description="Close all DRAFT and ACTIVE quotes of an opportunity at once.")
@@ -144,6 +154,7 @@ class CloseQuotesInput:
     expected_version: int | None = strawberry.field(
         default=None, description="The opportunity's version you last read. " + EXPECTED_VERSION
     )
+    dry_run: bool = strawberry.field(default=False, description=DRY_RUN)
 
 
 @strawberry.input(description="Reopen a WON or LOST opportunity.")
@@ -207,6 +218,7 @@ class ReviseQuoteInput(QuoteActionInput):
 class WinQuoteInput(QuoteActionInput):
     close_date: date | None = strawberry.field(default=None, description="Defaults to today (UTC).")
     description: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
+    dry_run: bool = strawberry.field(default=False, description=DRY_RUN)
 
 
 @strawberry.input(description="Close one open quote as LOST or CANCELED.")

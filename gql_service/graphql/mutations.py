@@ -43,6 +43,7 @@ from gql_service.graphql.payloads import (
 from gql_service.graphql.types import Competitor, Info, Opportunity, OpportunityClose, Quote
 from gql_service.idempotency import IdempotencyKeyTakenError
 from gql_service.quote_closing import ClosedQuote
+from gql_service.records import OpportunityRecord
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET
 
@@ -60,14 +61,19 @@ async def respond(
     payload: Callable[..., P],
     call: Callable[[UnitOfWork], Awaitable[R]],
     present: Callable[[R], dict[str, Any]],
+    *,
+    dry_run: bool = False,
 ) -> P:
-    """Run one service call and build its payload: the result, or its typed errors."""
+    """Run one service call and build its payload: the result, or its typed errors.
+
+    A ``dry_run`` runs the same call in a transaction that rolls back (unit_of_work.py).
+    """
     claim = info.context.idempotency
     try:
         if claim is not None and claim.taken:
             # An earlier field of this document found the key taken: run nothing more.
             raise IdempotencyKeyTakenError(claim.key)
-        result = await call(info.context.unit_of_work())
+        result = await call(info.context.unit_of_work(dry_run=dry_run))
     except ValidationFailedError as exc:
         metrics.note_user_errors([v.code.name for v in exc.violations])
         return payload(errors=user_errors(exc, info.context.language))
@@ -87,6 +93,10 @@ def _quote_id(value: str) -> int:
 
 
 _INPUT = strawberry.argument(description="What to do; see the input type.")
+_DRY_RUN = (
+    "With dryRun it only checks and commits nothing; a later real call can still fail, since "
+    "others may change the data in between."
+)
 
 
 def _closed(closed: ClosedQuote) -> Quote:
@@ -96,6 +106,18 @@ def _closed(closed: ClosedQuote) -> Quote:
 
 def _all_closed(closed: Iterable[ClosedQuote]) -> list[Quote]:
     return [_closed(c) for c in closed]
+
+
+def _without_open_quotes(info: Info, record: OpportunityRecord, dry_run: bool) -> Opportunity:
+    """An opportunity whose open quotes a close (or closeQuotes) closed.
+
+    After a dry run the database still holds them: its openQuoteCount is given as the call
+    would leave it, none.
+    """
+    opportunity = Opportunity.from_model(record)
+    if dry_run:
+        info.context.loaders.open_quote_count.prime(opportunity.pk, 0)
+    return opportunity
 
 
 @strawberry.type(description="Changes to opportunities, quotes and competitors.")
@@ -147,7 +169,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Close an OPEN opportunity as WON or LOST. Refused while any of its quotes "
-        "is DRAFT or ACTIVE (OPPORTUNITY_HAS_OPEN_QUOTES lists them), unless closeOpenQuotes."
+        "is DRAFT or ACTIVE (OPPORTUNITY_HAS_OPEN_QUOTES lists them), unless closeOpenQuotes. "
+        + _DRY_RUN
     )
     async def close_opportunity(
         self,
@@ -172,10 +195,11 @@ class Mutation:
                 expected_version=input.expected_version,
             ),
             lambda r: {
-                "opportunity": Opportunity.from_model(r.opportunity),
+                "opportunity": _without_open_quotes(info, r.opportunity, input.dry_run),
                 "opportunity_close": OpportunityClose.from_model(r.close),
                 "closed_quotes": _all_closed(r.closed_quotes),
             },
+            dry_run=input.dry_run,
         )
 
     @strawberry.mutation(description="Reopen a WON or LOST opportunity; cancels its close record.")
@@ -200,7 +224,8 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Close every DRAFT and ACTIVE quote of an opportunity at once, atomically."
+        description="Close every DRAFT and ACTIVE quote of an opportunity at once, atomically. "
+        + _DRY_RUN
     )
     async def close_quotes(
         self,
@@ -219,9 +244,10 @@ class Mutation:
                 expected_version=input.expected_version,
             ),
             lambda r: {
-                "opportunity": Opportunity.from_model(r.opportunity),
+                "opportunity": _without_open_quotes(info, r.opportunity, input.dry_run),
                 "closed_quotes": _all_closed(r.closed_quotes),
             },
+            dry_run=input.dry_run,
         )
 
     @strawberry.mutation(description="Add a DRAFT quote to an OPEN opportunity.")
@@ -304,7 +330,7 @@ class Mutation:
 
     @strawberry.mutation(
         description="Mark an open quote WON; the other open quotes of its opportunity become "
-        "CLOSED/LOST. The opportunity stays OPEN."
+        "CLOSED/LOST. The opportunity stays OPEN. " + _DRY_RUN
     )
     async def win_quote(
         self,
@@ -322,6 +348,7 @@ class Mutation:
                 expected_version=input.expected_version,
             ),
             lambda r: {"quote": _closed(r.quote), "lost_quotes": _all_closed(r.lost_quotes)},
+            dry_run=input.dry_run,
         )
 
     @strawberry.mutation(description="Close one open quote as LOST or CANCELED.")
