@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from gql_service.models import (
     OPEN_QUOTE_STATES,
     Competitor,
     Entity,
+    Money,
     Opportunity,
     OpportunityClose,
     OpportunityState,
@@ -44,7 +46,8 @@ from gql_service.records import (
     QuoteCloseRecord,
     QuoteRecord,
 )
-from gql_service.rules import is_storable_text
+from gql_service.rules import check_money, is_storable_text
+from gql_service.sort_keys import money_key
 
 T = TypeVar("T")
 
@@ -81,20 +84,29 @@ class Page(Generic[T]):
 class OpportunityFilter:
     states: tuple[OpportunityState, ...] = ()
     customer_name: str | None = None
+    customer: str | None = None
     name_contains: str | None = None
     has_open_quotes: bool | None = None
+    outcome: OpportunityState | None = None
+    actual_close_from: date | None = None
+    actual_close_to: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class QuoteFilter:
     states: tuple[QuoteState, ...] = ()
     is_open: bool | None = None
+    opportunity_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Ordering:
     field: str = "created_at"
     descending: bool = True
+
+
+# The top-level quotes list: oldest first, as the quotes under an opportunity.
+QUOTE_ORDERING = Ordering(field="created_at", descending=False)
 
 
 class QuoteCloseValues(NamedTuple):
@@ -236,11 +248,33 @@ class Reader:
                 .exists()
             )
             conditions.append(has_open if opportunity_filter.has_open_quotes else ~has_open)
+        if opportunity_filter.customer is not None:
+            conditions.append(OPPORTUNITY.c.customer_name == opportunity_filter.customer)
+        if opportunity_filter.outcome is not None:
+            conditions.append(OPPORTUNITY.c.state == opportunity_filter.outcome)
+        if opportunity_filter.actual_close_from is not None:
+            conditions.append(
+                OPPORTUNITY.c.actual_close_date >= opportunity_filter.actual_close_from
+            )
+        if opportunity_filter.actual_close_to is not None:
+            conditions.append(OPPORTUNITY.c.actual_close_date <= opportunity_filter.actual_close_to)
         return await self._paginate(OPPORTUNITY, conditions, page, ordering)
 
     async def competitors(self, page: PageRequest) -> Page[CompetitorRecord]:
         ordering = Ordering(field="name", descending=False)
         return await self._paginate(COMPETITOR, [], page, ordering)
+
+    async def quotes(self, page: PageRequest, quote_filter: QuoteFilter) -> Page[QuoteRecord]:
+        """Every quote the filter admits, oldest first (as under an opportunity)."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if quote_filter.opportunity_id is not None:
+            conditions.append(QUOTE.c.opportunity_id == quote_filter.opportunity_id)
+        if quote_filter.states:
+            conditions.append(QUOTE.c.state.in_(quote_filter.states))
+        if quote_filter.is_open is not None:
+            is_open = QUOTE.c.state.in_(OPEN_QUOTE_STATES)
+            conditions.append(is_open if quote_filter.is_open else sa.not_(is_open))
+        return await self._paginate(QUOTE, conditions, page, QUOTE_ORDERING)
 
     async def _paginate(
         self,
@@ -250,7 +284,9 @@ class Reader:
         ordering: Ordering,
     ) -> Page[Any]:
         """Keyset pagination on (ordering field, id), nulls last: stable under inserts."""
-        column = table.c[ordering.field]
+        stored = table.c[ordering.field]
+        nullable = bool(stored.nullable)
+        column = money_key(stored) if isinstance(stored.type, Money) else stored
         pk = table.c.id
         backwards = page.last is not None and page.first is None
         limit = page.last if backwards else page.first
@@ -259,14 +295,22 @@ class Reader:
         for cursor, after in ((page.after, True), (page.before, False)):
             if cursor is None:
                 continue
-            value, key = _decode_cursor(cursor, ordering.field, column)
+            value, key = _decode_cursor(cursor, ordering.field, stored)
             stmt = stmt.where(
                 keyset_condition(
-                    column, pk, value, key, descending=ordering.descending, after=after
+                    column,
+                    pk,
+                    value,
+                    key,
+                    descending=ordering.descending,
+                    after=after,
+                    nullable=nullable,
                 )
             )
         stmt = stmt.order_by(
-            *keyset_order(column, pk, descending=ordering.descending, backwards=backwards)
+            *keyset_order(
+                column, pk, descending=ordering.descending, backwards=backwards, nullable=nullable
+            )
         ).limit(limit + 1)
         rows = await self._all(stmt)
         has_more = len(rows) > limit
@@ -290,7 +334,7 @@ class Reader:
 
 
 def keyset_order(
-    column: Any, pk: Any, *, descending: bool, backwards: bool
+    column: Any, pk: Any, *, descending: bool, backwards: bool, nullable: bool
 ) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
     """ORDER BY (column, id) in the ordering's direction, nulls last; reversed for ``last``.
 
@@ -300,13 +344,20 @@ def keyset_order(
     """
     reverse = descending != backwards
     value = column.desc() if reverse else column.asc()
-    if column.nullable:
+    if nullable:
         value = value.nulls_first() if backwards else value.nulls_last()
     return value, pk.desc() if reverse else pk.asc()
 
 
 def keyset_condition(
-    column: Any, pk: Any, value: Any, key: int, *, descending: bool, after: bool
+    column: Any,
+    pk: Any,
+    value: Any,
+    key: int,
+    *,
+    descending: bool,
+    after: bool,
+    nullable: bool,
 ) -> sa.ColumnElement[bool]:
     """The rows strictly after (or before) the cursor ``(value, key)`` in (column, id) order.
 
@@ -323,7 +374,7 @@ def keyset_condition(
         return later_nulls if after else sa.or_(column.is_not(None), later_nulls)
     # A comparison with NULL is never true, so this part holds only dated rows.
     dated = sa.or_(beyond(column, value), sa.and_(column == value, beyond(pk, key)))
-    return sa.or_(dated, column.is_(None)) if after and column.nullable else dated
+    return sa.or_(dated, column.is_(None)) if after and nullable else dated
 
 
 def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
@@ -334,13 +385,16 @@ def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
 
 
 def _encode_cursor(field_name: str, value: Any, key: int) -> str:
-    """The opaque cursor of a row: its sort value as JSON (dates as ISO text) and its id.
+    """The opaque cursor of a row: its sort value as JSON (dates as ISO text, money as its
+    four-decimal text) and its id.
 
     A pure function of the value, so a path that reads the value as text (a date or timestamp
-    in ISO form) issues the same cursors as one that reads Python objects.
+    in ISO form, money as text) issues the same cursors as one that reads Python objects.
     """
     if isinstance(value, date):  # datetime is a date too
         value = value.isoformat()
+    elif isinstance(value, Decimal):
+        value = str(value)
     raw = json.dumps([field_name, value, key], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
@@ -371,6 +425,11 @@ def _decode_cursor(cursor: str, field_name: str, column: Any) -> tuple[Any, int]
             return moment.astimezone(UTC), key
         if isinstance(column.type, sa.Date):
             return date.fromisoformat(value), key
-    except (ValueError, OverflowError) as exc:
+        if isinstance(column.type, Money):
+            amount = Decimal(value)
+            if check_money("cursor", amount):
+                raise ValueError("a cursor's amount is a storable one")
+            return amount, key
+    except (ValueError, OverflowError, InvalidOperation) as exc:
         raise InvalidCursorError(msg("The cursor is not one this service issued.")) from exc
     return value, key

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,16 @@ CONNECTION = """
   edges { __typename cursor node { id name } }
   nodes { id }
 """
-ORDER_FIELDS = ("CREATED_AT", "MODIFIED_AT", "NAME", "ESTIMATED_CLOSE_DATE")
+ORDER_FIELDS = (
+    "CREATED_AT",
+    "MODIFIED_AT",
+    "NAME",
+    "ESTIMATED_CLOSE_DATE",
+    "ESTIMATED_REVENUE",
+    "ACTUAL_CLOSE_DATE",
+)
 QUOTE_CONNECTION = CONNECTION.replace("name", "quoteNumber")
+QUOTE_LIST_CONNECTION = CONNECTION.replace("node { id name }", "node { id quoteNumber }")
 
 HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
     ("{ __typename }", {}),
@@ -120,6 +129,21 @@ HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
     ('{ opportunities(after: "bad") { totalCount } }', {}),  # BAD_CURSOR: plain path
     ('{ opportunities(filter: {nameContains: ""}) { totalCount } }', {}),
     ('{ opportunities(filter: {customerName: "o_%/"}) { totalCount } }', {}),
+    (f"{{ quotes {{ {QUOTE_LIST_CONNECTION} nodes {{ {EVERY_QUOTE_FIELD} }} }} }}", {}),
+    (
+        f"""query($first: Int, $last: Int, $after: String, $before: String,
+                 $filter: QuoteListFilter) {{
+             quotes(first: $first, last: $last, after: $after, before: $before,
+                    filter: $filter) {{ {QUOTE_LIST_CONNECTION} }} }}""",
+        {"first": 2, "filter": {"state": ["WON", "CLOSED"]}},
+    ),
+    (
+        f"""query($id: ID) {{ quotes(last: 2, filter: {{opportunityId: $id, isOpen: true}}) {{
+             {QUOTE_LIST_CONNECTION} }} }}""",
+        {"id": "O2"},
+    ),
+    ('{ quotes(filter: {opportunityId: "nonsense"}) { totalCount } }', {}),
+    ('{ quotes(after: "bad") { totalCount } }', {}),  # BAD_CURSOR: plain path
 ]
 for field in ORDER_FIELDS:
     for direction in ("ASC", "DESC"):
@@ -130,6 +154,9 @@ for field in ORDER_FIELDS:
             '{nameContains: "SYSTEM"}',
             "{hasOpenQuotes: true}",
             "{hasOpenQuotes: false}",
+            '{customer: "Tie Ltd"}',
+            "{outcome: LOST}",
+            '{actualCloseDateFrom: "2020-01-01", actualCloseDateTo: "2035-12-31"}',
         ):
             HAND_WRITTEN.append(
                 (
@@ -143,6 +170,9 @@ for field in ORDER_FIELDS:
             )
 
 # Short ids in the documents above, resolved to the seed's real global ids.
+QUOTES_OF = """query($id: ID) {
+  quotes(first: 5, filter: {opportunityId: $id}) { nodes { id opportunity { id } } } }"""
+
 SHORT_IDS = {
     "O": "Opportunity",
     "Q": "Quote",
@@ -206,6 +236,7 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
             customer_name="Tie Ltd",
             currency_code="EUR",
             estimated_close_date=None if index % 2 else date(2027, 1, 1),
+            estimated_revenue=None if index % 3 == 2 else Decimal("10" if index % 2 else "9.5"),
         )
     async with (
         httpx.AsyncClient(
@@ -247,7 +278,7 @@ async def test_hand_written_reads_answer_alike(pair: Pair) -> None:
         fast += compiled_reads.STATS.fast - before_fast
     # Each is sent twice; all but the plain path's own refusals compile, the second by the
     # fast lane.
-    assert compiled >= 2 * (len(HAND_WRITTEN) - 4)
+    assert compiled >= 2 * (len(HAND_WRITTEN) - 5)
     assert fast >= compiled // 2
 
 
@@ -275,9 +306,15 @@ async def test_a_statement_reused_for_other_ids_answers_for_each(pair: Pair) -> 
             (HAND_WRITTEN[4][0], "Q"),
             (node, "O"),
             (node, "Q"),
+            (QUOTES_OF, "O"),
+            (QUOTES_OF, "Q"),
         ):
             body = await pair.compare(query, {"id": _real(f"{short}{key}")})
             found = next(iter(body["data"].values()))
+            if query is QUOTES_OF:
+                owners = {n["opportunity"]["id"] for n in found["nodes"]}
+                assert owners <= ({_real(f"O{key}")} if short == "O" else set())
+                continue
             assert found is None or found["id"] == _real(f"{short}{key}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,13 +13,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import GraphQLClient
-from tests.operations import create_competitor, create_opportunity, create_quote
+from tests.operations import (
+    create_competitor,
+    create_opportunity,
+    create_quote,
+)
 
 PAGE = """
 query($first: Int, $after: String, $last: Int, $before: String, $order: OpportunityOrder) {
   opportunities(first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
     totalCount
-    edges { cursor node { id name createdAt modifiedAt estimatedCloseDate } }
+    edges { cursor node { id name createdAt modifiedAt estimatedCloseDate estimatedRevenue
+                          actualCloseDate } }
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   }
 }"""
@@ -49,6 +55,9 @@ NAMES = ["Beta", "Alpha", "Beta", "Gamma", "Alpha", "Beta", "Delta", "Alpha", "G
 CREATED_GROUP = [0, 0, 1, 1, 1, 2, 3, 3, 4, 0]
 MODIFIED_GROUP = [2, 1, 1, 0, 2, 0, 1, 2, 0, 1]
 CLOSE_DATE_GROUP = [None, 1, None, 0, 1, None, 1, 0, None, 2]
+# Amounts whose text order differs from their numeric order (SQLite stores money as text).
+REVENUE = ["9.5", None, "10", "100", "9.5", None, "10", "0.25", None, "9.5"]
+ACTUAL_CLOSE_GROUP = [2, None, 0, 2, None, 1, 0, None, 2, 1]
 BASE = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 FIELDS = {
@@ -56,6 +65,8 @@ FIELDS = {
     "MODIFIED_AT": "modifiedAt",
     "NAME": "name",
     "ESTIMATED_CLOSE_DATE": "estimatedCloseDate",
+    "ESTIMATED_REVENUE": "estimatedRevenue",
+    "ACTUAL_CLOSE_DATE": "actualCloseDate",
 }
 
 
@@ -65,19 +76,25 @@ def pk(global_id: str) -> int:
 
 
 async def tied_opportunities(gql: GraphQLClient, engine: AsyncEngine) -> None:
-    ids = [pk((await create_opportunity(gql, name=name))["id"]) for name in NAMES]
-    groups = zip(ids, CREATED_GROUP, MODIFIED_GROUP, CLOSE_DATE_GROUP, strict=True)
+    ids = [
+        pk((await create_opportunity(gql, name=name, estimatedRevenue=revenue))["id"])
+        for name, revenue in zip(NAMES, REVENUE, strict=True)
+    ]
+    groups = zip(
+        ids, CREATED_GROUP, MODIFIED_GROUP, CLOSE_DATE_GROUP, ACTUAL_CLOSE_GROUP, strict=True
+    )
     async with engine.begin() as connection:
-        for key, created, modified, closing in groups:
+        for key, created, modified, closing, closed in groups:
             await connection.execute(
                 text(
                     "UPDATE opportunity SET created_at = :c, modified_at = :m,"
-                    " estimated_close_date = :d WHERE id = :id"
+                    " estimated_close_date = :d, actual_close_date = :a WHERE id = :id"
                 ),
                 {
                     "c": _stored(engine, BASE + timedelta(minutes=created)),
                     "m": _stored(engine, BASE + timedelta(hours=1, minutes=modified)),
                     "d": None if closing is None else (BASE + timedelta(days=closing)).date(),
+                    "a": None if closed is None else (BASE - timedelta(days=closed)).date(),
                     "id": key,
                 },
             )
@@ -132,7 +149,9 @@ def in_order(rows: list[dict[str, Any]], key: str, descending: bool) -> list[dic
     """Rows by (key, id) in the direction, rows without a value last in both directions."""
     valued = [r for r in rows if r[key] is not None]
     empty = [r for r in rows if r[key] is None]
-    return sorted(valued, key=lambda r: (r[key], pk(r["id"])), reverse=descending) + sorted(
+    # Money is compared as a number, never as its text.
+    value = (lambda r: Decimal(r[key])) if key == "estimatedRevenue" else (lambda r: r[key])
+    return sorted(valued, key=lambda r: (value(r), pk(r["id"])), reverse=descending) + sorted(
         empty, key=lambda r: pk(r["id"]), reverse=descending
     )
 
@@ -260,6 +279,64 @@ async def test_opportunities_without_a_close_date_come_last_in_both_directions(
         known = [d for d in dates if d is not None]
         assert dates == known + [None] * CLOSE_DATE_GROUP.count(None), direction
         assert known == sorted(known, reverse=direction == "DESC"), direction
+
+
+@pytest.mark.parametrize(
+    ("field", "key", "nulls"),
+    [
+        ("ESTIMATED_REVENUE", "estimatedRevenue", REVENUE.count(None)),
+        ("ACTUAL_CLOSE_DATE", "actualCloseDate", ACTUAL_CLOSE_GROUP.count(None)),
+    ],
+)
+async def test_revenue_and_actual_close_date_sort_as_values_with_empty_ones_last(
+    gql: GraphQLClient, engine: AsyncEngine, field: str, key: str, nulls: int
+) -> None:
+    await tied_opportunities(gql, engine)
+    for direction in ("ASC", "DESC"):
+        order = {"field": field, "direction": direction}
+        edges = (await gql(PAGE, first=100, order=order))["data"]["opportunities"]["edges"]
+        values = [edge["node"][key] for edge in edges]
+        known = [v for v in values if v is not None]
+        assert values == known + [None] * nulls, direction
+        as_values = [Decimal(v) for v in known] if key == "estimatedRevenue" else known
+        assert as_values == sorted(as_values, reverse=direction == "DESC"), direction
+    ascending = {"field": "ESTIMATED_REVENUE", "direction": "ASC"}
+    edges = (await gql(PAGE, first=100, order=ascending))["data"]["opportunities"]["edges"]
+    # 9.5 before 10 before 100: a number's order, not its text's.
+    assert [e["node"]["estimatedRevenue"] for e in edges][:7] == [
+        "0.2500",
+        "9.5000",
+        "9.5000",
+        "9.5000",
+        "10.0000",
+        "10.0000",
+        "100.0000",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "cursor"),
+    [
+        ("ESTIMATED_REVENUE", '["estimated_revenue","NaN",1]'),
+        ("ESTIMATED_REVENUE", '["estimated_revenue","-1.0000",1]'),
+        ("ESTIMATED_REVENUE", '["estimated_revenue","1e999999999",1]'),
+        ("ESTIMATED_REVENUE", '["estimated_revenue","1.00001",1]'),
+        ("ESTIMATED_REVENUE", '["estimated_revenue","ten",1]'),
+        ("ESTIMATED_REVENUE", '["estimated_revenue",10,1]'),
+        ("ACTUAL_CLOSE_DATE", '["actual_close_date","2026-02-30",1]'),
+        ("ACTUAL_CLOSE_DATE", '["estimated_close_date","2026-03-01",1]'),
+    ],
+)
+async def test_a_forged_revenue_or_actual_close_date_cursor_is_refused_with_bad_cursor(
+    gql: GraphQLClient, field: str, cursor: str
+) -> None:
+    forged = base64.urlsafe_b64encode(cursor.encode()).decode()
+    order = {"field": field, "direction": "ASC"}
+
+    for arguments in ({"first": 2, "after": forged}, {"last": 2, "before": forged}):
+        body = await gql(PAGE, order=order, **arguments)
+
+        assert body["errors"][0]["extensions"]["code"] == "BAD_CURSOR", body
 
 
 @pytest.mark.parametrize(

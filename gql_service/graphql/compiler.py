@@ -40,14 +40,15 @@ from graphql.execution.values import get_argument_values
 
 from gql_service import models
 from gql_service.graphql.ids import parse_id
-from gql_service.graphql.inputs import OpportunityFilter
+from gql_service.graphql.inputs import OpportunityFilter, QuoteListFilter
 from gql_service.graphql.pagination import after_id, page_request
-from gql_service.graphql.query import opportunity_query
+from gql_service.graphql.query import opportunity_query, quote_list_query
 from gql_service.json_sql import MAX_OBJECT_KEYS, JsonSql, json_sql
-from gql_service.queries import InvalidCursorError, Ordering
+from gql_service.queries import QUOTE_ORDERING, InvalidCursorError, Ordering
 from gql_service.queries import _decode_cursor as decode_cursor
 from gql_service.queries import _encode_cursor as encode_cursor
 from gql_service.settings import Settings
+from gql_service.sort_keys import money_key_value, sqlite_money_key
 
 OPEN_STATES = "('DRAFT', 'ACTIVE')"
 
@@ -171,7 +172,20 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 # Keyset-paginated root lists: the model whose column the cursor's value is checked against.
-PAGED_MODELS: dict[str, Any] = {"opportunity": models.Opportunity, "competitor": models.Competitor}
+PAGED_MODELS: dict[str, Any] = {
+    "opportunity": models.Opportunity,
+    "competitor": models.Competitor,
+    "quote": models.Quote,
+}
+# Opportunity orderings the compiler answers (all of OpportunityOrderField's).
+OPPORTUNITY_ORDERINGS = (
+    "created_at",
+    "modified_at",
+    "name",
+    "estimated_close_date",
+    "estimated_revenue",
+    "actual_close_date",
+)
 
 
 def _one(value: list[Any]) -> Any:
@@ -257,6 +271,8 @@ class Compiler:
             return self._root_connection("opportunity", "Opportunity", args, details)
         if name == "competitors":
             return self._root_connection("competitor", "Competitor", args, details)
+        if name == "quotes":
+            return self._root_connection("quote", "Quote", args, details)
         raise Unsupported(f"root field {name}")
 
     def _arguments(self, parent: GraphQLObjectType, details: FieldDetailsList) -> dict[str, Any]:
@@ -533,11 +549,18 @@ class Compiler:
         if table == "opportunity":
             ordering = self._opportunity_ordering(args.get("orderBy"))
             conditions = self._opportunity_conditions(args.get("filter"))
+        elif table == "quote":
+            ordering = QUOTE_ORDERING
+            conditions = self._quote_conditions(args.get("filter"))
         else:
             ordering = Ordering(field="name", descending=False)
         model = PAGED_MODELS[table]
+        stored = getattr(model, ordering.field)
+        is_money = isinstance(stored.type, models.Money)
         column = f"{{a}}.{ordering.field}"
-        nullable = bool(getattr(model, ordering.field).nullable)
+        if is_money and sql.name == "sqlite":
+            column = sqlite_money_key(column)  # as sort_keys.money_key
+        nullable = bool(stored.nullable)
         backwards = request.last is not None and request.first is None
         limit = request.last if backwards else request.first
         assert limit is not None
@@ -546,9 +569,11 @@ class Compiler:
             if given is None:
                 continue
             try:
-                value, key = decode_cursor(given, ordering.field, getattr(model, ordering.field))
+                value, key = decode_cursor(given, ordering.field, stored)
             except InvalidCursorError as exc:
                 raise Unsupported("the plain path answers this with BAD_CURSOR") from exc
+            if is_money and value is not None:
+                value = money_key_value(value, sql.name)
             keyset.append(
                 self._keyset(column, value, key, nullable, ordering.descending, after=after)
             )
@@ -568,11 +593,12 @@ class Compiler:
             f"LIMIT {sql.bind(limit + 1)}) {a}) "
         )
         has_more = sql.boolean(f"(SELECT count(*) FROM _page) > {limit_sql}")
-        sort_text = (
-            sql.timestamp("{a}." + ordering.field)
-            if ordering.field in ("created_at", "modified_at")
-            else "{a}." + ordering.field
-        )
+        if ordering.field in ("created_at", "modified_at"):
+            sort_text = sql.timestamp("{a}." + ordering.field)
+        elif is_money:
+            sort_text = sql.money("{a}." + ordering.field)
+        else:
+            sort_text = "{a}." + ordering.field
 
         def cursor(p: str) -> str:
             # The cursor's (value, id); Python encodes it after the statement (post-process).
@@ -656,7 +682,7 @@ class Compiler:
         field_value = order.get("field")
         direction = order.get("direction")
         name = field_value.value if field_value is not None else "created_at"
-        if name not in ("created_at", "modified_at", "name", "estimated_close_date"):
+        if name not in OPPORTUNITY_ORDERINGS:
             raise Unsupported(f"order by {name}")
         return Ordering(field=name, descending=direction is None or direction.value == "DESC")
 
@@ -671,6 +697,10 @@ class Compiler:
                     customer_name=given.get("customerName"),
                     name_contains=given.get("nameContains"),
                     has_open_quotes=given.get("hasOpenQuotes"),
+                    customer=given.get("customer"),
+                    outcome=given.get("outcome"),
+                    actual_close_date_from=given.get("actualCloseDateFrom"),
+                    actual_close_date_to=given.get("actualCloseDateTo"),
                 )
             )
         except GraphQLError as exc:
@@ -695,6 +725,46 @@ class Compiler:
                 f"{negation}EXISTS (SELECT 1 FROM quote {q} WHERE {q}.opportunity_id = {{a}}.id "
                 f"AND {q}.state IN {OPEN_STATES})"
             )
+        if query.customer is not None:
+            conditions.append(f"{{a}}.customer_name = {sql.bind(query.customer)}")
+        if query.outcome is not None:
+            conditions.append(f"{{a}}.state = {sql.bind(query.outcome.name)}")
+        for operator, day in (
+            (">=", query.actual_close_from),
+            ("<=", query.actual_close_to),
+        ):
+            if day is not None:
+                conditions.append(f"{{a}}.actual_close_date {operator} {sql.bind(sql.value(day))}")
+        return conditions
+
+    def _quote_conditions(self, given: dict[str, Any] | None) -> list[str]:
+        """The top-level quotes filter, as queries.Reader.quotes."""
+        sql = self.sql
+        query = quote_list_query(
+            None
+            if given is None
+            else QuoteListFilter(
+                state=given.get("state"),
+                is_open=given.get("isOpen"),
+                opportunity_id=given.get("opportunityId"),
+            )
+        )
+        conditions = []
+        if query.opportunity_id is not None:
+            key = sql.parameter(query.opportunity_id)
+            # An opportunity's id from an ID variable: the cached statement serves other ids
+            # (``CompiledRead.rebound``); an id that names no opportunity binds 0 for every one.
+            variable = self.id_variables.get(id(given and given.get("opportunityId")))
+            if variable is not None and query.opportunity_id:
+                self.linked[key] = variable
+            conditions.append(f"{{a}}.opportunity_id = {sql.placeholder(key)}")
+        if query.states:
+            conditions.append(
+                "{a}.state IN (" + ", ".join(sql.bind(s.name) for s in query.states) + ")"
+            )
+        if query.is_open is not None:
+            negation = "" if query.is_open else "NOT "
+            conditions.append(f"{{a}}.state {negation}IN {OPEN_STATES}")
         return conditions
 
 

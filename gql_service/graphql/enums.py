@@ -142,6 +142,8 @@ class OpportunityOrderField(StrEnum):
     MODIFIED_AT = "modified_at"
     NAME = "name"
     ESTIMATED_CLOSE_DATE = "estimated_close_date"
+    ESTIMATED_REVENUE = "estimated_revenue"
+    ACTUAL_CLOSE_DATE = "actual_close_date"
 
 
 _describe(OrderDirection, "Sort direction.", {"ASC": "Ascending.", "DESC": "Descending."})
@@ -153,5 +155,8 @@ _describe(
         "MODIFIED_AT": "Last change.",
         "NAME": "Name.",
         "ESTIMATED_CLOSE_DATE": "Expected close date; those without one come last either way.",
+        "ESTIMATED_REVENUE": "Estimated revenue (as a number); those without one come last "
+        "either way.",
+        "ACTUAL_CLOSE_DATE": "Date of the last close; those never closed come last either way.",
     },
 )

@@ -51,6 +51,18 @@ class OpportunityFilter:
     has_open_quotes: bool | None = strawberry.field(
         default=None, description="Only those with (true) or without (false) an open quote."
     )
+    customer: str | None = strawberry.field(
+        default=None, description="Customer name equals this text exactly."
+    )
+    outcome: CloseOutcome | None = strawberry.field(
+        default=None, description="Only those closed with this outcome (state WON or LOST)."
+    )
+    actual_close_date_from: date | None = strawberry.field(
+        default=None, description="Only those whose actual close date is on or after this day."
+    )
+    actual_close_date_to: date | None = strawberry.field(
+        default=None, description="Only those whose actual close date is on or before this day."
+    )
 
 
 @strawberry.input(description="Ordering of opportunities; ties are broken by id.")
@@ -70,6 +82,19 @@ class QuoteFilter:
     )
     is_open: bool | None = strawberry.field(
         default=None, description="Only open (DRAFT, ACTIVE) or only final quotes."
+    )
+
+
+@strawberry.input(description="Filter on the list of all quotes; all given conditions must hold.")
+class QuoteListFilter:
+    state: list[QuoteState] | None = strawberry.field(
+        default=None, description="Only quotes in one of these states."
+    )
+    is_open: bool | None = strawberry.field(
+        default=None, description="Only open (DRAFT, ACTIVE) or only final quotes."
+    )
+    opportunity_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only the quotes of this opportunity."
     )
 
 

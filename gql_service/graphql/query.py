@@ -10,7 +10,7 @@ import strawberry
 from gql_service.graphql.enums import CloseOutcome, OrderDirection
 from gql_service.graphql.errors import argument_error
 from gql_service.graphql.ids import parse_id
-from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder
+from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder, QuoteListFilter
 from gql_service.graphql.labels import (
     EnumLabel,
     LabeledEnum,
@@ -30,9 +30,10 @@ from gql_service.graphql.types import (
     QuoteClose,
 )
 from gql_service.messages import msg
-from gql_service.models import NAME_MAX
+from gql_service.models import NAME_MAX, OpportunityState
 from gql_service.queries import InvalidCursorError, Ordering
 from gql_service.queries import OpportunityFilter as OpportunityQuery
+from gql_service.queries import QuoteFilter as QuoteQuery
 from gql_service.rules import check_text
 
 
@@ -70,14 +71,33 @@ def opportunity_query(given: OpportunityFilter | None) -> OpportunityQuery:
     problems = [
         *check_text("customer_name", given.customer_name, max_length=NAME_MAX),
         *check_text("name_contains", given.name_contains, max_length=NAME_MAX),
+        *check_text("customer", given.customer, max_length=NAME_MAX),
     ]
     if problems:
         raise argument_error("filter", problems[0])
     return OpportunityQuery(
         states=tuple(given.state or ()),
         customer_name=given.customer_name,
+        customer=given.customer,
         name_contains=given.name_contains,
         has_open_quotes=given.has_open_quotes,
+        outcome=None if given.outcome is None else OpportunityState(given.outcome.value),
+        actual_close_from=given.actual_close_date_from,
+        actual_close_to=given.actual_close_date_to,
+    )
+
+
+def quote_list_query(given: QuoteListFilter | None) -> QuoteQuery:
+    """The top-level quotes filter as the reader takes it; an id that names no opportunity
+    matches no quote (0 is no row's id)."""
+    if given is None:
+        return QuoteQuery()
+    opportunity_id = None
+    if given.opportunity_id is not None:
+        parsed = parse_id(given.opportunity_id)
+        opportunity_id = parsed[1] if parsed and parsed[0] == "Opportunity" else 0
+    return QuoteQuery(
+        states=tuple(given.state or ()), is_open=given.is_open, opportunity_id=opportunity_id
     )
 
 
@@ -166,6 +186,31 @@ class Query:
             info.context, info.selected_fields[0].selections, [m.id or 0 for m in page.items]
         )
         return from_page(page, Opportunity.from_model)
+
+    @strawberry.field(description="Quotes of every opportunity, oldest first, one page at a time.")
+    async def quotes(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size (forward).")
+        ] = None,
+        after: Annotated[str | None, strawberry.argument(description="Start after cursor.")] = None,
+        last: Annotated[
+            int | None, strawberry.argument(description="Page size (backward).")
+        ] = None,
+        before: Annotated[str | None, strawberry.argument(description="End before cursor.")] = None,
+        filter: Annotated[
+            QuoteListFilter | None, strawberry.argument(description="Which quotes.")
+        ] = None,
+    ) -> Connection[Quote]:
+        request = page_request(
+            info.context.settings, first=first, after=after, last=last, before=before
+        )
+        try:
+            page = await info.context.reader.quotes(request, quote_list_query(filter))
+        except InvalidCursorError as exc:
+            raise LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"}) from exc
+        return from_page(page, Quote.from_model)
 
     @strawberry.field(description="Competitors by name, one page at a time.")
     async def competitors(
