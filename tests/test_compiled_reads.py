@@ -76,8 +76,7 @@ ORDER_FIELDS = (
     "ESTIMATED_REVENUE",
     "ACTUAL_CLOSE_DATE",
 )
-QUOTE_CONNECTION = CONNECTION.replace("name", "quoteNumber")
-QUOTE_LIST_CONNECTION = CONNECTION.replace("node { id name }", "node { id quoteNumber }")
+QUOTE_CONNECTION = CONNECTION.replace("node { id name }", "node { id quoteNumber }")
 
 HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
     ("{ __typename }", {}),
@@ -129,17 +128,17 @@ HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
     ('{ opportunities(after: "bad") { totalCount } }', {}),  # BAD_CURSOR: plain path
     ('{ opportunities(filter: {nameContains: ""}) { totalCount } }', {}),
     ('{ opportunities(filter: {customerName: "o_%/"}) { totalCount } }', {}),
-    (f"{{ quotes {{ {QUOTE_LIST_CONNECTION} nodes {{ {EVERY_QUOTE_FIELD} }} }} }}", {}),
+    (f"{{ quotes {{ {QUOTE_CONNECTION} nodes {{ {EVERY_QUOTE_FIELD} }} }} }}", {}),
     (
         f"""query($first: Int, $last: Int, $after: String, $before: String,
                  $filter: QuoteListFilter) {{
              quotes(first: $first, last: $last, after: $after, before: $before,
-                    filter: $filter) {{ {QUOTE_LIST_CONNECTION} }} }}""",
+                    filter: $filter) {{ {QUOTE_CONNECTION} }} }}""",
         {"first": 2, "filter": {"state": ["WON", "CLOSED"]}},
     ),
     (
         f"""query($id: ID) {{ quotes(last: 2, filter: {{opportunityId: $id, isOpen: true}}) {{
-             {QUOTE_LIST_CONNECTION} }} }}""",
+             {QUOTE_CONNECTION} }} }}""",
         {"id": "O2"},
     ),
     ('{ quotes(filter: {opportunityId: "nonsense"}) { totalCount } }', {}),
