@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gql_service.languages import negotiate
+from gql_service.languages import language_of
 
 ASSETS = Path(__file__).parent / "static" / "app"
 
@@ -34,7 +34,7 @@ class AppPage:
         self.template = (ASSETS / "index.html").read_text(encoding="utf-8")
 
     async def render(self, request: Request) -> Response:
-        language = negotiate(request.headers.get("accept-language"))
+        language = language_of(request.scope)
         return HTMLResponse(
             self.template.replace("{{lang}}", language),
             headers={

@@ -10,7 +10,7 @@ import strawberry
 
 from gql_service.graphql.localized import LocalizedGraphQLError
 from gql_service.messages import msg
-from gql_service.queries import Page, PageRequest
+from gql_service.queries import InvalidCursorError, Page, PageRequest
 from gql_service.settings import Settings
 
 NodeT = TypeVar("NodeT")
@@ -107,6 +107,11 @@ def page_request(
 
 def offset_cursor(pk: int) -> str:
     return base64.urlsafe_b64encode(f"id:{pk}".encode()).decode()
+
+
+def cursor_error(exc: InvalidCursorError) -> LocalizedGraphQLError:
+    """A keyset cursor the read side refused, as the top-level BAD_CURSOR error."""
+    return LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"})
 
 
 def after_id(cursor: str | None) -> int | None:

@@ -18,7 +18,7 @@ from gql_service.graphql.labels import (
     enum_labels,
 )
 from gql_service.graphql.localized import LocalizedGraphQLError
-from gql_service.graphql.pagination import Connection, from_page, page_request
+from gql_service.graphql.pagination import Connection, cursor_error, from_page, page_request
 from gql_service.graphql.prefetch import prefetch_opportunity_relations
 from gql_service.graphql.types import (
     Competitor,
@@ -181,7 +181,7 @@ class Query:
         try:
             page = await info.context.reader.opportunities(request, query, ordering)
         except InvalidCursorError as exc:
-            raise LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"}) from exc
+            raise cursor_error(exc) from exc
         await prefetch_opportunity_relations(
             info.context, info.selected_fields[0].selections, [m.id or 0 for m in page.items]
         )
@@ -209,7 +209,7 @@ class Query:
         try:
             page = await info.context.reader.quotes(request, quote_list_query(filter))
         except InvalidCursorError as exc:
-            raise LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"}) from exc
+            raise cursor_error(exc) from exc
         return from_page(page, Quote.from_model)
 
     @strawberry.field(description="Competitors by name, one page at a time.")
@@ -223,7 +223,7 @@ class Query:
         try:
             page = await info.context.reader.competitors(request)
         except InvalidCursorError as exc:
-            raise LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"}) from exc
+            raise cursor_error(exc) from exc
         return from_page(page, Competitor.from_model)
 
     @strawberry.field(
