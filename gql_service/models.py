@@ -61,6 +61,21 @@ class CloseRecordState(enum.StrEnum):
     CANCELED = "CANCELED"
 
 
+class BillingMethod(enum.StrEnum):
+    TIME_AND_MATERIAL = "TIME_AND_MATERIAL"
+    FIXED_PRICE = "FIXED_PRICE"
+
+
+class TransactionClass(enum.StrEnum):
+    TIME = "TIME"
+    EXPENSE = "EXPENSE"
+    FEE = "FEE"
+
+
+class ContractState(enum.StrEnum):
+    DRAFT = "DRAFT"
+
+
 OPEN_QUOTE_STATES = (QuoteState.DRAFT, QuoteState.ACTIVE)
 
 # Facts of the domain, written once: the columns, the rules and the schema's texts read them.
@@ -117,7 +132,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 def _enum(cls: type[enum.Enum]) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=16, validate_strings=True)
+    longest = max(len(str(member.value)) for member in cls)
+    return sa.Enum(cls, native_enum=False, length=max(16, longest), validate_strings=True)
 
 
 # Primary keys are INTEGER (int4) on PostgreSQL: a larger number names no row on any engine.
@@ -168,6 +184,11 @@ class Opportunity(Entity, table=True):
     actual_revenue: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
     actual_close_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
     description: str | None = Field(default=None, sa_column=sa.Column(sa.String(DESCRIPTION_MAX)))
+    # True: estimated_revenue is the sum of the opportunity's lines; False: entered by the user.
+    is_revenue_system_calculated: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
     version: int = Field(default=1, sa_column=sa.Column(sa.Integer(), nullable=False))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
     created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
@@ -253,6 +274,77 @@ class QuoteClose(Entity, table=True):
     batch_id: str = Field(sa_column=sa.Column(sa.String(36), nullable=False, index=True))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
+
+
+class Line(Entity):
+    """What every line holds: quote, opportunity and contract lines have the same shape.
+
+    ``amount`` is calculated (quantity x unit price - discount, at the money scale), never
+    entered. Quantities are exact decimals at the money scale as well. Lines list in the order
+    they were added (by id).
+    """
+
+    name: str = Field(sa_type=sa.String(NAME_MAX), nullable=False)
+    billing_method: BillingMethod = Field(sa_type=_enum(BillingMethod), nullable=False)
+    transaction_class: TransactionClass | None = Field(
+        default=None, sa_type=_enum(TransactionClass), nullable=True
+    )
+    quantity: Decimal = Field(sa_type=Money, nullable=False)
+    unit_price: Decimal = Field(sa_type=Money, nullable=False)
+    discount: Decimal | None = Field(default=None, sa_type=Money, nullable=True)
+    amount: Decimal = Field(sa_type=Money, nullable=False)
+    version: int = Field(default=1, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str = Field(sa_type=sa.String(NAME_MAX), nullable=False)
+    modified_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    modified_by: str = Field(sa_type=sa.String(NAME_MAX), nullable=False)
+
+
+class QuoteLine(Line, table=True):
+    __tablename__ = "quote_line"
+
+    quote_id: int = Field(foreign_key="quote.id", nullable=False, index=True)
+
+
+class OpportunityLine(Line, table=True):
+    __tablename__ = "opportunity_line"
+
+    opportunity_id: int = Field(foreign_key="opportunity.id", nullable=False, index=True)
+
+
+class ProjectContract(Entity, table=True):
+    """The draft project contract that winning a quote creates, from the quote's lines."""
+
+    __tablename__ = "project_contract"
+
+    contract_number: str = Field(sa_column=sa.Column(sa.String(32), nullable=False, unique=True))
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
+    state: ContractState = Field(
+        default=ContractState.DRAFT, sa_column=sa.Column(_enum(ContractState), nullable=False)
+    )
+    customer_name: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
+    currency_code: str = Field(sa_column=sa.Column(sa.String(3), nullable=False))
+    total_amount: Decimal | None = Field(default=None, sa_column=sa.Column(Money()))
+    opportunity_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("opportunity.id"), nullable=False, index=True)
+    )
+    # One contract per won quote.
+    quote_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("quote.id"), nullable=False, unique=True)
+    )
+    version: int = Field(default=1, sa_column=sa.Column(sa.Integer(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    created_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
+    modified_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    modified_by: str = Field(sa_column=sa.Column(sa.String(NAME_MAX), nullable=False))
+
+
+class ContractLine(Line, table=True):
+    __tablename__ = "contract_line"
+
+    contract_id: int = Field(foreign_key="project_contract.id", nullable=False, index=True)
+    # The quote line it was made from.
+    quote_line_id: int | None = Field(default=None, foreign_key="quote_line.id", nullable=True)
 
 
 class ApiKey(Entity, table=True):
