@@ -76,6 +76,34 @@ def from_page(page: Page[ItemT], convert: Callable[[ItemT], NodeT]) -> Connectio
     )
 
 
+def nested_page(
+    settings: Settings,
+    everything: Sequence[ItemT],
+    pk: Callable[[ItemT], int],
+    convert: Callable[[ItemT], NodeT],
+    *,
+    first: int | None,
+    after: str | None,
+) -> Connection[NodeT]:
+    """A forward page of a parent's children, all loaded at once by one batched statement.
+
+    Nested connections (an opportunity's quotes, a quote's lines, a contract's lines) load every
+    child of a page of parents in one statement per relation and page here, by id: the cursor
+    is ``offset_cursor(id)``, as the compiled path computes it in SQL.
+    """
+    limit = page_request(settings, first=first, after=after).first or 0
+    start = after_id(after)
+    remaining = [item for item in everything if start is None or pk(item) > start]
+    shown = remaining[:limit]
+    return connection(
+        [convert(item) for item in shown],
+        [offset_cursor(pk(item)) for item in shown],
+        has_next_page=len(remaining) > limit,
+        has_previous_page=start is not None and len(remaining) < len(everything),
+        count=len(everything),
+    )
+
+
 def page_request(
     settings: Settings,
     *,

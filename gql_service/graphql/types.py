@@ -22,13 +22,7 @@ from gql_service.graphql.enums import (
 from gql_service.graphql.ids import encode_id
 from gql_service.graphql.inputs import QuoteFilter
 from gql_service.graphql.loaders import QuoteRow
-from gql_service.graphql.pagination import (
-    Connection,
-    after_id,
-    connection,
-    offset_cursor,
-    page_request,
-)
+from gql_service.graphql.pagination import Connection, nested_page
 from gql_service.graphql.prefetch import now_or_later
 from gql_service.queries import QuoteFilter as QuoteQuery
 from gql_service.records import (
@@ -262,18 +256,15 @@ class Opportunity(Node):
             states=tuple(filter.state or ()) if filter else (),
             is_open=filter.is_open if filter else None,
         )
-        limit = page_request(info.context.settings, first=first, after=after).first or 0
-        start = after_id(after)
 
         def page(everything: list[QuoteRow]) -> Connection[Quote]:
-            remaining = [row for row in everything if start is None or (row[0].id or 0) > start]
-            shown = remaining[:limit]
-            return connection(
-                [Quote.from_model(quote, close) for quote, close in shown],
-                [offset_cursor(quote.id or 0) for quote, _ in shown],
-                has_next_page=len(remaining) > limit,
-                has_previous_page=start is not None and len(remaining) < len(everything),
-                count=len(everything),
+            return nested_page(
+                info.context.settings,
+                everything,
+                lambda row: row[0].id or 0,
+                lambda row: Quote.from_model(*row),
+                first=first,
+                after=after,
             )
 
         return now_or_later(info.context.loaders.quotes(query), self.pk, page)
