@@ -17,6 +17,11 @@ def created(now: datetime, actor: str) -> dict[str, Any]:
     return {"created_at": now, "created_by": actor, "modified_at": now, "modified_by": actor}
 
 
+def canceled(now: datetime, actor: str) -> dict[str, Any]:
+    """The stamps of a record canceled now (a close record, when its opportunity reopens)."""
+    return {"canceled_at": now, "canceled_by": actor}
+
+
 def touched(version: Any, now: Any, actor: Any) -> dict[str, Any]:
     """The stamps of a changed row: its next version, this transaction's clock and actor.
 

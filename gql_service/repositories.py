@@ -355,15 +355,18 @@ class Repository:
         # SQLite returns rows in no specified order: pair them by quote id.
         return [(quote, records[quote.id]) for quote in quotes]
 
-    async def cancel_completed_closes(self, opportunity_id: int) -> list[OpportunityClose]:
-        """Mark the opportunity's COMPLETED close records CANCELED in one statement."""
+    async def cancel_completed_closes(
+        self, opportunity_id: int, changes: Changes
+    ) -> list[OpportunityClose]:
+        """Apply a reopening's ``changes`` to the opportunity's COMPLETED close records, in one
+        statement, stamped as canceled now by the actor (audit.py)."""
         stmt = (
             update(OpportunityClose)
             .where(
                 col(OpportunityClose.opportunity_id) == opportunity_id,
                 col(OpportunityClose.state) == CloseRecordState.COMPLETED,
             )
-            .values(state=CloseRecordState.CANCELED, canceled_at=self.now, canceled_by=self.actor)
+            .values(**changes, **audit.canceled(self.now, self.actor))
             .returning(OpportunityClose)
             .execution_options(synchronize_session=False, populate_existing=True)
         )

@@ -231,9 +231,9 @@ async def reopen_opportunity(
 
     async def work(repo: Repository) -> OpportunityReopened:
         opportunity = await repo.lock_opportunity(opportunity_id, expected_version=expected_version)
-        changes = transitions.reopen_opportunity(opportunity, status_reason=status_reason)
-        canceled = await repo.cancel_completed_closes(opportunity_id)
-        await repo.update(opportunity, changes)
+        reopening = transitions.reopen_opportunity(opportunity, status_reason=status_reason)
+        canceled = await repo.cancel_completed_closes(opportunity_id, reopening.closes)
+        await repo.update(opportunity, reopening.changes)
         return OpportunityReopened(opportunity, canceled)
 
     return await uow.run(work)

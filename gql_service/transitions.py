@@ -160,17 +160,29 @@ def close_opportunity(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OpportunityReopening:
+    """reopenOpportunity's changes: the opportunity's, and those of its COMPLETED close records
+    (applied to all of them by one statement)."""
+
+    changes: Changes
+    closes: Changes
+
+
 def reopen_opportunity(
     opportunity: Opportunity, *, status_reason: OpportunityStatusReason
-) -> Changes:
-    """WON or LOST -> OPEN; the forecast goes back to PIPELINE (its close records are canceled
-    by the saving statement)."""
+) -> OpportunityReopening:
+    """WON or LOST -> OPEN; the forecast goes back to PIPELINE and every COMPLETED close record
+    becomes CANCELED. Quotes and the actual values stay as they are."""
     raise_if_any(check_opportunity_closed(opportunity))
-    return {
-        "state": OpportunityState.OPEN,
-        "status_reason": status_reason,
-        "forecast_category": ForecastCategory.PIPELINE,
-    }
+    return OpportunityReopening(
+        changes={
+            "state": OpportunityState.OPEN,
+            "status_reason": status_reason,
+            "forecast_category": ForecastCategory.PIPELINE,
+        },
+        closes={"state": CloseRecordState.CANCELED},
+    )
 
 
 def close_quotes(

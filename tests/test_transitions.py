@@ -82,11 +82,13 @@ def test_a_closed_opportunity_refuses_every_transition_but_reopen() -> None:
     with pytest.raises(ValidationFailedError) as refused:
         transitions.activate_quote(lost, _quote())
     assert _codes(refused) == [ErrorCode.OPPORTUNITY_ALREADY_CLOSED]
-    assert transitions.reopen_opportunity(lost, status_reason=OpportunityStatusReason.ON_HOLD) == {
+    reopening = transitions.reopen_opportunity(lost, status_reason=OpportunityStatusReason.ON_HOLD)
+    assert reopening.changes == {
         "state": OpportunityState.OPEN,
         "status_reason": OpportunityStatusReason.ON_HOLD,
         "forecast_category": ForecastCategory.PIPELINE,
     }
+    assert reopening.closes == {"state": CloseRecordState.CANCELED}
     with pytest.raises(ValidationFailedError) as refused:
         transitions.reopen_opportunity(
             _opportunity(), status_reason=OpportunityStatusReason.IN_PROGRESS
