@@ -19,7 +19,8 @@ branch_labels = None
 depends_on = None
 
 TIMESTAMP = sa.DateTime(timezone=True)
-MONEY = sa.Numeric(19, 4)
+# Money is exact: NUMERIC on PostgreSQL, text on SQLite (whose NUMERIC affinity is a float).
+MONEY = sa.Numeric(19, 4).with_variant(sa.String(40), "sqlite")
 
 
 def _line_columns() -> list[sa.Column[object]]:
