@@ -3,9 +3,11 @@ result per item in input order, locks taken in ascending opportunity id."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -23,6 +25,10 @@ from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.conftest import GraphQLClient
 from tests.operations import ALLOWED, CONFLICT, OPEN_QUOTES, errors, payload
+from tests.test_races import ROUNDS, UNRECORDED_CLOSES, VIOLATIONS, count, new_quote, outcome
+
+# Rounds of the race tests; each round races about ten transactions against ten.
+BULK_ROUNDS = max(1, ROUNDS // 20)
 
 BULK_CLOSE = f"""
 mutation($input: CloseOpportunitiesInput!) {{
@@ -261,8 +267,8 @@ async def test_no_items_or_more_than_100_are_refused_and_nothing_runs(
 ) -> None:
     [pk] = await new_opportunities(uow, 1)
     before = await rows(engine, STATES)
-    for count in (0, 101):
-        items = [{"opportunityId": gid(pk), "outcome": "LOST"}] * count
+    for size in (0, 101):
+        items = [{"opportunityId": gid(pk), "outcome": "LOST"}] * size
 
         result = await bulk(gql, items)
 
@@ -273,7 +279,7 @@ async def test_no_items_or_more_than_100_are_refused_and_nothing_runs(
             "INVALID_VALUE",
             ["input", "items"],
         )
-        assert error["message"] == f"A bulk close takes 1 to 100 items, not {count}."
+        assert error["message"] == f"A bulk close takes 1 to 100 items, not {size}."
     assert await rows(engine, STATES) == before
     assert await rows(engine, COMPLETED_CLOSES) == []
 
@@ -394,3 +400,91 @@ async def test_a_bulk_of_100_costs_what_100_closes_cost_and_a_dialog_passes_the_
     # Any count of items is priced as the most a bulk takes.
     three = await gql(DIALOG, input={"items": [item] * 3})
     assert three["extensions"]["cost"] == hundred["extensions"]["cost"]
+
+
+@pytest.mark.race
+async def test_overlapping_bulk_closes_in_opposite_orders_close_each_opportunity_once(
+    gql: GraphQLClient, uow: UnitOfWork, engine: AsyncEngine
+) -> None:
+    tally: Counter[str] = Counter()
+    everyone: list[int] = []
+    for _ in range(BULK_ROUNDS):
+        ids = await new_opportunities(uow, 10)
+        everyone += ids
+        forward = [{"opportunityId": gid(pk), "outcome": "WON"} for pk in ids]
+        backward = [{"opportunityId": gid(pk), "outcome": "LOST"} for pk in reversed(ids)]
+
+        both = await asyncio.gather(bulk(gql, forward), bulk(gql, backward))
+
+        for side, result in zip(("forward", "backward"), both, strict=True):
+            assert result["errors"] == []
+            for item in result["results"]:
+                assert codes(item) in ([], ["OPPORTUNITY_ALREADY_CLOSED"]), item
+                tally[f"{side} {'closed' if not codes(item) else 'refused'}"] += 1
+        assert both[0]["closedCount"] + both[1]["closedCount"] == 10
+        assert both[0]["refusedCount"] + both[1]["refusedCount"] == 10
+    print(f"\n{engine.dialect.name}: {BULK_ROUNDS} rounds, items: {dict(tally)}")
+    assert dict(await rows(engine, COMPLETED_CLOSES)) == dict.fromkeys(everyone, 1)
+    assert {row.state for row in await rows(engine, STATES)} == {"WON", "LOST"}
+
+
+@pytest.mark.race
+async def test_bulk_closes_racing_quote_changes_never_break_the_invariant(
+    gql: GraphQLClient, uow: UnitOfWork, engine: AsyncEngine
+) -> None:
+    tally: Counter[tuple[str, str, str]] = Counter()
+    for _ in range(BULK_ROUNDS):
+        plain, drafted, activated = [await new_opportunities(uow, 3) for _ in range(3)]
+        drafts = [await new_quote(uow, pk) for pk in drafted]
+        actives = [await new_quote(uow, pk, active=True) for pk in activated]
+        items = [{"opportunityId": gid(pk), "outcome": "WON"} for pk in plain] + [
+            {"opportunityId": gid(pk), "outcome": "LOST", "closeOpenQuotes": True}
+            for pk in drafted + activated
+        ]
+        random.shuffle(items)
+        create, activate, revise = (
+            quote_services.create_quote,
+            quote_services.activate_quote,
+            quote_services.revise_quote,
+        )
+        changes: list[tuple[str, int, Awaitable[Any]]] = [
+            *(
+                ("close vs createQuote", pk, create(uow, opportunity_id=pk, name="Late"))
+                for pk in plain
+            ),
+            *(
+                ("close+quotes vs activateQuote", pk, activate(uow, quote_id=q))
+                for pk, q in zip(drafted, drafts, strict=True)
+            ),
+            *(
+                ("close+quotes vs reviseQuote", pk, revise(uow, quote_id=q))
+                for pk, q in zip(activated, actives, strict=True)
+            ),
+        ]
+        random.shuffle(changes)
+
+        result, *others = await asyncio.gather(
+            bulk(gql, items), *(outcome(change) for _, _, change in changes)
+        )
+
+        assert result["errors"] == []
+        closes = {r["opportunityId"]: (codes(r) or ["ok"])[0] for r in result["results"]}
+        for (name, pk, _), other in zip(changes, others, strict=True):
+            tally[(name, closes[gid(pk)], other)] += 1
+    print(f"\n{engine.dialect.name}: {BULK_ROUNDS} rounds, outcomes: {dict(tally)}")
+    assert await count(engine, VIOLATIONS) == 0
+    assert await count(engine, UNRECORDED_CLOSES) == 0
+    allowed = {
+        "close vs createQuote": {
+            ("ok", "OPPORTUNITY_ALREADY_CLOSED"),
+            ("OPPORTUNITY_HAS_OPEN_QUOTES", "ok"),
+        },
+        "close+quotes vs activateQuote": {("ok", "ok"), ("ok", "OPPORTUNITY_ALREADY_CLOSED")},
+        "close+quotes vs reviseQuote": {
+            ("ok", "OPPORTUNITY_ALREADY_CLOSED"),
+            ("OPPORTUNITY_HAS_OPEN_QUOTES", "ok"),
+            ("ok", "ok"),
+        },
+    }
+    for (name, close, other), times in tally.items():
+        assert (close, other) in allowed[name], (name, close, other, times)
