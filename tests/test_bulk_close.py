@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,14 +19,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import quote_services, services
+from gql_service.announcements import Broker, Change
 from gql_service.app import create_app
 from gql_service.graphql.ids import encode_id
 from gql_service.models import CloseOutcome
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.conftest import GraphQLClient
-from tests.operations import ALLOWED, CONFLICT, OPEN_QUOTES, errors, payload
+from tests.operations import ALLOWED, CONFLICT, OPEN_QUOTES, errors, ok, payload
+from tests.test_dry_runs import MODIFIED, WAIT
 from tests.test_races import ROUNDS, UNRECORDED_CLOSES, VIOLATIONS, count, new_quote, outcome
+from tests.test_statement_count import statements_of
 
 # Rounds of the race tests; each round races about ten transactions against ten.
 BULK_ROUNDS = max(1, ROUNDS // 20)
@@ -488,3 +492,60 @@ async def test_bulk_closes_racing_quote_changes_never_break_the_invariant(
     }
     for (name, close, other), times in tally.items():
         assert (close, other) in allowed[name], (name, close, other, times)
+
+
+async def test_each_item_costs_the_statements_of_one_close(settings: Settings) -> None:
+    app = create_app(settings)
+    engine = app.state.engine
+    uow = UnitOfWork(engine, actor="tester")
+    single: list[int] = []
+    per_size: dict[int, int] = {}
+    for size in (1, 5, 20):
+        ids = await new_opportunities(uow, size + 1)
+        items = [{"opportunityId": gid(pk), "outcome": "WON"} for pk in ids[:size]]
+        bulk_input = {"items": items}
+        per_size[size], result = await statements_of(
+            app, BULK, "closeOpportunities", input=bulk_input
+        )
+        assert result["closedCount"] == size
+        alone = {"opportunityId": gid(ids[-1]), "outcome": "LOST"}
+        one, _ = await statements_of(app, SINGLE_DIALOG, "closeOpportunity", input=alone)
+        single.append(one)
+    await engine.dispose()
+    print(f"\n{engine.dialect.name}: statements per bulk size {per_size}, one close {single}")
+    assert len(set(single)) == 1
+    # Each item costs one close's statements; the response reads its open-quote counts once.
+    assert per_size[5] - per_size[1] == 4 * single[0]
+    assert per_size[20] - per_size[5] == 15 * single[0]
+
+
+async def test_each_committed_item_is_announced_to_subscribers_and_dry_runs_are_not(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    broker: Broker = app.state.broker
+    uow = UnitOfWork(app.state.engine, actor="tester")
+    dry, first, second = await new_opportunities(uow, 3)
+    items = [
+        {"opportunityId": gid(second), "outcome": "LOST"},
+        {"opportunityId": gid(dry), "outcome": "LOST", "dryRun": True},
+        {"opportunityId": gid(first), "outcome": "WON"},
+    ]
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+        broker.subscribe(first) as on_first,
+        broker.subscribe(second) as on_second,
+        broker.subscribe(dry) as on_dry,
+    ):
+        result = await bulk(GraphQLClient(http), items)
+        heard = [await asyncio.wait_for(anext(c), WAIT) for c in (on_first, on_second)]
+        edit = {"opportunityId": gid(dry), "description": "committed"}
+        later = ok(await GraphQLClient(http)(MODIFIED, input=edit), "updateOpportunity")
+        dry_heard = await asyncio.wait_for(anext(on_dry), WAIT)
+    await broker.close()
+    await app.state.engine.dispose()
+    assert result["closedCount"] == 2
+    assert [c.opportunity_id for c in heard] == [first, second]
+    # The first news of the dry-run item's opportunity is the committed edit after the bulk.
+    assert dry_heard == Change(dry, datetime.fromisoformat(later["opportunity"]["modifiedAt"]))
