@@ -37,6 +37,8 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from gql_service.bulk_closing import BULK_CLOSE_MAX
+
 # What the cost counts, after Shopify's calculated query cost and GitHub's node limit: an
 # object costs 1, a scalar or enum 0, and a list multiplies the cost of what it holds by its
 # expected length.
@@ -48,6 +50,10 @@ UNSIZED_LIST_LENGTH = 10
 # Introspection is priced whole: one schema document is about a thousand objects.
 INTROSPECTION_COST = {"__schema": 1_000, "__type": 50}
 PAGE_ARGUMENTS = ("first", "last")
+# A bulk mutation's list of results: each element is one single mutation (MUTATION_COST plus
+# what it selects), priced at the most elements the bulk accepts, so that a bulk close of
+# 100 items costs what 100 closeOpportunity calls cost.
+BULK_RESULTS = {("CloseOpportunitiesPayload", "results"): BULK_CLOSE_MAX}
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,8 @@ def cost(
     A connection (a field with ``first``/``last``) costs 1 plus its page size times the cost
     of each of its items, sized by ``first``/``last`` from literals or variables, else the
     default page size, capped at the maximum page size (larger pages are refused anyway);
-    ``nodes(ids:)`` is sized by its ids. Every mutation field adds a base cost.
+    ``nodes(ids:)`` is sized by its ids. Every mutation field adds a base cost, and so does
+    each result of a bulk mutation (``BULK_RESULTS``).
     """
     root = (
         schema.mutation_type
@@ -255,6 +262,9 @@ class _Pricer:
             page = self.page_size(arguments)
             return OBJECT_COST + self.selection_set(node.selection_set, named, page, 0)
         each = OBJECT_COST + self.selection_set(node.selection_set, named, None, 0)
+        bulk = BULK_RESULTS.get((parent.name, name))
+        if bulk is not None:
+            return bulk * (MUTATION_COST + each)
         if not _is_list(definition):
             return each
         if size is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import strawberry
 from graphql import GraphQLError
 
@@ -115,13 +117,19 @@ def input_name(field: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def field_path(field: str | None) -> list[str] | None:
-    return None if field is None else ["input", input_name(field)]
+# Where a mutation's fields sit: its ``input`` argument, or one item of a list in it.
+INPUT: tuple[str, ...] = ("input",)
 
 
-def user_error(v: domain.Violation, language: Language) -> UserError:
+def field_path(field: str | None, within: Sequence[str] = INPUT) -> list[str] | None:
+    """The input path of the domain's ``field``, inside the input object at ``within``
+    (e.g. ["input", "items", "3"] for one item of a bulk close)."""
+    return None if field is None else [*within, input_name(field)]
+
+
+def user_error(v: domain.Violation, language: Language, within: Sequence[str] = INPUT) -> UserError:
     """The GraphQL error object for one domain violation, its message in ``language``."""
-    code, message, path = v.code, v.message.translate(language), field_path(v.field)
+    code, message, path = v.code, v.message.translate(language), field_path(v.field, within)
     match v:
         case domain.ConcurrencyConflict():
             return ConcurrencyConflictError(
@@ -163,5 +171,7 @@ def argument_error(argument: str, v: domain.Violation) -> GraphQLError:
     )
 
 
-def user_errors(exc: domain.ValidationFailedError, language: Language) -> list[UserError]:
-    return [user_error(v, language) for v in exc.violations]
+def user_errors(
+    exc: domain.ValidationFailedError, language: Language, within: Sequence[str] = INPUT
+) -> list[UserError]:
+    return [user_error(v, language, within) for v in exc.violations]

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
+from gql_service.bulk_closing import BULK_CLOSE_MAX
 from gql_service.graphql.enums import (
     CloseOutcome,
     ForecastCategory,
@@ -260,3 +261,17 @@ class CreateCompetitorInput:
     name: str = strawberry.field(description=f"Unique name, 1-{NAME_MAX} characters.")
     website: str | None = strawberry.field(default=None, description="Web address.")
     notes: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
+
+
+# --- bulk close ---
+
+
+@strawberry.input(
+    description=f"Close up to {BULK_CLOSE_MAX} opportunities, each as closeOpportunity would."
+)
+class CloseOpportunitiesInput:
+    items: list[CloseOpportunityInput] = strawberry.field(
+        description=f"1-{BULK_CLOSE_MAX} closes, each with its own dryRun and expectedVersion. "
+        "The same opportunity twice: the later item is refused as the data then says "
+        "(OPPORTUNITY_ALREADY_CLOSED once the earlier one closed it)."
+    )

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 
-from gql_service import metrics, quote_services, services
+from gql_service import bulk_closing, metrics, quote_services, services
 from gql_service.errors import ValidationFailedError
-from gql_service.graphql.errors import user_errors
+from gql_service.graphql import bulk_close
+from gql_service.graphql.errors import INPUT, user_errors
 from gql_service.graphql.ids import decode_id, decode_optional_id
 from gql_service.graphql.inputs import (
     ActivateQuoteInput,
+    CloseOpportunitiesInput,
     CloseOpportunityInput,
     CloseQuoteInput,
     CloseQuotesInput,
@@ -28,6 +30,7 @@ from gql_service.graphql.inputs import (
 )
 from gql_service.graphql.payloads import (
     ActivateQuotePayload,
+    CloseOpportunitiesPayload,
     CloseOpportunityPayload,
     CloseQuotePayload,
     CloseQuotesPayload,
@@ -63,10 +66,12 @@ async def respond(
     present: Callable[[R], dict[str, Any]],
     *,
     dry_run: bool = False,
+    within: Sequence[str] = INPUT,
 ) -> P:
     """Run one service call and build its payload: the result, or its typed errors.
 
     A ``dry_run`` runs the same call in a transaction that rolls back (unit_of_work.py).
+    ``within`` is where the call's input sits, for the errors' field paths.
     """
     claim = info.context.idempotency
     try:
@@ -76,7 +81,7 @@ async def respond(
         result = await call(info.context.unit_of_work(dry_run=dry_run))
     except ValidationFailedError as exc:
         metrics.note_user_errors([v.code.name for v in exc.violations])
-        return payload(errors=user_errors(exc, info.context.language))
+        return payload(errors=user_errors(exc, info.context.language, within))
     except IdempotencyKeyTakenError as exc:
         # The HTTP layer answers with the stored response instead of this execution's.
         raise GraphQLError(str(exc), extensions={"code": "IDEMPOTENCY_KEY_TAKEN"}) from exc
@@ -116,8 +121,66 @@ def _without_open_quotes(info: Info, record: OpportunityRecord, dry_run: bool) -
     """
     opportunity = Opportunity.from_model(record)
     if dry_run:
-        info.context.loaders.open_quote_count.prime(opportunity.pk, 0)
+        _prime_no_open_quotes(info, opportunity)
     return opportunity
+
+
+def _prime_no_open_quotes(info: Info, opportunity: Opportunity) -> None:
+    info.context.loaders.open_quote_count.prime(opportunity.pk, 0)
+
+
+async def _close_opportunity(
+    info: Info, input: CloseOpportunityInput, within: Sequence[str] = INPUT
+) -> CloseOpportunityPayload:
+    """closeOpportunity for one input, on its own or as one item of a bulk close."""
+    return await respond(
+        info,
+        CloseOpportunityPayload,
+        lambda uow: services.close_opportunity(
+            uow,
+            opportunity_id=_opportunity_id(input.opportunity_id),
+            outcome=input.outcome,
+            status_reason=input.status_reason,
+            actual_revenue=input.actual_revenue,
+            close_date=input.close_date,
+            competitor_id=decode_optional_id(input.competitor_id, "Competitor", field="competitor"),
+            description=input.description,
+            close_open_quotes=input.close_open_quotes,
+            expected_version=input.expected_version,
+        ),
+        lambda r: {
+            "opportunity": _without_open_quotes(info, r.opportunity, input.dry_run),
+            "opportunity_close": OpportunityClose.from_model(r.close),
+            "closed_quotes": _all_closed(r.closed_quotes),
+        },
+        dry_run=input.dry_run,
+        within=within,
+    )
+
+
+async def _close_opportunities(
+    info: Info, input: CloseOpportunitiesInput
+) -> CloseOpportunitiesPayload:
+    """Each item as closeOpportunity, in its own transaction, in lock order (bulk_closing.py)."""
+    items = input.items
+
+    def present(payloads: list[CloseOpportunityPayload]) -> dict[str, Any]:
+        # Each success forgot what the request had loaded, the dry runs' open-quote counts too.
+        for item, done in zip(items, payloads, strict=True):
+            if item.dry_run and done.opportunity is not None:
+                _prime_no_open_quotes(info, done.opportunity)
+        return bulk_close.payload_fields(items, payloads)
+
+    return await respond(
+        info,
+        CloseOpportunitiesPayload,
+        # Each item runs its own units of work; this call itself writes nothing.
+        lambda _: bulk_closing.close_opportunities(
+            bulk_close.opportunity_pks(items),
+            lambda i: _close_opportunity(info, items[i], bulk_close.item_path(i)),
+        ),
+        present,
+    )
 
 
 @strawberry.type(description="Changes to opportunities, quotes and competitors.")
@@ -177,30 +240,7 @@ class Mutation:
         info: Info,
         input: Annotated[CloseOpportunityInput, _INPUT],
     ) -> CloseOpportunityPayload:
-        return await respond(
-            info,
-            CloseOpportunityPayload,
-            lambda uow: services.close_opportunity(
-                uow,
-                opportunity_id=_opportunity_id(input.opportunity_id),
-                outcome=input.outcome,
-                status_reason=input.status_reason,
-                actual_revenue=input.actual_revenue,
-                close_date=input.close_date,
-                competitor_id=decode_optional_id(
-                    input.competitor_id, "Competitor", field="competitor"
-                ),
-                description=input.description,
-                close_open_quotes=input.close_open_quotes,
-                expected_version=input.expected_version,
-            ),
-            lambda r: {
-                "opportunity": _without_open_quotes(info, r.opportunity, input.dry_run),
-                "opportunity_close": OpportunityClose.from_model(r.close),
-                "closed_quotes": _all_closed(r.closed_quotes),
-            },
-            dry_run=input.dry_run,
-        )
+        return await _close_opportunity(info, input)
 
     @strawberry.mutation(description="Reopen a WON or LOST opportunity; cancels its close record.")
     async def reopen_opportunity(
@@ -385,3 +425,11 @@ class Mutation:
             ),
             lambda c: {"competitor": Competitor.from_model(c)},
         )
+
+    @strawberry.mutation(description=bulk_close.DESCRIPTION)
+    async def close_opportunities(
+        self,
+        info: Info,
+        input: Annotated[CloseOpportunitiesInput, _INPUT],
+    ) -> CloseOpportunitiesPayload:
+        return await _close_opportunities(info, input)

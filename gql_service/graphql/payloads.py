@@ -176,3 +176,41 @@ class CloseQuotePayload:
 class CreateCompetitorPayload:
     competitor: Competitor | None = strawberry.field(default=None, description="Created.")
     errors: list[CreateCompetitorError] = strawberry.field(description=_ERRORS)
+
+
+# --- bulk close ---
+
+CloseOpportunitiesError = Annotated[
+    InvalidValueError, strawberry.union("CloseOpportunitiesError", description=_ERRORS)
+]
+
+
+@strawberry.type(
+    description="One item of closeOpportunities: its position, the id it named, and what "
+    "closeOpportunity would have answered for it alone."
+)
+class CloseOpportunityResult:
+    index: int = strawberry.field(description="The item's position in input.items, from 0.")
+    opportunity_id: strawberry.ID = strawberry.field(description="The item's id, as sent.")
+    payload: CloseOpportunityPayload = strawberry.field(
+        description="The item's own payload: the closed opportunity, its close record and "
+        'closed quotes, or its errors, whose field paths lead into the item ("input", '
+        '"items", "<index>", ...).'
+    )
+
+
+@strawberry.type(description="Result of closeOpportunities: one result per item, in input order.")
+class CloseOpportunitiesPayload:
+    results: list[CloseOpportunityResult] = strawberry.field(
+        default_factory=list, description="One per item, in the order of input.items."
+    )
+    closed_count: int = strawberry.field(
+        default=0, description="Items that closed their opportunity (dry runs never count)."
+    )
+    refused_count: int = strawberry.field(
+        default=0, description="Items refused with errors; each is unchanged."
+    )
+    errors: list[CloseOpportunitiesError] = strawberry.field(
+        description="Refusals of the whole request (nothing ran); empty otherwise, even when "
+        "items were refused."
+    )
