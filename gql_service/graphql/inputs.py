@@ -9,6 +9,7 @@ import strawberry
 
 from gql_service.graphql.enums import (
     CloseOutcome,
+    ContractState,
     ForecastCategory,
     OpportunityOrderField,
     OpportunityState,
@@ -260,3 +261,13 @@ class CreateCompetitorInput:
     name: str = strawberry.field(description=f"Unique name, 1-{NAME_MAX} characters.")
     website: str | None = strawberry.field(default=None, description="Web address.")
     notes: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
+
+
+@strawberry.input(description="Filter on project contracts; all given conditions must hold.")
+class ContractFilter:
+    state: list[ContractState] | None = strawberry.field(
+        default=None, description="Only contracts in one of these states."
+    )
+    opportunity_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only the contracts of this opportunity."
+    )
