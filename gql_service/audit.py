@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+# A new row's version; every write adds one.
+FIRST_VERSION = 1
+
 
 class Versioned(Protocol):
     version: int
@@ -12,14 +15,22 @@ class Versioned(Protocol):
     modified_by: str
 
 
-def created(now: datetime, actor: str) -> dict[str, Any]:
-    """The stamps of a new versioned row (its version starts at the column's default, 1)."""
+def created(now: Any, actor: Any) -> dict[str, Any]:
+    """The stamps of a new versioned row (its version starts at the column's default, 1).
+
+    ``now`` and ``actor`` are values, or placeholders for an ``INSERT ... SELECT``'s list.
+    """
     return {"created_at": now, "created_by": actor, "modified_at": now, "modified_by": actor}
 
 
 def canceled(now: datetime, actor: str) -> dict[str, Any]:
     """The stamps of a record canceled now (a close record, when its opportunity reopens)."""
     return {"canceled_at": now, "canceled_by": actor}
+
+
+def inserted(now: Any, actor: Any) -> dict[str, Any]:
+    """``created`` with the first version, for a Core INSERT (no model default applies)."""
+    return {"version": FIRST_VERSION, **created(now, actor)}
 
 
 def touched(version: Any, now: Any, actor: Any) -> dict[str, Any]:

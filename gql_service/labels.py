@@ -14,6 +14,7 @@ from gql_service.messages import Message, label
 from gql_service.models import (
     CloseOutcome,
     CloseRecordState,
+    ContractState,
     ForecastCategory,
     OpportunityState,
     OpportunityStatusReason,
@@ -64,6 +65,9 @@ LABELS: Mapping[type[StrEnum], Mapping[str, Message]] = {
     CloseRecordState: {
         CloseRecordState.COMPLETED: label("CloseRecordState", "Completed"),
         CloseRecordState.CANCELED: label("CloseRecordState", "Canceled"),
+    },
+    ContractState: {
+        ContractState.DRAFT: label("ContractState", "Draft"),
     },
 }
 

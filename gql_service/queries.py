@@ -26,11 +26,14 @@ from gql_service.models import (
     MAX_ID,
     OPEN_QUOTE_STATES,
     Competitor,
+    ContractLine,
+    ContractState,
     Entity,
     Money,
     Opportunity,
     OpportunityClose,
     OpportunityState,
+    ProjectContract,
     Quote,
     QuoteClose,
     QuoteState,
@@ -41,6 +44,8 @@ from gql_service.models import (
 from gql_service.read_session import ReadSession
 from gql_service.records import (
     CompetitorRecord,
+    ContractLineRecord,
+    ContractRecord,
     OpportunityCloseRecord,
     OpportunityRecord,
     QuoteCloseRecord,
@@ -57,6 +62,8 @@ QUOTE = table_of(Quote)
 QUOTE_CLOSE = table_of(QuoteClose)
 OPPORTUNITY_CLOSE = table_of(OpportunityClose)
 COMPETITOR = table_of(Competitor)
+CONTRACT = table_of(ProjectContract)
+CONTRACT_LINE = table_of(ContractLine)
 
 
 class InvalidCursorError(TranslatableError, ValueError):
@@ -100,6 +107,12 @@ class QuoteFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class ContractFilter:
+    states: tuple[ContractState, ...] = ()
+    opportunity_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ordering:
     field: str = "created_at"
     descending: bool = True
@@ -107,6 +120,8 @@ class Ordering:
 
 # The top-level quotes list: oldest first, as the quotes under an opportunity.
 QUOTE_ORDERING = Ordering(field="created_at", descending=False)
+# The top-level contracts list: newest first, as opportunities by default.
+CONTRACT_ORDERING = Ordering(field="created_at", descending=True)
 
 
 class QuoteCloseValues(NamedTuple):
@@ -275,6 +290,45 @@ class Reader:
             is_open = QUOTE.c.state.in_(OPEN_QUOTE_STATES)
             conditions.append(is_open if quote_filter.is_open else sa.not_(is_open))
         return await self._paginate(QUOTE, conditions, page, QUOTE_ORDERING)
+
+    # --- project contracts ---
+
+    async def contracts_by_opportunity(
+        self, opportunity_ids: Sequence[int]
+    ) -> dict[int, list[ContractRecord]]:
+        """Contracts of many opportunities, oldest first."""
+        stmt = (
+            sa.select(*CONTRACT.c)
+            .where(CONTRACT.c.opportunity_id.in_(set(opportunity_ids)))
+            .order_by(CONTRACT.c.id)
+        )
+        return _group(await self._all(stmt), lambda c: c.opportunity_id)
+
+    async def contracts_by_quote(self, quote_ids: Sequence[int]) -> dict[int, ContractRecord]:
+        stmt = sa.select(*CONTRACT.c).where(CONTRACT.c.quote_id.in_(set(quote_ids)))
+        return {row.quote_id: row for row in await self._all(stmt)}
+
+    async def contract_lines(
+        self, contract_ids: Sequence[int]
+    ) -> dict[int, list[ContractLineRecord]]:
+        """Lines of many contracts, in the order they were made (by id)."""
+        stmt = (
+            sa.select(*CONTRACT_LINE.c)
+            .where(CONTRACT_LINE.c.contract_id.in_(set(contract_ids)))
+            .order_by(CONTRACT_LINE.c.id)
+        )
+        return _group(await self._all(stmt), lambda line: line.contract_id)
+
+    async def contracts(
+        self, page: PageRequest, contract_filter: ContractFilter
+    ) -> Page[ContractRecord]:
+        """Every contract the filter admits, newest first."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if contract_filter.opportunity_id is not None:
+            conditions.append(CONTRACT.c.opportunity_id == contract_filter.opportunity_id)
+        if contract_filter.states:
+            conditions.append(CONTRACT.c.state.in_(contract_filter.states))
+        return await self._paginate(CONTRACT, conditions, page, CONTRACT_ORDERING)
 
     async def _paginate(
         self,

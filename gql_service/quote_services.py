@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from gql_service import transitions
+from gql_service.contracts import DraftedContract, draft_contract
 from gql_service.errors import Violation, raise_if_any
 from gql_service.models import DESCRIPTION_MAX, NAME_MAX, Quote, QuoteStatusReason
 from gql_service.quote_closing import (
@@ -44,6 +45,7 @@ class QuoteRevised:
 class QuoteWon:
     quote: ClosedQuote
     lost_quotes: list[ClosedQuote]
+    contract: DraftedContract
 
 
 def new_quote_number() -> str:
@@ -172,7 +174,8 @@ async def win_quote(
     description: str | None = None,
     expected_version: int | None = None,
 ) -> QuoteWon:
-    """Mark an open quote WON; every other open quote of its opportunity becomes CLOSED/LOST.
+    """Mark an open quote WON; every other open quote of its opportunity becomes CLOSED/LOST,
+    and a DRAFT project contract is made from the won quote and its lines (contracts.py).
 
     The opportunity stays OPEN. Codes: NOT_FOUND, CONCURRENCY_CONFLICT,
     OPPORTUNITY_ALREADY_CLOSED, QUOTE_NOT_OPEN, INVALID_VALUE.
@@ -185,7 +188,8 @@ async def win_quote(
             opportunity, quote, close_date=close_date or repo.today, description=description
         )
         closed = await close_open_quotes(repo, closing)
-        return QuoteWon(*split_winner(closed, quote_id))
+        contract = await draft_contract(repo, opportunity, quote)
+        return QuoteWon(*split_winner(closed, quote_id), contract)
 
     return await uow.run(work)
 

@@ -21,6 +21,7 @@ from gql_service.errors import ErrorCode, Violation, raise_if_any
 from gql_service.models import (
     CloseOutcome,
     CloseRecordState,
+    ContractState,
     ForecastCategory,
     Opportunity,
     OpportunityState,
@@ -277,6 +278,29 @@ def win_quote(
         description=description,
         winner_id=quote.id,
     )
+
+
+def draft_contract(
+    opportunity: OpportunityRecord, quote: Quote, *, contract_number: str
+) -> Changes:
+    """The DRAFT project contract that winning ``quote`` creates: the opportunity's customer,
+    the quote's name, currency and total, linked to both. Its lines are the quote's lines,
+    copied by the saving statement (the quote's lines are read only there).
+
+    Call it with a quote that ``win_quote`` accepted.
+    """
+    assert quote.id is not None
+    assert opportunity.id is not None
+    return {
+        "contract_number": contract_number,
+        "name": quote.name,
+        "state": ContractState.DRAFT,
+        "customer_name": opportunity.customer_name,
+        "currency_code": quote.currency_code,
+        "total_amount": quote.total_amount,
+        "opportunity_id": opportunity.id,
+        "quote_id": quote.id,
+    }
 
 
 def close_quote(

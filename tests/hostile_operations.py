@@ -28,7 +28,14 @@ from hypothesis_graphql._strategies.strategy import GraphQLStrategy
 from gql_service.graphql.schema import build_schema
 
 # Types whose global ids the seed data makes real (primary keys 1..REAL_KEYS).
-NODE_TYPES = ("Opportunity", "Quote", "Competitor", "OpportunityClose")
+NODE_TYPES = (
+    "Opportunity",
+    "Quote",
+    "Competitor",
+    "OpportunityClose",
+    "ProjectContract",
+    "ContractLine",
+)
 REAL_KEYS = 8
 HUGE = 50_001
 

@@ -28,10 +28,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import scenarios
-from gql_service import services
+from gql_service import quote_services, services
 from gql_service.app import create_app
 from gql_service.graphql import compiled_reads
 from gql_service.seed import seed_demo
@@ -39,6 +39,7 @@ from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.hostile_operations import REAL_IDS, _as_document, graphql_schema, hoisted, raw_id
 from tests.operations import CLOSE_OPPORTUNITY, CLOSE_QUOTES, REOPEN_OPPORTUNITY
+from tests.test_contracts import add_quote_lines
 
 # Generated documents, each sent inline and with its arguments as variables: 1,000 reads per engine.
 GENERATED = 500
@@ -68,6 +69,15 @@ CONNECTION = """
   edges { __typename cursor node { id name } }
   nodes { id }
 """
+EVERY_LINE_FIELD = """
+  __typename id name billingMethod transactionClass quantity unitPrice discount amount version
+  createdAt createdBy modifiedAt modifiedBy
+"""
+EVERY_CONTRACT_FIELD = f"""
+  __typename id contractNumber name state customerName currencyCode totalAmount version
+  createdAt createdBy modifiedAt modifiedBy opportunity {{ id name }} quote {{ id state }}
+  lines {{ totalCount pageInfo {{ hasNextPage endCursor }} nodes {{ {EVERY_LINE_FIELD} }} }}
+"""
 ORDER_FIELDS = (
     "CREATED_AT",
     "MODIFIED_AT",
@@ -77,6 +87,7 @@ ORDER_FIELDS = (
     "ACTUAL_CLOSE_DATE",
 )
 QUOTE_CONNECTION = CONNECTION.replace("node { id name }", "node { id quoteNumber }")
+CONTRACT_CONNECTION = CONNECTION.replace("node { id name }", "node { id contractNumber }")
 
 HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
     ("{ __typename }", {}),
@@ -143,6 +154,44 @@ HAND_WRITTEN: list[tuple[str, dict[str, Any]]] = [
     ),
     ('{ quotes(filter: {opportunityId: "nonsense"}) { totalCount } }', {}),
     ('{ quotes(after: "bad") { totalCount } }', {}),  # BAD_CURSOR: plain path
+    (f"query($id: ID!) {{ contract(id: $id) {{ {EVERY_CONTRACT_FIELD} }} }}", {"id": "PC2"}),
+    (f"query($id: ID!) {{ contract(id: $id) {{ {EVERY_CONTRACT_FIELD} }} }}", {"id": "PC1"}),
+    ("query($id: ID!) { contract(id: $id) { id } }", {"id": "Q1"}),  # a quote's id: null
+    (
+        f"""query($ids: [ID!]!) {{ nodes(ids: $ids) {{ __typename id
+              ... on ProjectContract {{ contractNumber }}
+              ... on ContractLine {{ {EVERY_LINE_FIELD} }} }} }}""",
+        {"ids": ["PC1", "PC2", "CL1", "CL3", raw_id("ProjectContract:999999")]},
+    ),
+    (
+        """query($id: ID!, $first: Int, $after: String) { contract(id: $id) {
+             lines(first: $first, after: $after) {
+               totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+               edges { cursor node { id amount } } } } }""",
+        {"id": "PC2", "first": 1, "after": "aWQ6MQ=="},  # after line 1,
+    ),
+    (f"{{ contracts {{ {CONTRACT_CONNECTION} nodes {{ {EVERY_CONTRACT_FIELD} }} }} }}", {}),
+    (
+        f"""query($first: Int, $last: Int, $after: String, $before: String,
+                 $filter: ContractFilter) {{
+             contracts(first: $first, last: $last, after: $after, before: $before,
+                       filter: $filter) {{ {CONTRACT_CONNECTION} }} }}""",
+        {"last": 1, "filter": {"state": ["DRAFT"]}},
+    ),
+    (
+        f"""query($id: ID) {{ contracts(first: 1, filter: {{opportunityId: $id}}) {{
+             {CONTRACT_CONNECTION} }} }}""",
+        {"id": "O1"},
+    ),
+    ('{ contracts(filter: {opportunityId: "nonsense"}) { totalCount } }', {}),
+    (
+        """{ quotes(first: 50) { nodes { id state contract { id contractNumber
+             opportunity { id } } } }
+           opportunities(first: 50) { nodes { id contracts(first: 2) {
+             totalCount pageInfo { hasNextPage endCursor } nodes { id lines { totalCount } } } } }
+        }""",
+        {},
+    ),
 ]
 for field in ORDER_FIELDS:
     for direction in ("ASC", "DESC"):
@@ -179,6 +228,8 @@ SHORT_IDS = {
     "OC": "OpportunityClose",
     "QC": "QuoteClose",
     "K": "Competitor",
+    "PC": "ProjectContract",
+    "CL": "ContractLine",
 }
 
 
@@ -237,6 +288,7 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
             estimated_close_date=None if index % 2 else date(2027, 1, 1),
             estimated_revenue=None if index % 3 == 2 else Decimal("10" if index % 2 else "9.5"),
         )
+    await _won_with_lines(compiled_app.state.engine)
     async with (
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=compiled_app), base_url="http://test"
@@ -248,6 +300,19 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
         yield Pair(compiled, plain)
     await compiled_app.state.engine.dispose()
     await plain_app.state.engine.dispose()
+
+
+async def _won_with_lines(engine: AsyncEngine) -> None:
+    """A second contract, with three lines (the seed's won quote has none)."""
+    uow = UnitOfWork(engine, actor="tester")
+    opportunity = await services.create_opportunity(
+        uow, name="Contracted", customer_name="Tie Ltd", currency_code="EUR"
+    )
+    assert opportunity.id is not None
+    quote = await quote_services.create_quote(uow, opportunity_id=opportunity.id, name="Lines")
+    assert quote.id is not None
+    await add_quote_lines(engine, raw_id(f"Quote:{quote.id}"))
+    await quote_services.win_quote(uow, quote_id=quote.id)
 
 
 async def _history(pair: Pair) -> None:

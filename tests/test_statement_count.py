@@ -328,7 +328,9 @@ async def test_winning_a_quote_costs_the_same_statements_whatever_the_other_open
     await engine.dispose()
     print(f"winQuote statements: {per_size}")
     assert len(set(per_size.values())) == 1, per_size
-    assert per_size[3] <= 5, per_size
+    # The win's own five, plus (issue 8) the draft contract's INSERT and the INSERT ... SELECT
+    # of its lines (tests/test_contracts.py: the same for 0, 3 and 30 lines).
+    assert per_size[3] <= 5 + 2, per_size
 
 
 async def test_a_refused_close_costs_the_same_statements_whatever_the_open_quotes_it_names(

@@ -12,6 +12,7 @@ from gql_service.errors import ErrorCode, ValidationFailedError
 from gql_service.models import (
     CloseOutcome,
     CloseRecordState,
+    ContractState,
     ForecastCategory,
     Opportunity,
     OpportunityState,
@@ -131,3 +132,21 @@ def test_a_stamp_bumps_the_version_and_records_when_and_who() -> None:
     moment = datetime(2025, 3, 31, 12, tzinfo=UTC)
     audit.stamp(quote, moment, "ann")
     assert (quote.version, quote.modified_at, quote.modified_by) == (5, moment, "ann")
+
+
+def test_a_won_quote_drafts_its_contract_from_the_quote_and_the_customer() -> None:
+    opportunity = _opportunity()
+    opportunity.customer_name = "Contoso"
+    quote = _quote()
+    quote.currency_code, quote.total_amount = "EUR", Decimal("15950.0000")
+    contract = transitions.draft_contract(opportunity, quote, contract_number="CON-1")
+    assert contract == {
+        "contract_number": "CON-1",
+        "name": "A",
+        "state": ContractState.DRAFT,
+        "customer_name": "Contoso",
+        "currency_code": "EUR",
+        "total_amount": Decimal("15950.0000"),
+        "opportunity_id": 7,
+        "quote_id": 3,
+    }

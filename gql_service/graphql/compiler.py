@@ -40,11 +40,11 @@ from graphql.execution.values import get_argument_values
 
 from gql_service import models
 from gql_service.graphql.ids import parse_id
-from gql_service.graphql.inputs import OpportunityFilter, QuoteListFilter
+from gql_service.graphql.inputs import ContractFilter, OpportunityFilter, QuoteListFilter
 from gql_service.graphql.pagination import after_id, page_request
-from gql_service.graphql.query import opportunity_query, quote_list_query
+from gql_service.graphql.query import contract_query, opportunity_query, quote_list_query
 from gql_service.json_sql import MAX_OBJECT_KEYS, JsonSql, json_sql
-from gql_service.queries import QUOTE_ORDERING, InvalidCursorError, Ordering
+from gql_service.queries import CONTRACT_ORDERING, QUOTE_ORDERING, InvalidCursorError, Ordering
 from gql_service.queries import _decode_cursor as decode_cursor
 from gql_service.queries import _encode_cursor as encode_cursor
 from gql_service.settings import Settings
@@ -101,6 +101,8 @@ TABLES = {
     "OpportunityClose": "opportunity_close",
     "QuoteClose": "quote_close",
     "Competitor": "competitor",
+    "ProjectContract": "project_contract",
+    "ContractLine": "contract_line",
 }
 _AUDIT = {
     "createdAt": ("timestamp", "created_at"),
@@ -170,12 +172,36 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "notes": ("column", "notes"),
         **_AUDIT,
     },
+    "ProjectContract": {
+        "contractNumber": ("column", "contract_number"),
+        "name": ("column", "name"),
+        "state": ("column", "state"),
+        "customerName": ("column", "customer_name"),
+        "currencyCode": ("column", "currency_code"),
+        "totalAmount": ("money", "total_amount"),
+        "version": ("column", "version"),
+        **_AUDIT,
+        **_MODIFIED,
+    },
+    "ContractLine": {
+        "name": ("column", "name"),
+        "billingMethod": ("column", "billing_method"),
+        "transactionClass": ("column", "transaction_class"),
+        "quantity": ("money", "quantity"),
+        "unitPrice": ("money", "unit_price"),
+        "discount": ("money", "discount"),
+        "amount": ("money", "amount"),
+        "version": ("column", "version"),
+        **_AUDIT,
+        **_MODIFIED,
+    },
 }
 # Keyset-paginated root lists: the model whose column the cursor's value is checked against.
 PAGED_MODELS: dict[str, Any] = {
     "opportunity": models.Opportunity,
     "competitor": models.Competitor,
     "quote": models.Quote,
+    "project_contract": models.ProjectContract,
 }
 # Opportunity orderings the compiler answers (all of OpportunityOrderField's).
 OPPORTUNITY_ORDERINGS = (
@@ -250,8 +276,12 @@ class Compiler:
         if name == "__typename":
             return [], _constant(query_type.name)
         args = self._arguments(query_type, details)
-        if name in ("opportunity", "quote", "node"):
-            wanted = {"opportunity": "Opportunity", "quote": "Quote"}.get(name)
+        if name in ("opportunity", "quote", "contract", "node"):
+            wanted = {
+                "opportunity": "Opportunity",
+                "quote": "Quote",
+                "contract": "ProjectContract",
+            }.get(name)
             expr = self._node(args["id"], wanted, details)
             return ([], _constant(None)) if expr is None else ([expr], _one)
         if name == "nodes":
@@ -273,6 +303,8 @@ class Compiler:
             return self._root_connection("competitor", "Competitor", args, details)
         if name == "quotes":
             return self._root_connection("quote", "Quote", args, details)
+        if name == "contracts":
+            return self._root_connection("project_contract", "ProjectContract", args, details)
         raise Unsupported(f"root field {name}")
 
     def _arguments(self, parent: GraphQLObjectType, details: FieldDetailsList) -> dict[str, Any]:
@@ -394,6 +426,19 @@ class Compiler:
             )
         if relation == ("Opportunity", "quotes"):
             return self._quotes(t, self._arguments(object_type, details), details)
+        if relation == ("ProjectContract", "opportunity"):
+            return self._related("Opportunity", f"{{a}}.id = {t}.opportunity_id", details)
+        if relation == ("ProjectContract", "quote"):
+            return self._related("Quote", f"{{a}}.id = {t}.quote_id", details)
+        if relation == ("Quote", "contract"):
+            return self._related("ProjectContract", f"{{a}}.quote_id = {t}.id", details)
+        if relation == ("ProjectContract", "lines"):
+            args = self._arguments(object_type, details)
+            return self._nested("ContractLine", f"{{a}}.contract_id = {t}.id", [], args, details)
+        if relation == ("Opportunity", "contracts"):
+            args = self._arguments(object_type, details)
+            condition = f"{{a}}.opportunity_id = {t}.id"
+            return self._nested("ProjectContract", condition, [], args, details)
         raise Unsupported(f"{type_name}.{name}")
 
     def _related(self, type_name: str, condition: str, details: FieldDetailsList) -> str:
@@ -408,13 +453,7 @@ class Compiler:
     def _quotes(self, t: str, args: dict[str, Any], details: FieldDetailsList) -> str:
         """Opportunity.quotes: oldest first, offset cursors (the quote's id)."""
         sql = self.sql
-        try:
-            limit = page_request(self.settings, first=args["first"], after=args["after"]).first
-            start = after_id(args["after"])
-        except GraphQLError as exc:
-            raise Unsupported("the plain path answers this with an error") from exc
-        assert limit is not None
-        conditions = [f"{{a}}.opportunity_id = {t}.id"]
+        conditions = []
         given = args["filter"] or {}
         states = given.get("state") or ()
         if states:
@@ -422,28 +461,50 @@ class Compiler:
         if given.get("isOpen") is not None:
             negation = "" if given["isOpen"] else "NOT "
             conditions.append(f"{{a}}.state {negation}IN {OPEN_STATES}")
-        everything = " AND ".join(conditions)
+        return self._nested("Quote", f"{{a}}.opportunity_id = {t}.id", conditions, args, details)
+
+    def _nested(
+        self,
+        node_type: str,
+        parent: str,
+        conditions: list[str],
+        args: dict[str, Any],
+        details: FieldDetailsList,
+    ) -> str:
+        """A parent's children as a connection (pagination.nested_page): by id, offset cursors.
+
+        ``parent`` and ``conditions`` are SQL conditions on the child aliased ``{a}``.
+        """
+        sql = self.sql
+        table = TABLES[node_type]
+        try:
+            limit = page_request(self.settings, first=args["first"], after=args["after"]).first
+            start = after_id(args["after"])
+        except GraphQLError as exc:
+            raise Unsupported("the plain path answers this with an error") from exc
+        assert limit is not None
+        everything = " AND ".join([parent, *conditions])
         remaining = everything + ("" if start is None else f" AND {{a}}.id > {sql.bind(start)}")
         limit_sql = sql.bind(limit)
 
         def page(item: Callable[[str], str]) -> str:
             a = sql.alias()
             return sql.array(
-                item(a), f"FROM quote {a} WHERE {remaining.format(a=a)}", f"{a}.id", limit_sql
+                item(a), f"FROM {table} {a} WHERE {remaining.format(a=a)}", f"{a}.id", limit_sql
             )
 
         def shown_id(aggregate: str) -> str:
             a, s = sql.alias(), sql.alias()
             return (
                 f"(SELECT {sql.offset_cursor(f'{aggregate}({s}.id)')} FROM (SELECT {a}.id "
-                f"FROM quote {a} WHERE {remaining.format(a=a)} ORDER BY {a}.id "
+                f"FROM {table} {a} WHERE {remaining.format(a=a)} ORDER BY {a}.id "
                 f"LIMIT {limit_sql}) {s})"
             )
 
         def has_next() -> str:
             a, s = sql.alias(), sql.alias()
             return sql.boolean(
-                f"(SELECT count(*) FROM (SELECT {a}.id FROM quote {a} WHERE "
+                f"(SELECT count(*) FROM (SELECT {a}.id FROM {table} {a} WHERE "
                 f"{remaining.format(a=a)} LIMIT {sql.bind(limit + 1)}) {s}) > {limit_sql}"
             )
 
@@ -452,16 +513,16 @@ class Compiler:
                 return sql.boolean("1 = 0")
             a = sql.alias()
             return sql.boolean(
-                f"EXISTS (SELECT 1 FROM quote {a} WHERE {everything.format(a=a)} "
+                f"EXISTS (SELECT 1 FROM {table} {a} WHERE {everything.format(a=a)} "
                 f"AND {a}.id <= {sql.bind(start)})"
             )
 
         def total() -> str:
             a = sql.alias()
-            return f"(SELECT count(*) FROM quote {a} WHERE {everything.format(a=a)})"
+            return f"(SELECT count(*) FROM {table} {a} WHERE {everything.format(a=a)})"
 
         return self._connection(
-            "Quote",
+            node_type,
             details,
             page=page,
             cursor=lambda a: sql.offset_cursor(f"{a}.id"),
@@ -552,6 +613,9 @@ class Compiler:
         elif table == "quote":
             ordering = QUOTE_ORDERING
             conditions = self._quote_conditions(args.get("filter"))
+        elif table == "project_contract":
+            ordering = CONTRACT_ORDERING
+            conditions = self._contract_conditions(args.get("filter"))
         else:
             ordering = Ordering(field="name", descending=False)
         model = PAGED_MODELS[table]
@@ -765,6 +829,27 @@ class Compiler:
         if query.is_open is not None:
             negation = "" if query.is_open else "NOT "
             conditions.append(f"{{a}}.state {negation}IN {OPEN_STATES}")
+        return conditions
+
+    def _contract_conditions(self, given: dict[str, Any] | None) -> list[str]:
+        """The contracts filter, as queries.Reader.contracts."""
+        sql = self.sql
+        query = contract_query(
+            None
+            if given is None
+            else ContractFilter(state=given.get("state"), opportunity_id=given.get("opportunityId"))
+        )
+        conditions = []
+        if query.opportunity_id is not None:
+            key = sql.parameter(query.opportunity_id)
+            variable = self.id_variables.get(id(given and given.get("opportunityId")))
+            if variable is not None and query.opportunity_id:
+                self.linked[key] = variable
+            conditions.append(f"{{a}}.opportunity_id = {sql.placeholder(key)}")
+        if query.states:
+            conditions.append(
+                "{a}.state IN (" + ", ".join(sql.bind(s.name) for s in query.states) + ")"
+            )
         return conditions
 
 

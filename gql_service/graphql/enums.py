@@ -9,20 +9,25 @@ import strawberry
 
 from gql_service.errors import ErrorCode
 from gql_service.models import (
+    BillingMethod,
     CloseOutcome,
     CloseRecordState,
+    ContractState,
     ForecastCategory,
     OpportunityState,
     OpportunityStatusReason,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 
 E = TypeVar("E", bound=type[Enum])
 
 __all__ = [
+    "BillingMethod",
     "CloseOutcome",
     "CloseRecordState",
+    "ContractState",
     "ErrorCode",
     "ForecastCategory",
     "OpportunityOrderField",
@@ -31,6 +36,7 @@ __all__ = [
     "OrderDirection",
     "QuoteState",
     "QuoteStatusReason",
+    "TransactionClass",
 ]
 
 
@@ -113,6 +119,24 @@ _describe(
         "COMPLETED": "The close stands.",
         "CANCELED": "The opportunity was reopened after this close.",
     },
+)
+_describe(
+    ContractState,
+    "Lifecycle state of a project contract. Winning a quote creates its contract as DRAFT.",
+    {"DRAFT": "Drafted from the won quote; not yet confirmed."},
+)
+_describe(
+    BillingMethod,
+    "How a line is billed.",
+    {
+        "TIME_AND_MATERIAL": "By the time and materials spent.",
+        "FIXED_PRICE": "At a price agreed in advance.",
+    },
+)
+_describe(
+    TransactionClass,
+    "What a line is for.",
+    {"TIME": "Working time.", "EXPENSE": "Expenses.", "FEE": "Fees."},
 )
 _describe(
     ErrorCode,

@@ -10,6 +10,7 @@ import strawberry
 from gql_service.bulk_closing import BULK_CLOSE_MAX
 from gql_service.graphql.enums import (
     CloseOutcome,
+    ContractState,
     ForecastCategory,
     OpportunityOrderField,
     OpportunityState,
@@ -274,4 +275,14 @@ class CloseOpportunitiesInput:
         description=f"1-{BULK_CLOSE_MAX} closes, each with its own dryRun and expectedVersion. "
         "The same opportunity twice: the later item is refused as the data then says "
         "(OPPORTUNITY_ALREADY_CLOSED once the earlier one closed it)."
+    )
+
+
+@strawberry.input(description="Filter on project contracts; all given conditions must hold.")
+class ContractFilter:
+    state: list[ContractState] | None = strawberry.field(
+        default=None, description="Only contracts in one of these states."
+    )
+    opportunity_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only the contracts of this opportunity."
     )

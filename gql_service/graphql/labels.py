@@ -11,6 +11,7 @@ from gql_service.languages import Language
 from gql_service.models import (
     CloseOutcome,
     CloseRecordState,
+    ContractState,
     ForecastCategory,
     OpportunityState,
     OpportunityStatusReason,
@@ -40,6 +41,7 @@ class LabeledEnum(Enum):
     CLOSE_RECORD_STATE = strawberry.enum_value(
         "CLOSE_RECORD_STATE", description="CloseRecordState."
     )
+    CONTRACT_STATE = strawberry.enum_value("CONTRACT_STATE", description="ContractState.")
 
 
 _ENUMS: dict[LabeledEnum, type[StrEnum]] = {
@@ -50,6 +52,7 @@ _ENUMS: dict[LabeledEnum, type[StrEnum]] = {
     LabeledEnum.QUOTE_STATE: QuoteState,
     LabeledEnum.QUOTE_STATUS_REASON: QuoteStatusReason,
     LabeledEnum.CLOSE_RECORD_STATE: CloseRecordState,
+    LabeledEnum.CONTRACT_STATE: ContractState,
 }
 
 

@@ -11,6 +11,8 @@ from gql_service import models
 from gql_service.queries import QuoteFilter, QuoteWithClose, Reader
 from gql_service.records import (
     CompetitorRecord,
+    ContractLineRecord,
+    ContractRecord,
     OpportunityCloseRecord,
     OpportunityRecord,
     QuoteCloseRecord,
@@ -60,6 +62,20 @@ class Loaders:
             _aligned(reader.open_quote_counts, int)
         )
         self._quotes: dict[QuoteFilter, DataLoader[int, list[QuoteRow]]] = {}
+        # --- project contracts ---
+        self.contract: DataLoader[int, ContractRecord | None] = self._by_id(models.ProjectContract)
+        self.contract_line: DataLoader[int, ContractLineRecord | None] = self._by_id(
+            models.ContractLine
+        )
+        self.contract_lines: DataLoader[int, list[ContractLineRecord]] = DataLoader(
+            _aligned(reader.contract_lines, list)
+        )
+        self.contracts_of_opportunity: DataLoader[int, list[ContractRecord]] = DataLoader(
+            _aligned(reader.contracts_by_opportunity, list)
+        )
+        self.contract_of_quote: DataLoader[int, ContractRecord | None] = DataLoader(
+            _aligned(reader.contracts_by_quote, lambda: None)
+        )
 
     def _by_id(self, model: type[models.Entity]) -> DataLoader[int, Any]:
         """Rows of one table by id; the attribute's annotation names their record protocol."""

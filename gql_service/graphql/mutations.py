@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from gql_service import bulk_closing, metrics, quote_services, services
 from gql_service.errors import ValidationFailedError
 from gql_service.graphql import bulk_close
+from gql_service.graphql.contract_types import ProjectContract
 from gql_service.graphql.errors import INPUT, user_errors
 from gql_service.graphql.ids import decode_id, decode_optional_id
 from gql_service.graphql.inputs import (
@@ -46,6 +47,7 @@ from gql_service.graphql.payloads import (
 from gql_service.graphql.types import Competitor, Info, Opportunity, OpportunityClose, Quote
 from gql_service.idempotency import IdempotencyKeyTakenError
 from gql_service.quote_closing import ClosedQuote
+from gql_service.quote_services import QuoteWon
 from gql_service.records import OpportunityRecord
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET
@@ -183,6 +185,21 @@ async def _close_opportunities(
     )
 
 
+def _won(info: Info, won: QuoteWon) -> dict[str, Any]:
+    """winQuote's payload. Its contract comes with the lines its write returned, and the
+    request's loaders hold what it wrote, so that the payload shows the contract as the win
+    made it, a dry run's too (whose rows were rolled back)."""
+    contract = won.contract.contract
+    loaders = info.context.loaders
+    loaders.contract_of_quote.prime(contract.quote_id, contract)
+    loaders.quote.prime(contract.quote_id, won.quote.quote)
+    return {
+        "quote": _closed(won.quote),
+        "lost_quotes": _all_closed(won.lost_quotes),
+        "contract": ProjectContract.from_model(contract, won.contract.lines),
+    }
+
+
 @strawberry.type(description="Changes to opportunities, quotes and competitors.")
 class Mutation:
     @strawberry.mutation(description="Create an OPEN opportunity.")
@@ -242,7 +259,11 @@ class Mutation:
     ) -> CloseOpportunityPayload:
         return await _close_opportunity(info, input)
 
-    @strawberry.mutation(description="Reopen a WON or LOST opportunity; cancels its close record.")
+    @strawberry.mutation(
+        description="Reopen a WON or LOST opportunity; cancels its close record. Its quotes stay "
+        "as they are, and so do the project contracts drafted from its won quotes: they stay "
+        "DRAFT and linked (see ProjectContract)."
+    )
     async def reopen_opportunity(
         self,
         info: Info,
@@ -370,7 +391,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Mark an open quote WON; the other open quotes of its opportunity become "
-        "CLOSED/LOST. The opportunity stays OPEN. " + _DRY_RUN
+        "CLOSED/LOST, and a DRAFT project contract is drafted from the won quote and its lines. "
+        "The opportunity stays OPEN. " + _DRY_RUN
     )
     async def win_quote(
         self,
@@ -387,7 +409,7 @@ class Mutation:
                 description=input.description,
                 expected_version=input.expected_version,
             ),
-            lambda r: {"quote": _closed(r.quote), "lost_quotes": _all_closed(r.lost_quotes)},
+            lambda r: _won(info, r),
             dry_run=input.dry_run,
         )
 

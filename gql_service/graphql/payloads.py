@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from gql_service.graphql.contract_types import ProjectContract
 from gql_service.graphql.errors import (
     ConcurrencyConflictError,
     CurrencyMismatchError,
@@ -162,6 +163,10 @@ class WinQuotePayload:
     quote: Quote | None = strawberry.field(default=None, description="Now WON.")
     lost_quotes: list[Quote] = strawberry.field(
         default_factory=list, description="Other open quotes, now CLOSED/LOST."
+    )
+    contract: ProjectContract | None = strawberry.field(
+        default=None,
+        description="The DRAFT project contract drafted from the won quote, with its lines.",
     )
     errors: list[WinQuoteError] = strawberry.field(description=_ERRORS)
 

@@ -7,10 +7,16 @@ from typing import Annotated, Any
 
 import strawberry
 
+from gql_service.graphql.contract_types import ContractLine, ProjectContract
 from gql_service.graphql.enums import CloseOutcome, OrderDirection
 from gql_service.graphql.errors import argument_error
 from gql_service.graphql.ids import parse_id
-from gql_service.graphql.inputs import OpportunityFilter, OpportunityOrder, QuoteListFilter
+from gql_service.graphql.inputs import (
+    ContractFilter,
+    OpportunityFilter,
+    OpportunityOrder,
+    QuoteListFilter,
+)
 from gql_service.graphql.labels import (
     EnumLabel,
     LabeledEnum,
@@ -31,6 +37,7 @@ from gql_service.graphql.types import (
 )
 from gql_service.messages import msg
 from gql_service.models import NAME_MAX, OpportunityState
+from gql_service.queries import ContractFilter as ContractQuery
 from gql_service.queries import InvalidCursorError, Ordering
 from gql_service.queries import OpportunityFilter as OpportunityQuery
 from gql_service.queries import QuoteFilter as QuoteQuery
@@ -57,6 +64,8 @@ _NODE_TYPES: dict[str, tuple[str, Any]] = {
     "Competitor": ("competitor", Competitor.from_model),
     "OpportunityClose": ("opportunity_close", OpportunityClose.from_model),
     "QuoteClose": ("quote_close_by_id", QuoteClose.from_model),
+    "ProjectContract": ("contract", ProjectContract.from_model),
+    "ContractLine": ("contract_line", ContractLine.from_model),
 }
 
 
@@ -99,6 +108,18 @@ def quote_list_query(given: QuoteListFilter | None) -> QuoteQuery:
     return QuoteQuery(
         states=tuple(given.state or ()), is_open=given.is_open, opportunity_id=opportunity_id
     )
+
+
+def contract_query(given: ContractFilter | None) -> ContractQuery:
+    """The contracts filter as the reader takes it; an id that names no opportunity matches
+    no contract (0 is no row's id)."""
+    if given is None:
+        return ContractQuery()
+    opportunity_id = None
+    if given.opportunity_id is not None:
+        parsed = parse_id(given.opportunity_id)
+        opportunity_id = parsed[1] if parsed and parsed[0] == "Opportunity" else 0
+    return ContractQuery(states=tuple(given.state or ()), opportunity_id=opportunity_id)
 
 
 @strawberry.type(description="Reads: opportunities with their quotes and history, competitors.")
@@ -211,6 +232,42 @@ class Query:
         except InvalidCursorError as exc:
             raise cursor_error(exc) from exc
         return from_page(page, Quote.from_model)
+
+    @strawberry.field(description="One project contract; null when the id names none.")
+    async def contract(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> ProjectContract | None:
+        node = await resolve_node(info, id)
+        return node if isinstance(node, ProjectContract) else None
+
+    @strawberry.field(
+        description="Project contracts drafted by winning quotes, newest first, one page at a time."
+    )
+    async def contracts(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size (forward).")
+        ] = None,
+        after: Annotated[str | None, strawberry.argument(description="Start after cursor.")] = None,
+        last: Annotated[
+            int | None, strawberry.argument(description="Page size (backward).")
+        ] = None,
+        before: Annotated[str | None, strawberry.argument(description="End before cursor.")] = None,
+        filter: Annotated[
+            ContractFilter | None, strawberry.argument(description="Which contracts.")
+        ] = None,
+    ) -> Connection[ProjectContract]:
+        request = page_request(
+            info.context.settings, first=first, after=after, last=last, before=before
+        )
+        try:
+            page = await info.context.reader.contracts(request, contract_query(filter))
+        except InvalidCursorError as exc:
+            raise cursor_error(exc) from exc
+        return from_page(page, ProjectContract.from_model)
 
     @strawberry.field(description="Competitors by name, one page at a time.")
     async def competitors(

@@ -24,6 +24,7 @@ from gql_service.graphql.admission import Gate, admission
 from gql_service.graphql.authorization import AuthorizeOperation
 from gql_service.graphql.compiled_reads import compiled_reads
 from gql_service.graphql.compiler import Compilers
+from gql_service.graphql.contract_types import ContractLine, ProjectContract
 from gql_service.graphql.errors import ERROR_TYPES
 from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
 from gql_service.graphql.known_reads import KnownReads
@@ -127,7 +128,16 @@ def build_schema(
 
         tracer = graphql_tracer(tracer_provider)
         extensions.insert(0, tracing_extension(tracer))  # first: its span holds the others
-    types: list[Any] = [Opportunity, Quote, OpportunityClose, QuoteClose, Competitor, *ERROR_TYPES]
+    types: list[Any] = [
+        Opportunity,
+        Quote,
+        OpportunityClose,
+        QuoteClose,
+        Competitor,
+        ProjectContract,
+        ContractLine,
+        *ERROR_TYPES,
+    ]
     schema = Schema(
         query=Query,
         mutation=Mutation,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -27,6 +27,7 @@ from gql_service.graphql.prefetch import now_or_later
 from gql_service.queries import QuoteFilter as QuoteQuery
 from gql_service.records import (
     CompetitorRecord,
+    ContractRecord,
     OpportunityCloseRecord,
     OpportunityRecord,
     QuoteCloseRecord,
@@ -34,7 +35,12 @@ from gql_service.records import (
 )
 from gql_service.unset import UNSET, Unset
 
+if TYPE_CHECKING:
+    from gql_service.graphql.contract_types import ProjectContract
+
 Info = strawberry.Info[Context, None]
+# contract_types.py builds on Node; its types are resolved when the schema is built.
+_CONTRACTS = "gql_service.graphql.contract_types"
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -153,6 +159,12 @@ def _quote_close(found: QuoteCloseRecord | None) -> QuoteClose | None:
     return QuoteClose.from_model(found) if found else None
 
 
+def _contract(found: ContractRecord | None) -> ProjectContract | None:
+    from gql_service.graphql.contract_types import contract_or_none
+
+    return contract_or_none(found)
+
+
 @strawberry.type(description="A priced offer to the customer of an opportunity.")
 class Quote(Node):
     pk: strawberry.Private[int]
@@ -187,6 +199,17 @@ class Quote(Node):
         if self.close is UNSET:
             return now_or_later(info.context.loaders.quote_close, self.pk, _quote_close)
         return _quote_close(self.close)
+
+    @strawberry.field(
+        description="The draft project contract that winning this quote created; null unless "
+        "the quote is WON."
+    )
+    def contract(
+        self, info: Info
+    ) -> Annotated[ProjectContract, strawberry.lazy(_CONTRACTS)] | None:
+        if self.state is not models.QuoteState.WON:
+            return None
+        return now_or_later(info.context.loaders.contract_of_quote, self.pk, _contract)
 
     @classmethod
     def from_model(cls, m: QuoteRecord, close: QuoteCloseRecord | Unset | None = UNSET) -> Quote:
@@ -278,6 +301,30 @@ class Opportunity(Node):
             self.pk,
             lambda records: [OpportunityClose.from_model(r) for r in records],
         )
+
+    @strawberry.field(
+        description="Project contracts drafted by winning its quotes, oldest first. A reopen "
+        "leaves them as they are."
+    )
+    def contracts(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Cursor.")] = None,
+    ) -> Connection[Annotated[ProjectContract, strawberry.lazy(_CONTRACTS)]]:
+        from gql_service.graphql.contract_types import ProjectContract
+
+        def page(everything: list[ContractRecord]) -> Connection[ProjectContract]:
+            return nested_page(
+                info.context.settings,
+                everything,
+                lambda contract: contract.id or 0,
+                ProjectContract.from_model,
+                first=first,
+                after=after,
+            )
+
+        return now_or_later(info.context.loaders.contracts_of_opportunity, self.pk, page)
 
     @classmethod
     def from_model(cls, m: OpportunityRecord) -> Opportunity:
