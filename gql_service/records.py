@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from gql_service.models import (
+    BillingMethod,
     CloseOutcome,
     CloseRecordState,
     ForecastCategory,
@@ -20,6 +21,7 @@ from gql_service.models import (
     OpportunityStatusReason,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 
 
@@ -63,6 +65,8 @@ class OpportunityRecord(Protocol):
     def actual_close_date(self) -> date | None: ...
     @property
     def description(self) -> str | None: ...
+    @property
+    def is_revenue_system_calculated(self) -> bool: ...
     @property
     def version(self) -> int: ...
     @property
@@ -162,3 +166,44 @@ class QuoteCloseRecord(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def created_by(self) -> str: ...
+
+
+class LineRecord(Protocol):
+    """A quote or opportunity line (models.Line): what both have."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def billing_method(self) -> BillingMethod: ...
+    @property
+    def transaction_class(self) -> TransactionClass | None: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def unit_price(self) -> Decimal: ...
+    @property
+    def discount(self) -> Decimal | None: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def created_by(self) -> str: ...
+    @property
+    def modified_at(self) -> datetime: ...
+    @property
+    def modified_by(self) -> str: ...
+
+
+class QuoteLineRecord(LineRecord, Protocol):
+    @property
+    def quote_id(self) -> int: ...
+
+
+class OpportunityLineRecord(LineRecord, Protocol):
+    @property
+    def opportunity_id(self) -> int: ...

@@ -6,7 +6,7 @@ import re
 
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLUnionType
 
-from gql_service import quote_services, services
+from gql_service import line_services, quote_services, services
 from gql_service.graphql.schema import build_schema
 
 
@@ -30,7 +30,11 @@ def test_every_error_union_matches_the_codes_its_service_documents() -> None:
         while isinstance(errors, GraphQLNonNull | GraphQLList):
             errors = errors.of_type
         assert isinstance(errors, GraphQLUnionType)
-        service = getattr(services, _snake(name), None) or getattr(quote_services, _snake(name))
+        service = next(
+            getattr(module, _snake(name))
+            for module in (services, quote_services, line_services)
+            if hasattr(module, _snake(name))
+        )
         documented = re.search(r"Codes:\s*([A-Z_,\s]+)\.", service.__doc__ or "")
         assert documented, f"{service.__name__} documents no codes"
         expected = {_error_type(code.strip()) for code in documented.group(1).split(",")}

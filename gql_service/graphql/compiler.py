@@ -101,6 +101,8 @@ TABLES = {
     "OpportunityClose": "opportunity_close",
     "QuoteClose": "quote_close",
     "Competitor": "competitor",
+    "QuoteLine": "quote_line",
+    "OpportunityLine": "opportunity_line",
 }
 _AUDIT = {
     "createdAt": ("timestamp", "created_at"),
@@ -109,6 +111,23 @@ _AUDIT = {
 _MODIFIED = {
     "modifiedAt": ("timestamp", "modified_at"),
     "modifiedBy": ("column", "modified_by"),
+}
+_LINE = {
+    "name": ("column", "name"),
+    "billingMethod": ("column", "billing_method"),
+    "transactionClass": ("column", "transaction_class"),
+    "quantity": ("money", "quantity"),
+    "unitPrice": ("money", "unit_price"),
+    "discount": ("money", "discount"),
+    "amount": ("money", "amount"),
+    "version": ("column", "version"),
+    **_AUDIT,
+    **_MODIFIED,
+}
+# A parent's lines: (parent type, field) -> (line table, column naming the parent, line type).
+LINES = {
+    ("Quote", "lines"): ("quote_line", "quote_id", "QuoteLine"),
+    ("Opportunity", "lines"): ("opportunity_line", "opportunity_id", "OpportunityLine"),
 }
 COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
     "Opportunity": {
@@ -123,6 +142,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "actualRevenue": ("money", "actual_revenue"),
         "actualCloseDate": ("column", "actual_close_date"),
         "description": ("column", "description"),
+        "isRevenueSystemCalculated": ("condition", "{t}.is_revenue_system_calculated"),
         "isClosed": ("condition", "{t}.state <> 'OPEN'"),
         "version": ("column", "version"),
         **_AUDIT,
@@ -170,6 +190,8 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "notes": ("column", "notes"),
         **_AUDIT,
     },
+    "QuoteLine": _LINE,
+    "OpportunityLine": _LINE,
 }
 # Keyset-paginated root lists: the model whose column the cursor's value is checked against.
 PAGED_MODELS: dict[str, Any] = {
@@ -369,10 +391,16 @@ class Compiler:
     ) -> str:
         sql = self.sql
         relation = (type_name, name)
-        if relation in (("Quote", "opportunity"), ("OpportunityClose", "opportunity")):
+        if relation in (
+            ("Quote", "opportunity"),
+            ("OpportunityClose", "opportunity"),
+            ("OpportunityLine", "opportunity"),
+        ):
             return self._related("Opportunity", f"{{a}}.id = {t}.opportunity_id", details)
         if relation == ("OpportunityClose", "competitor"):
             return self._related("Competitor", f"{{a}}.id = {t}.competitor_id", details)
+        if relation == ("QuoteLine", "quote"):
+            return self._related("Quote", f"{{a}}.id = {t}.quote_id", details)
         if relation == ("Quote", "closeRecord"):
             return self._related("QuoteClose", f"{{a}}.quote_id = {t}.id", details)
         if relation == ("Opportunity", "openQuoteCount"):
@@ -394,6 +422,10 @@ class Compiler:
             )
         if relation == ("Opportunity", "quotes"):
             return self._quotes(t, self._arguments(object_type, details), details)
+        if relation in LINES:
+            table, parent, node_type = LINES[relation]
+            args = self._arguments(object_type, details)
+            return self._children(table, node_type, [f"{{a}}.{parent} = {t}.id"], args, details)
         raise Unsupported(f"{type_name}.{name}")
 
     def _related(self, type_name: str, condition: str, details: FieldDetailsList) -> str:
@@ -408,12 +440,6 @@ class Compiler:
     def _quotes(self, t: str, args: dict[str, Any], details: FieldDetailsList) -> str:
         """Opportunity.quotes: oldest first, offset cursors (the quote's id)."""
         sql = self.sql
-        try:
-            limit = page_request(self.settings, first=args["first"], after=args["after"]).first
-            start = after_id(args["after"])
-        except GraphQLError as exc:
-            raise Unsupported("the plain path answers this with an error") from exc
-        assert limit is not None
         conditions = [f"{{a}}.opportunity_id = {t}.id"]
         given = args["filter"] or {}
         states = given.get("state") or ()
@@ -422,6 +448,25 @@ class Compiler:
         if given.get("isOpen") is not None:
             negation = "" if given["isOpen"] else "NOT "
             conditions.append(f"{{a}}.state {negation}IN {OPEN_STATES}")
+        return self._children("quote", "Quote", conditions, args, details)
+
+    def _children(
+        self,
+        table: str,
+        node_type: str,
+        conditions: list[str],
+        args: dict[str, Any],
+        details: FieldDetailsList,
+    ) -> str:
+        """A parent's children (an opportunity's quotes, a quote's lines) as a forward page,
+        oldest first, with offset cursors (the child's id), as pagination.nested_page."""
+        sql = self.sql
+        try:
+            limit = page_request(self.settings, first=args["first"], after=args["after"]).first
+            start = after_id(args["after"])
+        except GraphQLError as exc:
+            raise Unsupported("the plain path answers this with an error") from exc
+        assert limit is not None
         everything = " AND ".join(conditions)
         remaining = everything + ("" if start is None else f" AND {{a}}.id > {sql.bind(start)}")
         limit_sql = sql.bind(limit)
@@ -429,21 +474,21 @@ class Compiler:
         def page(item: Callable[[str], str]) -> str:
             a = sql.alias()
             return sql.array(
-                item(a), f"FROM quote {a} WHERE {remaining.format(a=a)}", f"{a}.id", limit_sql
+                item(a), f"FROM {table} {a} WHERE {remaining.format(a=a)}", f"{a}.id", limit_sql
             )
 
         def shown_id(aggregate: str) -> str:
             a, s = sql.alias(), sql.alias()
             return (
                 f"(SELECT {sql.offset_cursor(f'{aggregate}({s}.id)')} FROM (SELECT {a}.id "
-                f"FROM quote {a} WHERE {remaining.format(a=a)} ORDER BY {a}.id "
+                f"FROM {table} {a} WHERE {remaining.format(a=a)} ORDER BY {a}.id "
                 f"LIMIT {limit_sql}) {s})"
             )
 
         def has_next() -> str:
             a, s = sql.alias(), sql.alias()
             return sql.boolean(
-                f"(SELECT count(*) FROM (SELECT {a}.id FROM quote {a} WHERE "
+                f"(SELECT count(*) FROM (SELECT {a}.id FROM {table} {a} WHERE "
                 f"{remaining.format(a=a)} LIMIT {sql.bind(limit + 1)}) {s}) > {limit_sql}"
             )
 
@@ -452,16 +497,16 @@ class Compiler:
                 return sql.boolean("1 = 0")
             a = sql.alias()
             return sql.boolean(
-                f"EXISTS (SELECT 1 FROM quote {a} WHERE {everything.format(a=a)} "
+                f"EXISTS (SELECT 1 FROM {table} {a} WHERE {everything.format(a=a)} "
                 f"AND {a}.id <= {sql.bind(start)})"
             )
 
         def total() -> str:
             a = sql.alias()
-            return f"(SELECT count(*) FROM quote {a} WHERE {everything.format(a=a)})"
+            return f"(SELECT count(*) FROM {table} {a} WHERE {everything.format(a=a)})"
 
         return self._connection(
-            "Quote",
+            node_type,
             details,
             page=page,
             cursor=lambda a: sql.offset_cursor(f"{a}.id"),

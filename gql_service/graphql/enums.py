@@ -9,6 +9,7 @@ import strawberry
 
 from gql_service.errors import ErrorCode
 from gql_service.models import (
+    BillingMethod,
     CloseOutcome,
     CloseRecordState,
     ForecastCategory,
@@ -16,11 +17,13 @@ from gql_service.models import (
     OpportunityStatusReason,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 
 E = TypeVar("E", bound=type[Enum])
 
 __all__ = [
+    "BillingMethod",
     "CloseOutcome",
     "CloseRecordState",
     "ErrorCode",
@@ -31,6 +34,7 @@ __all__ = [
     "OrderDirection",
     "QuoteState",
     "QuoteStatusReason",
+    "TransactionClass",
 ]
 
 
@@ -113,6 +117,19 @@ _describe(
         "COMPLETED": "The close stands.",
         "CANCELED": "The opportunity was reopened after this close.",
     },
+)
+_describe(
+    BillingMethod,
+    "How a line is billed.",
+    {
+        "TIME_AND_MATERIAL": "Billed as the work is done, at the line's unit price.",
+        "FIXED_PRICE": "Billed at an agreed price, whatever the effort.",
+    },
+)
+_describe(
+    TransactionClass,
+    "What a line is for.",
+    {"TIME": "Work time.", "EXPENSE": "Expenses.", "FEE": "Fees."},
 )
 _describe(
     ErrorCode,

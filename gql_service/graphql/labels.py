@@ -9,6 +9,7 @@ import strawberry
 from gql_service import labels
 from gql_service.languages import Language
 from gql_service.models import (
+    BillingMethod,
     CloseOutcome,
     CloseRecordState,
     ForecastCategory,
@@ -16,6 +17,7 @@ from gql_service.models import (
     OpportunityStatusReason,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 
 
@@ -40,6 +42,8 @@ class LabeledEnum(Enum):
     CLOSE_RECORD_STATE = strawberry.enum_value(
         "CLOSE_RECORD_STATE", description="CloseRecordState."
     )
+    BILLING_METHOD = strawberry.enum_value("BILLING_METHOD", description="BillingMethod.")
+    TRANSACTION_CLASS = strawberry.enum_value("TRANSACTION_CLASS", description="TransactionClass.")
 
 
 _ENUMS: dict[LabeledEnum, type[StrEnum]] = {
@@ -50,6 +54,8 @@ _ENUMS: dict[LabeledEnum, type[StrEnum]] = {
     LabeledEnum.QUOTE_STATE: QuoteState,
     LabeledEnum.QUOTE_STATUS_REASON: QuoteStatusReason,
     LabeledEnum.CLOSE_RECORD_STATE: CloseRecordState,
+    LabeledEnum.BILLING_METHOD: BillingMethod,
+    LabeledEnum.TRANSACTION_CLASS: TransactionClass,
 }
 
 

@@ -12,8 +12,10 @@ from gql_service.queries import QuoteFilter, QuoteWithClose, Reader
 from gql_service.records import (
     CompetitorRecord,
     OpportunityCloseRecord,
+    OpportunityLineRecord,
     OpportunityRecord,
     QuoteCloseRecord,
+    QuoteLineRecord,
     QuoteRecord,
 )
 
@@ -60,6 +62,22 @@ class Loaders:
             _aligned(reader.open_quote_counts, int)
         )
         self._quotes: dict[QuoteFilter, DataLoader[int, list[QuoteRow]]] = {}
+        self.quote_line: DataLoader[int, QuoteLineRecord | None] = self._by_id(models.QuoteLine)
+        self.opportunity_line: DataLoader[int, OpportunityLineRecord | None] = self._by_id(
+            models.OpportunityLine
+        )
+        self.quote_lines: DataLoader[int, list[QuoteLineRecord]] = self._lines(models.QuoteLine)
+        self.opportunity_lines: DataLoader[int, list[OpportunityLineRecord]] = self._lines(
+            models.OpportunityLine
+        )
+
+    def _lines(self, model: type[models.QuoteLine] | type[models.OpportunityLine]) -> Any:
+        """Lines of many parents (quotes or opportunities), oldest first, one query a batch."""
+
+        async def fetch(ids: Sequence[int]) -> dict[int, list[Any]]:
+            return await self._reader.lines_by_parent(model, ids)
+
+        return DataLoader(_aligned(fetch, list))
 
     def _by_id(self, model: type[models.Entity]) -> DataLoader[int, Any]:
         """Rows of one table by id; the attribute's annotation names their record protocol."""

@@ -26,8 +26,10 @@ from gql_service.graphql.types import (
     Node,
     Opportunity,
     OpportunityClose,
+    OpportunityLine,
     Quote,
     QuoteClose,
+    QuoteLine,
 )
 from gql_service.messages import msg
 from gql_service.models import NAME_MAX, OpportunityState
@@ -57,6 +59,8 @@ _NODE_TYPES: dict[str, tuple[str, Any]] = {
     "Competitor": ("competitor", Competitor.from_model),
     "OpportunityClose": ("opportunity_close", OpportunityClose.from_model),
     "QuoteClose": ("quote_close_by_id", QuoteClose.from_model),
+    "QuoteLine": ("quote_line", QuoteLine.from_model),
+    "OpportunityLine": ("opportunity_line", OpportunityLine.from_model),
 }
 
 
