@@ -12,6 +12,7 @@ from enum import StrEnum
 from gql_service.languages import Language
 from gql_service.messages import Message, label
 from gql_service.models import (
+    BillingMethod,
     CloseOutcome,
     CloseRecordState,
     ContractState,
@@ -20,6 +21,7 @@ from gql_service.models import (
     OpportunityStatusReason,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 from gql_service.rules import CLOSE_REASONS
 
@@ -68,6 +70,15 @@ LABELS: Mapping[type[StrEnum], Mapping[str, Message]] = {
     },
     ContractState: {
         ContractState.DRAFT: label("ContractState", "Draft"),
+    },
+    BillingMethod: {
+        BillingMethod.TIME_AND_MATERIAL: label("BillingMethod", "Time and material"),
+        BillingMethod.FIXED_PRICE: label("BillingMethod", "Fixed price"),
+    },
+    TransactionClass: {
+        TransactionClass.TIME: label("TransactionClass", "Time"),
+        TransactionClass.EXPENSE: label("TransactionClass", "Expense"),
+        TransactionClass.FEE: label("TransactionClass", "Fee"),
     },
 }
 

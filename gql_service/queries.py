@@ -32,10 +32,12 @@ from gql_service.models import (
     Money,
     Opportunity,
     OpportunityClose,
+    OpportunityLine,
     OpportunityState,
     ProjectContract,
     Quote,
     QuoteClose,
+    QuoteLine,
     QuoteState,
     QuoteStatusReason,
     UTCDateTime,
@@ -206,6 +208,16 @@ class Reader:
             (row, None if row.close_id is None else QuoteCloseValues._make(row[_QUOTE_COLUMNS:]))
             for row in rows
         ]
+
+    async def lines_by_parent(
+        self, model: type[QuoteLine] | type[OpportunityLine], parent_ids: Sequence[int]
+    ) -> dict[int, list[Any]]:
+        """The lines of many quotes (or opportunities) in one statement, oldest first."""
+        table = table_of(model)
+        parent = table.c.quote_id if model is QuoteLine else table.c.opportunity_id
+        stmt = sa.select(*table.c).where(parent.in_(set(parent_ids))).order_by(table.c.id)
+        rows = await self._all(stmt)
+        return _group(rows, lambda row: getattr(row, parent.name))
 
     async def closes_by_opportunity(
         self, opportunity_ids: Sequence[int]

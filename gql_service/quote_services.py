@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from gql_service import transitions
+from gql_service import line_repository, transitions
 from gql_service.contracts import DraftedContract, draft_contract
 from gql_service.errors import Violation, raise_if_any
+from gql_service.line_repository import QUOTE_LINES
 from gql_service.models import DESCRIPTION_MAX, NAME_MAX, Quote, QuoteStatusReason
 from gql_service.quote_closing import (
     ClosedQuote,
@@ -107,8 +108,9 @@ async def update_quote(
     effective_to: date | Unset | None = UNSET,
     expected_version: int | None = None,
 ) -> Quote:
-    """Edit a DRAFT quote. Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED,
-    QUOTE_READ_ONLY, INVALID_VALUE."""
+    """Edit a DRAFT quote; the total of a quote with lines is their sum, never entered.
+    Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, QUOTE_READ_ONLY,
+    INVALID_VALUE."""
     problems: list[Violation] = []
     if name is not UNSET:
         problems += check_text("name", name, max_length=NAME_MAX, required=True)
@@ -118,6 +120,9 @@ async def update_quote(
 
     async def work(repo: Repository) -> Quote:
         opportunity, quote = await repo.lock_quote(quote_id, expected_version=expected_version)
+        has_lines = total_amount is not UNSET and await line_repository.has_lines(
+            repo, QUOTE_LINES, quote_id
+        )
         changes = transitions.edit_quote(
             opportunity,
             quote,
@@ -125,6 +130,7 @@ async def update_quote(
             total_amount=total_amount,
             effective_from=effective_from,
             effective_to=effective_to,
+            has_lines=has_lines,
         )
         await repo.update(quote, changes)
         return quote
@@ -149,7 +155,8 @@ async def activate_quote(
 async def revise_quote(
     uow: UnitOfWork, *, quote_id: int, expected_version: int | None = None
 ) -> QuoteRevised:
-    """ACTIVE -> CLOSED/REVISED, plus a new DRAFT with the same number and the next revision.
+    """ACTIVE -> CLOSED/REVISED, plus a new DRAFT with the same number and the next revision,
+    with a copy of the quote's lines (one INSERT ... SELECT).
 
     Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, QUOTE_NOT_OPEN.
     """
@@ -161,6 +168,8 @@ async def revise_quote(
         await repo.update(quote, revision.changes)
         draft = Quote(**revision.draft, **repo.created())
         await repo.add(draft)
+        assert draft.id is not None
+        await line_repository.copy_lines(repo, QUOTE_LINES, quote_id, draft.id)
         return QuoteRevised(draft, quote)
 
     return await uow.run(work)

@@ -303,6 +303,28 @@ class Repository:
             raise ValidationFailedError(conflict)
         return opportunity, quote
 
+    async def lock_opportunity_of(
+        self,
+        owner: ColumnElement[Any],
+        *,
+        expected_version: int | None,
+        missing: ValidationFailedError,
+    ) -> Opportunity:
+        """``lock_opportunity`` for the opportunity that ``owner`` (a scalar subquery, e.g.
+        a line's) names; ``missing`` when it names none."""
+        condition = col(Opportunity.id) == owner
+        if expected_version is not None:
+            condition &= col(Opportunity.version) == expected_version
+        locked = await self._bump(condition)
+        if locked is not None:
+            return locked
+        actual = await self.session.scalar(
+            select(col(Opportunity.version)).where(col(Opportunity.id) == owner)
+        )
+        if actual is None:
+            raise missing
+        raise ValidationFailedError(check_version("opportunity", expected_version, actual))
+
     def created(self) -> dict[str, Any]:
         """The audit stamps of a row this transaction creates."""
         return audit.created(self.now, self.actor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from gql_service.currencies import ISO_4217_CODES
 from gql_service.errors import (
@@ -20,7 +20,10 @@ from gql_service.models import (
     DESCRIPTION_MAX,
     MONEY_LIMIT,
     MONEY_PLACES,
+    MONEY_PRECISION,
     MONEY_QUANTUM,
+    NAME_MAX,
+    BillingMethod,
     CloseOutcome,
     ForecastCategory,
     Opportunity,
@@ -29,14 +32,18 @@ from gql_service.models import (
     Quote,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 from gql_service.records import OpportunityRecord
+from gql_service.unset import UNSET, Unset
 
 OPEN_REASONS = (OpportunityStatusReason.IN_PROGRESS, OpportunityStatusReason.ON_HOLD)
 CLOSE_REASONS: dict[CloseOutcome, tuple[OpportunityStatusReason, ...]] = {
     CloseOutcome.WON: (OpportunityStatusReason.WON,),
     CloseOutcome.LOST: (OpportunityStatusReason.CANCELED, OpportunityStatusReason.OUT_SOLD),
 }
+# Digits enough for a product of two amounts (quantity x unit price) without rounding.
+LINE_PRECISION = 2 * MONEY_PRECISION + 2
 QUOTE_CLOSE_REASONS = (QuoteStatusReason.LOST, QuoteStatusReason.CANCELED)
 OPEN_FORECASTS = (
     ForecastCategory.PIPELINE,
@@ -99,6 +106,79 @@ def decimal_places(value: Decimal) -> int:
 def as_money(value: Decimal | None) -> Decimal | None:
     """Money at the column's scale, as the database returns it ("12.5" -> "12.5000")."""
     return None if value is None else value.quantize(MONEY_QUANTUM)
+
+
+def check_required(field: str, value: object) -> list[Violation]:
+    """A field that may be left out of an update but not set to null."""
+    return [_invalid(field, msg("Must not be empty."))] if value is None else []
+
+
+def check_line_values(
+    *,
+    name: str | Unset = UNSET,
+    billing_method: BillingMethod | Unset = UNSET,
+    transaction_class: TransactionClass | Unset | None = UNSET,
+    quantity: Decimal | Unset = UNSET,
+    unit_price: Decimal | Unset = UNSET,
+    discount: Decimal | Unset | None = UNSET,
+) -> list[Violation]:
+    """The given fields of a quote or opportunity line, each on its own (every violation)."""
+    problems: list[Violation] = []
+    if name is not UNSET:
+        problems += check_text("name", name, max_length=NAME_MAX, required=True)
+    if billing_method is not UNSET and billing_method not in list(BillingMethod):
+        problems.append(_invalid("billing_method", msg("Unknown billing method.")))
+    if transaction_class not in (UNSET, None, *TransactionClass):
+        problems.append(_invalid("transaction_class", msg("Unknown transaction class.")))
+    if quantity is not UNSET:
+        found = check_required("quantity", quantity) or check_money("quantity", quantity)
+        if not found and quantity <= 0:
+            found = [_invalid("quantity", msg("Must be greater than zero."))]
+        problems += found
+    if unit_price is not UNSET:
+        problems += check_required("unit_price", unit_price) or check_money(
+            "unit_price", unit_price
+        )
+    if discount is not UNSET:
+        problems += check_money("discount", discount)
+    return problems
+
+
+def check_line_amount(
+    quantity: Decimal, unit_price: Decimal, discount: Decimal | None, amount: Decimal
+) -> list[Violation]:
+    """A line's discount is at most quantity x unit price, and its amount (lines.line_amount)
+    fits the money column.
+
+    The values are each valid already (``check_line_values``); only their combination is
+    checked here, exactly (the product is not rounded).
+    """
+    problems = []
+    with localcontext(prec=LINE_PRECISION):
+        if discount is not None and discount > quantity * unit_price:
+            problems.append(
+                _invalid("discount", msg("Must not be more than quantity times unit price."))
+            )
+    if amount >= MONEY_LIMIT:
+        problems.append(
+            _invalid("quantity", msg("The line's amount must be less than 1,000,000,000,000,000."))
+        )
+    return problems
+
+
+def check_lines_total(field: str, fits: bool) -> list[Violation]:
+    """The sum of a quote's or opportunity's lines fits the money column, as each line does."""
+    if fits:
+        return []
+    return [_invalid(field, msg("The lines would add up to 1,000,000,000,000,000 or more."))]
+
+
+def check_not_calculated(field: str, calculated: bool) -> list[Violation]:
+    """A calculated amount (a quote's total with lines, a system-calculated estimated revenue)
+    is never entered."""
+    if not calculated:
+        return []
+    return [_invalid(field, msg("This amount is calculated from its lines; it cannot be entered."))]
 
 
 def is_storable_text(value: str) -> bool:

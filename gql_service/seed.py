@@ -8,13 +8,15 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_service import quote_services, services
+from gql_service import line_services, quote_services, services
 from gql_service.models import (
+    BillingMethod,
     CloseOutcome,
     ForecastCategory,
     Opportunity,
     OpportunityStatusReason,
     QuoteStatusReason,
+    TransactionClass,
 )
 from gql_service.unit_of_work import UnitOfWork
 
@@ -128,5 +130,25 @@ async def seed_demo(engine: AsyncEngine, *, actor: str = "demo-seed") -> int:
         close_open_quotes=True,
         description="Project canceled by the customer.",
     )
-    # 7: open, no quotes yet.
+    # 7: open, no quotes yet; its estimate is calculated from two lines (to the same 150000).
+    await services.update_opportunity(uow, opportunity_id=o[7], is_revenue_system_calculated=True)
+    await line_services.add_opportunity_line(
+        uow,
+        opportunity_id=o[7],
+        name="Booking engine",
+        billing_method=BillingMethod.TIME_AND_MATERIAL,
+        transaction_class=TransactionClass.TIME,
+        quantity=Decimal(400),
+        unit_price=Decimal(250),
+    )
+    await line_services.add_opportunity_line(
+        uow,
+        opportunity_id=o[7],
+        name="Go-live support",
+        billing_method=BillingMethod.FIXED_PRICE,
+        transaction_class=TransactionClass.FEE,
+        quantity=Decimal(1),
+        unit_price=Decimal(55000),
+        discount=Decimal(5000),
+    )
     return len(opportunities)

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 
-from gql_service import quote_closing, transitions
+from gql_service import line_repository, quote_closing, transitions
 from gql_service.errors import ValidationFailedError, Violation, not_found, raise_if_any
 from gql_service.messages import msg
 from gql_service.models import (
@@ -42,6 +42,8 @@ from gql_service.rules import (
     check_forecast,
     check_money,
     check_no_open_quotes,
+    check_not_calculated,
+    check_required,
     check_text,
 )
 from gql_service.unit_of_work import UnitOfWork
@@ -76,8 +78,10 @@ async def create_opportunity(
     estimated_revenue: Decimal | None = None,
     estimated_close_date: date | None = None,
     description: str | None = None,
+    is_revenue_system_calculated: bool = False,
 ) -> Opportunity:
-    """Create an OPEN / IN_PROGRESS opportunity. Codes: INVALID_VALUE."""
+    """Create an OPEN / IN_PROGRESS opportunity. A system-calculated one starts at 0.0000 (it
+    has no lines yet), and its estimate is never entered. Codes: INVALID_VALUE."""
     raise_if_any(
         [
             *check_text("name", name, max_length=NAME_MAX, required=True),
@@ -85,8 +89,14 @@ async def create_opportunity(
             *check_currency("currency_code", currency_code),
             *check_money("estimated_revenue", estimated_revenue),
             *check_text("description", description, max_length=DESCRIPTION_MAX),
+            *check_not_calculated(
+                "estimated_revenue",
+                is_revenue_system_calculated and estimated_revenue is not None,
+            ),
         ]
     )
+    if is_revenue_system_calculated:
+        estimated_revenue = Decimal(0)
 
     async def work(repo: Repository) -> Opportunity:
         opportunity = Opportunity(
@@ -96,6 +106,7 @@ async def create_opportunity(
             estimated_revenue=as_money(estimated_revenue),
             estimated_close_date=estimated_close_date,
             description=description,
+            is_revenue_system_calculated=is_revenue_system_calculated,
             **repo.created(),
         )
         await repo.add(opportunity)
@@ -115,9 +126,12 @@ async def update_opportunity(
     description: str | Unset | None = UNSET,
     status_reason: OpportunityStatusReason | Unset = UNSET,
     forecast_category: ForecastCategory | Unset = UNSET,
+    is_revenue_system_calculated: bool | Unset = UNSET,
     expected_version: int | None = None,
 ) -> Opportunity:
-    """Edit an OPEN opportunity; its state never changes here.
+    """Edit an OPEN opportunity; its state never changes here. Switching
+    ``is_revenue_system_calculated`` on makes the estimate the sum of its lines; while on,
+    the estimate is never entered.
 
     Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, INVALID_STATUS_REASON,
     INVALID_VALUE.
@@ -135,10 +149,14 @@ async def update_opportunity(
         problems += check_choice("status_reason", status_reason, OPEN_REASONS)
     if forecast_category is not UNSET:
         problems += check_forecast("forecast_category", forecast_category)
+    problems += check_required("is_revenue_system_calculated", is_revenue_system_calculated)
     raise_if_any(problems)
 
     async def work(repo: Repository) -> Opportunity:
         opportunity = await repo.lock_opportunity(opportunity_id, expected_version=expected_version)
+        lines_total = None
+        if is_revenue_system_calculated and not opportunity.is_revenue_system_calculated:
+            lines_total = await line_repository.opportunity_lines_total(repo, opportunity_id)
         changes = transitions.edit_opportunity(
             opportunity,
             name=name,
@@ -148,6 +166,8 @@ async def update_opportunity(
             description=description,
             status_reason=status_reason,
             forecast_category=forecast_category,
+            is_revenue_system_calculated=is_revenue_system_calculated,
+            lines_total=lines_total,
         )
         await repo.update(opportunity, changes)
         return opportunity

@@ -33,6 +33,7 @@ from gql_service.models import (
 from gql_service.records import OpportunityRecord
 from gql_service.rules import (
     as_money,
+    check_not_calculated,
     check_opportunity_closed,
     check_opportunity_open,
     check_period,
@@ -89,9 +90,26 @@ def edit_opportunity(
     description: str | Unset | None = UNSET,
     status_reason: OpportunityStatusReason | Unset = UNSET,
     forecast_category: ForecastCategory | Unset = UNSET,
+    is_revenue_system_calculated: bool | Unset = UNSET,
+    lines_total: Decimal | None = None,
 ) -> Changes:
-    """An OPEN opportunity's new values; its state never changes here."""
+    """An OPEN opportunity's new values; its state never changes here.
+
+    While its revenue is system-calculated, the estimate is the sum of its lines
+    (``lines_total``, given when it is switched on) and is never entered; switched off, the
+    estimate stays as it was, now the user's.
+    """
     raise_if_any(check_opportunity_open(opportunity))
+    calculated = (
+        opportunity.is_revenue_system_calculated
+        if is_revenue_system_calculated is UNSET
+        else is_revenue_system_calculated
+    )
+    if estimated_revenue is not UNSET:
+        raise_if_any(check_not_calculated("estimated_revenue", calculated))
+    if calculated and not opportunity.is_revenue_system_calculated:
+        assert lines_total is not None, "switched on: the service sums the lines"
+        estimated_revenue = lines_total
     changes: Changes = {
         "name": name if name is UNSET else name.strip(),
         "customer_name": (customer_name if customer_name is UNSET else customer_name.strip()),
@@ -102,6 +120,7 @@ def edit_opportunity(
         "description": description,
         "status_reason": status_reason,
         "forecast_category": forecast_category,
+        "is_revenue_system_calculated": is_revenue_system_calculated,
     }
     return {k: v for k, v in changes.items() if v is not UNSET}
 
@@ -216,9 +235,13 @@ def edit_quote(
     total_amount: Decimal | Unset | None = UNSET,
     effective_from: date | Unset | None = UNSET,
     effective_to: date | Unset | None = UNSET,
+    has_lines: bool = False,
 ) -> Changes:
-    """A DRAFT quote's new values; its validity period must stay in order."""
+    """A DRAFT quote's new values; its validity period must stay in order, and the total of a
+    quote with lines is their sum, never entered."""
     _quote_guards(opportunity, check_quote_draft(quote, code=ErrorCode.QUOTE_READ_ONLY))
+    if total_amount is not UNSET:
+        raise_if_any(check_not_calculated("total_amount", has_lines))
     start = quote.effective_from if effective_from is UNSET else effective_from
     end = quote.effective_to if effective_to is UNSET else effective_to
     raise_if_any(check_period("effective_to", start, end))

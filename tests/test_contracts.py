@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_service import quote_services, services
+from gql_service import line_services, quote_services, services
 from gql_service.app import create_app
 from gql_service.graphql.ids import encode_id, parse_id
 from gql_service.models import (
@@ -112,35 +111,23 @@ LINES = [
 async def add_quote_lines(
     engine: AsyncEngine, quote_id: str, lines: list[tuple[Any, ...]] = LINES
 ) -> None:
-    """Give a DRAFT quote its lines.
-
-    Until the lines branch's addQuoteLine mutation is merged, the rows are inserted directly;
-    this is the one place to switch to the mutation.
-    """
+    """Give a DRAFT quote its lines through the service behind addQuoteLine; each line's
+    amount is calculated by the service and must be the one written in ``lines``."""
     parsed = parse_id(quote_id)
     assert parsed is not None
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "quote_id": parsed[1],
-            "name": name,
-            "billing_method": method,
-            "transaction_class": kind,
-            "quantity": Decimal(quantity),
-            "unit_price": Decimal(price),
-            "discount": None if discount is None else Decimal(discount),
-            "amount": Decimal(amount),
-            "version": 1,
-            "created_at": now,
-            "created_by": "tester",
-            "modified_at": now,
-            "modified_by": "tester",
-        }
-        for name, method, kind, quantity, price, discount, amount in lines
-    ]
-    if rows:
-        async with engine.begin() as connection:
-            await connection.execute(insert(QuoteLine), rows)
+    uow = UnitOfWork(engine, actor="tester")
+    for name, method, kind, quantity, price, discount, amount in lines:
+        added = await line_services.add_quote_line(
+            uow,
+            quote_id=parsed[1],
+            name=name,
+            billing_method=method,
+            transaction_class=kind,
+            quantity=Decimal(quantity),
+            unit_price=Decimal(price),
+            discount=None if discount is None else Decimal(discount),
+        )
+        assert added.line.amount == Decimal(amount)
 
 
 async def won_deal(gql: GraphQLClient, engine: AsyncEngine) -> dict[str, Any]:
@@ -442,7 +429,7 @@ async def test_winning_costs_the_same_statements_for_0_3_and_30_lines(
 async def test_line_money_keeps_every_digit_on_both_engines(
     gql: GraphQLClient, engine: AsyncEngine
 ) -> None:
-    """Regression: 0004 first stored line and contract money as floats on SQLite (NUMERIC affinity)."""
+    """Regression: 0004 first stored line and contract money as floats (SQLite NUMERIC)."""
     opportunity = await create_opportunity(gql)
     quote = await create_quote(gql, opportunity["id"], totalAmount="123456789012345.6789")
     big = (
@@ -457,7 +444,8 @@ async def test_line_money_keeps_every_digit_on_both_engines(
     await add_quote_lines(engine, quote["id"], [big])
     contract = ok(await gql(WIN, input={"quoteId": quote["id"]}), "winQuote")["contract"]
     read = (await gql(CONTRACT, id=contract["id"]))["data"]["contract"]
-    assert read["totalAmount"] == "123456789012345.6789"
+    # The quote's total is the sum of its lines: the entered ...6789 gave way to ...6788.
+    assert read["totalAmount"] == "123456789012345.6788"
     [line] = read["lines"]["nodes"]
     assert (line["unitPrice"], line["discount"], line["amount"]) == (
         "123456789012345.6789",

@@ -6,7 +6,7 @@ import re
 
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLUnionType
 
-from gql_service import bulk_closing, quote_services, services
+from gql_service import bulk_closing, line_services, quote_services, services
 from gql_service.graphql.schema import build_schema
 
 
@@ -32,7 +32,7 @@ def test_every_error_union_matches_the_codes_its_service_documents() -> None:
         assert isinstance(errors, GraphQLUnionType)
         service = next(
             getattr(module, _snake(name))
-            for module in (services, quote_services, bulk_closing)
+            for module in (services, quote_services, bulk_closing, line_services)
             if hasattr(module, _snake(name))
         )
         documented = re.search(r"Codes:\s*([A-Z_,\s]+)\.", service.__doc__ or "")

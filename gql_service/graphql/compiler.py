@@ -103,6 +103,8 @@ TABLES = {
     "Competitor": "competitor",
     "ProjectContract": "project_contract",
     "ContractLine": "contract_line",
+    "QuoteLine": "quote_line",
+    "OpportunityLine": "opportunity_line",
 }
 _AUDIT = {
     "createdAt": ("timestamp", "created_at"),
@@ -111,6 +113,24 @@ _AUDIT = {
 _MODIFIED = {
     "modifiedAt": ("timestamp", "modified_at"),
     "modifiedBy": ("column", "modified_by"),
+}
+_LINE = {
+    "name": ("column", "name"),
+    "billingMethod": ("column", "billing_method"),
+    "transactionClass": ("column", "transaction_class"),
+    "quantity": ("money", "quantity"),
+    "unitPrice": ("money", "unit_price"),
+    "discount": ("money", "discount"),
+    "amount": ("money", "amount"),
+    "version": ("column", "version"),
+    **_AUDIT,
+    **_MODIFIED,
+}
+# A parent's lines: (parent type, field) -> (column naming the parent, line type).
+LINES = {
+    ("Quote", "lines"): ("quote_id", "QuoteLine"),
+    ("Opportunity", "lines"): ("opportunity_id", "OpportunityLine"),
+    ("ProjectContract", "lines"): ("contract_id", "ContractLine"),
 }
 COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
     "Opportunity": {
@@ -125,6 +145,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "actualRevenue": ("money", "actual_revenue"),
         "actualCloseDate": ("column", "actual_close_date"),
         "description": ("column", "description"),
+        "isRevenueSystemCalculated": ("condition", "{t}.is_revenue_system_calculated"),
         "isClosed": ("condition", "{t}.state <> 'OPEN'"),
         "version": ("column", "version"),
         **_AUDIT,
@@ -183,18 +204,9 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         **_AUDIT,
         **_MODIFIED,
     },
-    "ContractLine": {
-        "name": ("column", "name"),
-        "billingMethod": ("column", "billing_method"),
-        "transactionClass": ("column", "transaction_class"),
-        "quantity": ("money", "quantity"),
-        "unitPrice": ("money", "unit_price"),
-        "discount": ("money", "discount"),
-        "amount": ("money", "amount"),
-        "version": ("column", "version"),
-        **_AUDIT,
-        **_MODIFIED,
-    },
+    "ContractLine": _LINE,
+    "QuoteLine": _LINE,
+    "OpportunityLine": _LINE,
 }
 # Keyset-paginated root lists: the model whose column the cursor's value is checked against.
 PAGED_MODELS: dict[str, Any] = {
@@ -401,10 +413,16 @@ class Compiler:
     ) -> str:
         sql = self.sql
         relation = (type_name, name)
-        if relation in (("Quote", "opportunity"), ("OpportunityClose", "opportunity")):
+        if relation in (
+            ("Quote", "opportunity"),
+            ("OpportunityClose", "opportunity"),
+            ("OpportunityLine", "opportunity"),
+        ):
             return self._related("Opportunity", f"{{a}}.id = {t}.opportunity_id", details)
         if relation == ("OpportunityClose", "competitor"):
             return self._related("Competitor", f"{{a}}.id = {t}.competitor_id", details)
+        if relation == ("QuoteLine", "quote"):
+            return self._related("Quote", f"{{a}}.id = {t}.quote_id", details)
         if relation == ("Quote", "closeRecord"):
             return self._related("QuoteClose", f"{{a}}.quote_id = {t}.id", details)
         if relation == ("Opportunity", "openQuoteCount"):
@@ -432,13 +450,14 @@ class Compiler:
             return self._related("Quote", f"{{a}}.id = {t}.quote_id", details)
         if relation == ("Quote", "contract"):
             return self._related("ProjectContract", f"{{a}}.quote_id = {t}.id", details)
-        if relation == ("ProjectContract", "lines"):
-            args = self._arguments(object_type, details)
-            return self._nested("ContractLine", f"{{a}}.contract_id = {t}.id", [], args, details)
         if relation == ("Opportunity", "contracts"):
             args = self._arguments(object_type, details)
             condition = f"{{a}}.opportunity_id = {t}.id"
             return self._nested("ProjectContract", condition, [], args, details)
+        if relation in LINES:
+            parent, node_type = LINES[relation]
+            args = self._arguments(object_type, details)
+            return self._nested(node_type, f"{{a}}.{parent} = {t}.id", [], args, details)
         raise Unsupported(f"{type_name}.{name}")
 
     def _related(self, type_name: str, condition: str, details: FieldDetailsList) -> str:

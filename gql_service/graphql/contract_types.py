@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from gql_service.graphql.context import Context
-from gql_service.graphql.enums import BillingMethod, ContractState, TransactionClass
+from gql_service.graphql.enums import ContractState
 from gql_service.graphql.ids import encode_id
 from gql_service.graphql.pagination import Connection, nested_page
 from gql_service.graphql.prefetch import now_or_later
-from gql_service.graphql.types import Node
+from gql_service.graphql.types import LineFields, Node, line_fields
 from gql_service.records import ContractLineRecord, ContractRecord, OpportunityRecord, QuoteRecord
 from gql_service.unset import UNSET, Unset
 
@@ -32,44 +32,10 @@ CONTRACT_DESCRIPTION = (
 
 
 @strawberry.type(description="One line of a project contract, copied from a line of the won quote.")
-class ContractLine(Node):
-    pk: strawberry.Private[int]
-    name: str = strawberry.field(description="Name, as on the quote line.")
-    billing_method: BillingMethod = strawberry.field(description="How the line is billed.")
-    transaction_class: TransactionClass | None = strawberry.field(
-        description="What the line is for, if given."
-    )
-    quantity: Decimal = strawberry.field(description="Quantity.")
-    unit_price: Decimal = strawberry.field(description="Price of one unit.")
-    discount: Decimal | None = strawberry.field(description="Discount off the line, if any.")
-    amount: Decimal = strawberry.field(
-        description="quantity x unitPrice - discount, as calculated for the quote line."
-    )
-    version: int = strawberry.field(description="Grows by one on every change.")
-    created_at: datetime = strawberry.field(description="Creation time (UTC).")
-    created_by: str = strawberry.field(description="Who created it (who won the quote).")
-    modified_at: datetime = strawberry.field(description="Last change (UTC).")
-    modified_by: str = strawberry.field(description="Who changed it last.")
-
+class ContractLine(LineFields):
     @classmethod
     def from_model(cls, m: ContractLineRecord) -> ContractLine:
-        assert m.id is not None
-        return cls(
-            id=strawberry.ID(encode_id("ContractLine", m.id)),
-            pk=m.id,
-            name=m.name,
-            billing_method=m.billing_method,
-            transaction_class=m.transaction_class,
-            quantity=m.quantity,
-            unit_price=m.unit_price,
-            discount=m.discount,
-            amount=m.amount,
-            version=m.version,
-            created_at=m.created_at,
-            created_by=m.created_by,
-            modified_at=m.modified_at,
-            modified_by=m.modified_by,
-        )
+        return cls(**line_fields("ContractLine", m))
 
 
 def _opportunity(found: OpportunityRecord | None) -> Opportunity:

@@ -129,14 +129,14 @@ _describe(
     BillingMethod,
     "How a line is billed.",
     {
-        "TIME_AND_MATERIAL": "By the time and materials spent.",
-        "FIXED_PRICE": "At a price agreed in advance.",
+        "TIME_AND_MATERIAL": "Billed as the work is done, at the line's unit price.",
+        "FIXED_PRICE": "Billed at an agreed price, whatever the effort.",
     },
 )
 _describe(
     TransactionClass,
     "What a line is for.",
-    {"TIME": "Working time.", "EXPENSE": "Expenses.", "FEE": "Fees."},
+    {"TIME": "Work time.", "EXPENSE": "Expenses.", "FEE": "Fees."},
 )
 _describe(
     ErrorCode,

@@ -105,6 +105,7 @@ _INPUT_FIELDS = {
     "opportunity": "opportunityId",
     "quote": "quoteId",
     "competitor": "competitorId",
+    "line": "lineId",
     "version": "expectedVersion",
 }
 

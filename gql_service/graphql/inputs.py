@@ -114,6 +114,11 @@ class CreateOpportunityInput:
         default=None, description="When the deal is expected to close."
     )
     description: str | None = strawberry.field(default=None, description=UP_TO_DESCRIPTION_MAX)
+    is_revenue_system_calculated: bool = strawberry.field(
+        default=False,
+        description="True: estimatedRevenue is the sum of its lines (0.0000 until it has "
+        "some) and must not be given.",
+    )
 
 
 @strawberry.input(description="Changes to an OPEN opportunity; omitted fields stay as they are.")
@@ -137,6 +142,11 @@ class UpdateOpportunityInput:
     )
     forecast_category: ForecastCategory | None = strawberry.field(
         default=strawberry.UNSET, description="Any category but WON and LOST."
+    )
+    is_revenue_system_calculated: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Switched on, estimatedRevenue becomes the sum of its lines and must not "
+        "be given; switched off, it keeps its value, now entered by the user.",
     )
     expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
 

@@ -9,6 +9,7 @@ import strawberry
 from gql_service import labels
 from gql_service.languages import Language
 from gql_service.models import (
+    BillingMethod,
     CloseOutcome,
     CloseRecordState,
     ContractState,
@@ -17,6 +18,7 @@ from gql_service.models import (
     OpportunityStatusReason,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 
 
@@ -42,6 +44,8 @@ class LabeledEnum(Enum):
         "CLOSE_RECORD_STATE", description="CloseRecordState."
     )
     CONTRACT_STATE = strawberry.enum_value("CONTRACT_STATE", description="ContractState.")
+    BILLING_METHOD = strawberry.enum_value("BILLING_METHOD", description="BillingMethod.")
+    TRANSACTION_CLASS = strawberry.enum_value("TRANSACTION_CLASS", description="TransactionClass.")
 
 
 _ENUMS: dict[LabeledEnum, type[StrEnum]] = {
@@ -53,6 +57,8 @@ _ENUMS: dict[LabeledEnum, type[StrEnum]] = {
     LabeledEnum.QUOTE_STATUS_REASON: QuoteStatusReason,
     LabeledEnum.CLOSE_RECORD_STATE: CloseRecordState,
     LabeledEnum.CONTRACT_STATE: ContractState,
+    LabeledEnum.BILLING_METHOD: BillingMethod,
+    LabeledEnum.TRANSACTION_CLASS: TransactionClass,
 }
 
 

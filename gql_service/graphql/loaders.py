@@ -14,8 +14,10 @@ from gql_service.records import (
     ContractLineRecord,
     ContractRecord,
     OpportunityCloseRecord,
+    OpportunityLineRecord,
     OpportunityRecord,
     QuoteCloseRecord,
+    QuoteLineRecord,
     QuoteRecord,
 )
 
@@ -76,6 +78,22 @@ class Loaders:
         self.contract_of_quote: DataLoader[int, ContractRecord | None] = DataLoader(
             _aligned(reader.contracts_by_quote, lambda: None)
         )
+        self.quote_line: DataLoader[int, QuoteLineRecord | None] = self._by_id(models.QuoteLine)
+        self.opportunity_line: DataLoader[int, OpportunityLineRecord | None] = self._by_id(
+            models.OpportunityLine
+        )
+        self.quote_lines: DataLoader[int, list[QuoteLineRecord]] = self._lines(models.QuoteLine)
+        self.opportunity_lines: DataLoader[int, list[OpportunityLineRecord]] = self._lines(
+            models.OpportunityLine
+        )
+
+    def _lines(self, model: type[models.QuoteLine] | type[models.OpportunityLine]) -> Any:
+        """Lines of many parents (quotes or opportunities), oldest first, one query a batch."""
+
+        async def fetch(ids: Sequence[int]) -> dict[int, list[Any]]:
+            return await self._reader.lines_by_parent(model, ids)
+
+        return DataLoader(_aligned(fetch, list))
 
     def _by_id(self, model: type[models.Entity]) -> DataLoader[int, Any]:
         """Rows of one table by id; the attribute's annotation names their record protocol."""

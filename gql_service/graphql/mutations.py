@@ -219,6 +219,7 @@ class Mutation:
                 estimated_revenue=input.estimated_revenue,
                 estimated_close_date=input.estimated_close_date,
                 description=input.description,
+                is_revenue_system_calculated=input.is_revenue_system_calculated,
             ),
             lambda o: {"opportunity": Opportunity.from_model(o)},
         )
@@ -242,6 +243,7 @@ class Mutation:
                 description=given(input.description),
                 status_reason=given(input.status_reason),
                 forecast_category=given(input.forecast_category),
+                is_revenue_system_calculated=given(input.is_revenue_system_calculated),
                 expected_version=input.expected_version,
             ),
             lambda o: {"opportunity": Opportunity.from_model(o)},

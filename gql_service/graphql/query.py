@@ -32,8 +32,10 @@ from gql_service.graphql.types import (
     Node,
     Opportunity,
     OpportunityClose,
+    OpportunityLine,
     Quote,
     QuoteClose,
+    QuoteLine,
 )
 from gql_service.messages import msg
 from gql_service.models import NAME_MAX, OpportunityState
@@ -66,6 +68,8 @@ _NODE_TYPES: dict[str, tuple[str, Any]] = {
     "QuoteClose": ("quote_close_by_id", QuoteClose.from_model),
     "ProjectContract": ("contract", ProjectContract.from_model),
     "ContractLine": ("contract_line", ContractLine.from_model),
+    "QuoteLine": ("quote_line", QuoteLine.from_model),
+    "OpportunityLine": ("opportunity_line", OpportunityLine.from_model),
 }
 
 

@@ -28,10 +28,19 @@ from gql_service.graphql.contract_types import ContractLine, ProjectContract
 from gql_service.graphql.errors import ERROR_TYPES
 from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
 from gql_service.graphql.known_reads import KnownReads
+from gql_service.graphql.line_mutations import LineMutation
 from gql_service.graphql.mutations import Mutation
 from gql_service.graphql.query import Query
 from gql_service.graphql.subscription import Subscription
-from gql_service.graphql.types import Competitor, Opportunity, OpportunityClose, Quote, QuoteClose
+from gql_service.graphql.types import (
+    Competitor,
+    Opportunity,
+    OpportunityClose,
+    OpportunityLine,
+    Quote,
+    QuoteClose,
+    QuoteLine,
+)
 from gql_service.settings import Settings
 
 # Output is RFC 3339's date-time and full-date (a profile of ISO 8601).
@@ -74,6 +83,13 @@ payload's `errors` list, each a typed error implementing `UserError` (`code`, `m
 `field`), and changes nothing. Top-level `errors` are for malformed or refused requests and \
 outages, each with `extensions.code`. Ids are opaque global ids (`node(id:)`); lists are \
 cursor connections."""
+
+
+@strawberry.type(
+    name="Mutation", description="Changes to opportunities, quotes, their lines and competitors."
+)
+class MutationRoot(Mutation, LineMutation):
+    """Every mutation: the Mutation type's own, then the lines' (line_mutations.py)."""
 
 
 class Schema(strawberry.Schema):
@@ -136,11 +152,13 @@ def build_schema(
         Competitor,
         ProjectContract,
         ContractLine,
+        QuoteLine,
+        OpportunityLine,
         *ERROR_TYPES,
     ]
     schema = Schema(
         query=Query,
-        mutation=Mutation,
+        mutation=MutationRoot,
         subscription=Subscription,
         types=types,
         extensions=extensions,

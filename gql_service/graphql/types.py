@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
 
 from gql_service import models
 from gql_service.graphql.context import Context
 from gql_service.graphql.enums import (
+    BillingMethod,
     CloseOutcome,
     CloseRecordState,
     ForecastCategory,
@@ -18,6 +20,7 @@ from gql_service.graphql.enums import (
     OpportunityStatusReason,
     QuoteState,
     QuoteStatusReason,
+    TransactionClass,
 )
 from gql_service.graphql.ids import encode_id
 from gql_service.graphql.inputs import QuoteFilter
@@ -28,9 +31,12 @@ from gql_service.queries import QuoteFilter as QuoteQuery
 from gql_service.records import (
     CompetitorRecord,
     ContractRecord,
+    LineRecord,
     OpportunityCloseRecord,
+    OpportunityLineRecord,
     OpportunityRecord,
     QuoteCloseRecord,
+    QuoteLineRecord,
     QuoteRecord,
 )
 from gql_service.unset import UNSET, Unset
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
 Info = strawberry.Info[Context, None]
 # contract_types.py builds on Node; its types are resolved when the schema is built.
 _CONTRACTS = "gql_service.graphql.contract_types"
+NodeT = TypeVar("NodeT")
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -165,6 +172,96 @@ def _contract(found: ContractRecord | None) -> ProjectContract | None:
     return contract_or_none(found)
 
 
+# Not in the schema itself: the fields QuoteLine and OpportunityLine share.
+@strawberry.type(description="What every line holds; amount = quantity x unitPrice - discount.")
+class LineFields(Node):
+    pk: strawberry.Private[int]
+    name: str = strawberry.field(description="What is sold.")
+    billing_method: BillingMethod = strawberry.field(description="How it is billed.")
+    transaction_class: TransactionClass | None = strawberry.field(description="What it is for.")
+    quantity: Decimal = strawberry.field(description="How many units; more than zero.")
+    unit_price: Decimal = strawberry.field(description="Price of one unit.")
+    discount: Decimal | None = strawberry.field(
+        description="An amount of money off quantity x unitPrice."
+    )
+    amount: Decimal = strawberry.field(
+        description="quantity x unitPrice - discount, rounded half up to 4 decimals; "
+        "calculated, never entered."
+    )
+    version: int = strawberry.field(description="Grows by one on every change.")
+    created_at: datetime = strawberry.field(description="Creation time (UTC).")
+    created_by: str = strawberry.field(description="Who created it.")
+    modified_at: datetime = strawberry.field(description="Last change (UTC).")
+    modified_by: str = strawberry.field(description="Who changed it last.")
+
+
+def line_fields(type_name: str, m: LineRecord) -> dict[str, Any]:
+    return {
+        "id": strawberry.ID(encode_id(type_name, m.id)),
+        "pk": m.id,
+        "name": m.name,
+        "billing_method": m.billing_method,
+        "transaction_class": m.transaction_class,
+        "quantity": m.quantity,
+        "unit_price": m.unit_price,
+        "discount": m.discount,
+        "amount": m.amount,
+        "version": m.version,
+        "created_at": m.created_at,
+        "created_by": m.created_by,
+        "modified_at": m.modified_at,
+        "modified_by": m.modified_by,
+    }
+
+
+@strawberry.type(description="A line of a quote; it changes only while the quote is DRAFT.")
+class QuoteLine(LineFields):
+    quote_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The quote this line belongs to.")
+    async def quote(self, info: Info) -> Quote:
+        found = await info.context.loaders.quote.load(self.quote_pk)
+        assert found is not None
+        return Quote.from_model(found)
+
+    @classmethod
+    def from_model(cls, m: QuoteLineRecord) -> QuoteLine:
+        return cls(quote_pk=m.quote_id, **line_fields("QuoteLine", m))
+
+
+@strawberry.type(
+    description="A line of an opportunity; it changes only while the opportunity is OPEN."
+)
+class OpportunityLine(LineFields):
+    opportunity_pk: strawberry.Private[int]
+
+    @strawberry.field(description="The opportunity this line belongs to.")
+    async def opportunity(self, info: Info) -> Opportunity:
+        found = await info.context.loaders.opportunity.load(self.opportunity_pk)
+        assert found is not None
+        return Opportunity.from_model(found)
+
+    @classmethod
+    def from_model(cls, m: OpportunityLineRecord) -> OpportunityLine:
+        return cls(opportunity_pk=m.opportunity_id, **line_fields("OpportunityLine", m))
+
+
+def _lines_page(
+    info: Info,
+    rows: list[Any],
+    convert: Callable[[Any], NodeT],
+    first: int | None,
+    after: str | None,
+) -> Connection[NodeT]:
+    return nested_page(
+        info.context.settings, rows, lambda row: row.id, convert, first=first, after=after
+    )
+
+
+_LINES_FIRST = strawberry.argument(description="Page size.")
+_LINES_AFTER = strawberry.argument(description="Cursor.")
+
+
 @strawberry.type(description="A priced offer to the customer of an opportunity.")
 class Quote(Node):
     pk: strawberry.Private[int]
@@ -192,6 +289,21 @@ class Quote(Node):
         found = await info.context.loaders.opportunity.load(self.opportunity_pk)
         assert found is not None
         return Opportunity.from_model(found)
+
+    @strawberry.field(
+        description="Its lines, oldest first. While it has any, totalAmount is their sum."
+    )
+    def lines(
+        self,
+        info: Info,
+        first: Annotated[int | None, _LINES_FIRST] = None,
+        after: Annotated[str | None, _LINES_AFTER] = None,
+    ) -> Connection[QuoteLine]:
+        return now_or_later(
+            info.context.loaders.quote_lines,
+            self.pk,
+            lambda rows: _lines_page(info, rows, QuoteLine.from_model, first, after),
+        )
 
     @strawberry.field(description="The close record, once the quote was closed or won.")
     def close_record(self, info: Info) -> QuoteClose | None:
@@ -252,6 +364,10 @@ class Opportunity(Node):
     actual_revenue: Decimal | None = strawberry.field(description="Revenue at the last close.")
     actual_close_date: date | None = strawberry.field(description="Date of the last close.")
     description: str | None = strawberry.field(description="Free description.")
+    is_revenue_system_calculated: bool = strawberry.field(
+        description="True: estimatedRevenue is the sum of its lines (0 without lines) and is "
+        "never entered. False: estimatedRevenue is entered by the user."
+    )
     is_closed: bool = strawberry.field(description="True when WON or LOST.")
     version: int = strawberry.field(
         description="Grows by one on every change, including changes to its quotes."
@@ -291,6 +407,19 @@ class Opportunity(Node):
             )
 
         return now_or_later(info.context.loaders.quotes(query), self.pk, page)
+
+    @strawberry.field(description="Its lines, oldest first.")
+    def lines(
+        self,
+        info: Info,
+        first: Annotated[int | None, _LINES_FIRST] = None,
+        after: Annotated[str | None, _LINES_AFTER] = None,
+    ) -> Connection[OpportunityLine]:
+        return now_or_later(
+            info.context.loaders.opportunity_lines,
+            self.pk,
+            lambda rows: _lines_page(info, rows, OpportunityLine.from_model, first, after),
+        )
 
     @strawberry.field(
         description="Every close of this opportunity, newest first, canceled ones included."
@@ -343,6 +472,7 @@ class Opportunity(Node):
             actual_revenue=m.actual_revenue,
             actual_close_date=m.actual_close_date,
             description=m.description,
+            is_revenue_system_calculated=bool(m.is_revenue_system_calculated),
             is_closed=m.state is not models.OpportunityState.OPEN,
             version=m.version,
             created_at=m.created_at,
