@@ -17,9 +17,10 @@ from gql_service.settings import Settings
 README = Path(__file__).resolve().parent.parent / "README.md"
 OPERATION_NAME = re.compile(r"\s*(?:query|mutation) (\w+)")
 BLOCK = re.compile(r"```(graphql|json)\n(.*?)```", re.DOTALL)
-# Random on every run: quote numbers and close batch ids.
+# Random on every run: quote and contract numbers and close batch ids.
 RANDOM = [
     (re.compile(r"QUO-[0-9A-F]{8}"), "QUO-XXXXXXXX"),
+    (re.compile(r"CON-[0-9A-F]{8}"), "CON-XXXXXXXX"),
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "UUID"),
 ]
 
