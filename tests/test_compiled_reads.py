@@ -471,6 +471,19 @@ async def test_generated_reads_answer_alike(pair: Pair) -> None:
     assert compiled >= len(generated_reads()) * 0.6, compiled
 
 
+async def test_introspection_beside_data_is_left_to_the_plain_path_without_a_failure(
+    pair: Pair,
+) -> None:
+    """Regression: a root ``__type`` made the compiler fail (a KeyError, logged as a defect)."""
+    before = compiled_reads.STATS.failed
+    for query in (
+        '{ __type(name: "ProjectContract") { name } opportunities(first: 1) { totalCount } }',
+        "{ __schema { queryType { name } } quotes(first: 1) { totalCount } }",
+    ):
+        await pair.compare(query)
+    assert compiled_reads.STATS.failed == before
+
+
 async def test_the_readmes_reads_answer_alike(pair: Pair) -> None:
     reads = readme_reads()
     assert reads, "the README shows no query"

@@ -287,6 +287,9 @@ class Compiler:
         name = details[0].node.name.value
         if name == "__typename":
             return [], _constant(query_type.name)
+        if name.startswith("__"):
+            # __schema and __type: introspection is the plain path's.
+            raise Unsupported(name)
         args = self._arguments(query_type, details)
         if name in ("opportunity", "quote", "contract", "node"):
             wanted = {
