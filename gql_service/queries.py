@@ -8,22 +8,20 @@ identity map, no per-row state.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_service.messages import TranslatableError, msg
+from gql_service.cursors import (
+    decode_keyset_cursor,
+    encode_keyset_cursor,
+)
 from gql_service.models import (
-    MAX_ID,
     OPEN_QUOTE_STATES,
     Competitor,
     ContractLine,
@@ -40,7 +38,6 @@ from gql_service.models import (
     QuoteLine,
     QuoteState,
     QuoteStatusReason,
-    UTCDateTime,
     table_of,
 )
 from gql_service.read_session import ReadSession
@@ -53,7 +50,6 @@ from gql_service.records import (
     QuoteCloseRecord,
     QuoteRecord,
 )
-from gql_service.rules import check_money, is_storable_text
 from gql_service.sort_keys import money_key
 
 T = TypeVar("T")
@@ -66,10 +62,6 @@ OPPORTUNITY_CLOSE = table_of(OpportunityClose)
 COMPETITOR = table_of(Competitor)
 CONTRACT = table_of(ProjectContract)
 CONTRACT_LINE = table_of(ContractLine)
-
-
-class InvalidCursorError(TranslatableError, ValueError):
-    """A cursor that this service did not issue, or for another ordering."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +353,7 @@ class Reader:
         for cursor, after in ((page.after, True), (page.before, False)):
             if cursor is None:
                 continue
-            value, key = _decode_cursor(cursor, ordering.field, stored)
+            value, key = decode_keyset_cursor(cursor, ordering.field, stored)
             stmt = stmt.where(
                 keyset_condition(
                     column,
@@ -391,7 +383,7 @@ class Reader:
         return Page(
             items=rows,
             cursors=[
-                _encode_cursor(ordering.field, getattr(r, ordering.field), r.id) for r in rows
+                encode_keyset_cursor(ordering.field, getattr(r, ordering.field), r.id) for r in rows
             ],
             has_next_page=has_more if not backwards else page.before is not None,
             has_previous_page=has_more if backwards else page.after is not None,
@@ -448,54 +440,3 @@ def _group(rows: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
     for row in rows:
         grouped[key(row)].append(row)
     return grouped
-
-
-def _encode_cursor(field_name: str, value: Any, key: int) -> str:
-    """The opaque cursor of a row: its sort value as JSON (dates as ISO text, money as its
-    four-decimal text) and its id.
-
-    A pure function of the value, so a path that reads the value as text (a date or timestamp
-    in ISO form, money as text) issues the same cursors as one that reads Python objects.
-    """
-    if isinstance(value, date):  # datetime is a date too
-        value = value.isoformat()
-    elif isinstance(value, Decimal):
-        value = str(value)
-    raw = json.dumps([field_name, value, key], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str, field_name: str, column: Any) -> tuple[Any, int]:
-    """The (sort value, id) behind a cursor, checked so that no forged cursor reaches SQL.
-
-    The value is None only for a nullable column (a row without a value).
-    """
-    try:
-        name, value, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidCursorError(msg("The cursor is not one this service issued.")) from exc
-    if name != field_name or not isinstance(key, int) or isinstance(key, bool):
-        raise InvalidCursorError(msg("The cursor belongs to another ordering."))
-    if not 0 <= key <= MAX_ID:
-        raise InvalidCursorError(msg("The cursor is not one this service issued."))
-    if value is None and column.nullable:
-        return None, key
-    if not isinstance(value, str) or not is_storable_text(value):
-        raise InvalidCursorError(msg("The cursor is not one this service issued."))
-    # The column's type expects a datetime or date, not the cursor's ISO text.
-    try:
-        if isinstance(column.type, (UTCDateTime, sa.DateTime)):
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                raise ValueError("a cursor's timestamp carries its offset")
-            return moment.astimezone(UTC), key
-        if isinstance(column.type, sa.Date):
-            return date.fromisoformat(value), key
-        if isinstance(column.type, Money):
-            amount = Decimal(value)
-            if check_money("cursor", amount):
-                raise ValueError("a cursor's amount is a storable one")
-            return amount, key
-    except (ValueError, OverflowError, InvalidOperation) as exc:
-        raise InvalidCursorError(msg("The cursor is not one this service issued.")) from exc
-    return value, key

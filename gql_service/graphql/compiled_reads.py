@@ -18,11 +18,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.extensions import SchemaExtension
 
+from gql_service.cursors import offset_cursor
 from gql_service.database import is_unavailable
 from gql_service.graphql.compiler import CompiledRead, Compilers
 from gql_service.graphql.ids import encode_id
 from gql_service.graphql.known_reads import KnownReads
-from gql_service.graphql.pagination import offset_cursor
 from gql_service.json_sql import GLOBAL_ID_FUNCTION, OFFSET_CURSOR_FUNCTION
 from gql_service.read_session import ReadSession
 

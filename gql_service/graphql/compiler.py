@@ -39,14 +39,13 @@ from graphql.execution.executor import Executor
 from graphql.execution.values import get_argument_values
 
 from gql_service import models
+from gql_service.cursors import InvalidCursorError, decode_keyset_cursor, encode_keyset_cursor
 from gql_service.graphql.ids import parse_id
 from gql_service.graphql.inputs import ContractFilter, OpportunityFilter, QuoteListFilter
 from gql_service.graphql.pagination import after_id, page_request
 from gql_service.graphql.query import contract_query, opportunity_query, quote_list_query
 from gql_service.json_sql import MAX_OBJECT_KEYS, JsonSql, json_sql
-from gql_service.queries import CONTRACT_ORDERING, QUOTE_ORDERING, InvalidCursorError, Ordering
-from gql_service.queries import _decode_cursor as decode_cursor
-from gql_service.queries import _encode_cursor as encode_cursor
+from gql_service.queries import CONTRACT_ORDERING, QUOTE_ORDERING, Ordering
 from gql_service.settings import Settings
 from gql_service.sort_keys import money_key_value, sqlite_money_key
 
@@ -655,7 +654,7 @@ class Compiler:
             if given is None:
                 continue
             try:
-                value, key = decode_cursor(given, ordering.field, stored)
+                value, key = decode_keyset_cursor(given, ordering.field, stored)
             except InvalidCursorError as exc:
                 raise Unsupported("the plain path answers this with BAD_CURSOR") from exc
             if is_money and value is not None:
@@ -884,7 +883,7 @@ def _encode_cursors(connection: Any, paths: list[tuple[str, str, bool]], field_n
         for holder in holders:
             pair = holder[key]
             if pair is not None:
-                holder[key] = encode_cursor(field_name, pair[0], pair[1])
+                holder[key] = encode_keyset_cursor(field_name, pair[0], pair[1])
     return connection
 
 

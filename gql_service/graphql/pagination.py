@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar, cast
 
 import strawberry
 
+from gql_service.cursors import InvalidCursorError, offset_cursor, offset_position
 from gql_service.graphql.localized import LocalizedGraphQLError
 from gql_service.messages import msg
-from gql_service.queries import InvalidCursorError, Page, PageRequest
+from gql_service.queries import Page, PageRequest
 from gql_service.settings import Settings
 
 NodeT = TypeVar("NodeT")
@@ -133,25 +133,16 @@ def page_request(
     return PageRequest(first=first, after=after, last=last, before=before)
 
 
-def offset_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{pk}".encode()).decode()
-
-
 def cursor_error(exc: InvalidCursorError) -> LocalizedGraphQLError:
     """A keyset cursor the read side refused, as the top-level BAD_CURSOR error."""
     return LocalizedGraphQLError(exc.message, extensions={"code": "BAD_CURSOR"})
 
 
 def after_id(cursor: str | None) -> int | None:
-    """The id behind a cursor from ``offset_cursor``."""
+    """The id behind a nested connection's ``after`` cursor; a forged one is BAD_CURSOR."""
     if cursor is None:
         return None
     try:
-        prefix, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix == "id":
-            return int(pk)
-    except ValueError:
-        pass
-    raise LocalizedGraphQLError(
-        msg("The cursor is not one this service issued."), extensions={"code": "BAD_CURSOR"}
-    )
+        return offset_position(cursor)
+    except InvalidCursorError as exc:
+        raise cursor_error(exc) from exc

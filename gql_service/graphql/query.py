@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from gql_service.cursors import InvalidCursorError
 from gql_service.graphql.contract_types import ContractLine, ProjectContract
 from gql_service.graphql.enums import CloseOutcome, OrderDirection
 from gql_service.graphql.errors import argument_error
@@ -40,8 +41,8 @@ from gql_service.graphql.types import (
 from gql_service.messages import msg
 from gql_service.models import NAME_MAX, OpportunityState
 from gql_service.queries import ContractFilter as ContractQuery
-from gql_service.queries import InvalidCursorError, Ordering
 from gql_service.queries import OpportunityFilter as OpportunityQuery
+from gql_service.queries import Ordering
 from gql_service.queries import QuoteFilter as QuoteQuery
 from gql_service.rules import check_text
 
