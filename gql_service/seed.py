@@ -88,9 +88,22 @@ async def seed_demo(engine: AsyncEngine, *, actor: str = "demo-seed") -> int:
         status_reason=OpportunityStatusReason.ON_HOLD,
         forecast_category=ForecastCategory.BEST_CASE,
     )
-    # 2: won through winQuote, then closed as WON.
+    # 2: won through winQuote (its two lines become the draft contract's), then closed as WON.
     winner = await quote(o[2], "Pilot, fixed price", "305000")
     await quote(o[2], "Pilot, time and materials", "330000")
+    for name, method, kind, quantity, price in (
+        ("Pilot delivery", BillingMethod.FIXED_PRICE, None, 1, 280000),
+        ("Operator training", BillingMethod.TIME_AND_MATERIAL, TransactionClass.TIME, 50, 500),
+    ):
+        await line_services.add_quote_line(
+            uow,
+            quote_id=winner,
+            name=name,
+            billing_method=method,
+            transaction_class=kind,
+            quantity=Decimal(quantity),
+            unit_price=Decimal(price),
+        )
     await quote_services.win_quote(uow, quote_id=winner, description="Signed by the COO.")
     await services.close_opportunity(
         uow, opportunity_id=o[2], outcome=CloseOutcome.WON, description="Pilot starts next month."
