@@ -10,7 +10,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from gql_service import transitions
+from gql_service import line_repository, transitions
+from gql_service.line_repository import CONTRACT_LINES, QUOTE_LINES
 from gql_service.models import Quote
 from gql_service.records import ContractLineRecord, ContractRecord, OpportunityRecord
 from gql_service.repositories import Repository
@@ -40,5 +41,7 @@ async def draft_contract(
     contract = await repo.record_contract(values)
     assert contract.id is not None
     assert quote.id is not None
-    lines = await repo.copy_quote_lines(contract.id, quote.id)
+    lines = await line_repository.copy_lines(
+        repo, QUOTE_LINES, CONTRACT_LINES, quote.id, contract.id
+    )
     return DraftedContract(contract, lines)

@@ -1,4 +1,5 @@
-"""Persistence of quote and opportunity lines, and of the sums their parents keep.
+"""Persistence of lines (quote, opportunity and contract lines), and of the sums their parents
+keep.
 
 Prebuilt Core statements with named placeholders, run on the unit of work's connection, each
 RETURNING what the payloads show: a line write is a constant number of statements, whatever
@@ -17,7 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam
 
 from gql_service import audit
-from gql_service.models import Money, Opportunity, OpportunityLine, Quote, QuoteLine, table_of
+from gql_service.models import (
+    ContractLine,
+    Money,
+    Opportunity,
+    OpportunityLine,
+    Quote,
+    QuoteLine,
+    table_of,
+)
 from gql_service.money_sql import money_below_limit, money_sum
 from gql_service.records import LineRecord, OpportunityRecord, QuoteRecord
 from gql_service.repositories import Repository
@@ -46,42 +55,65 @@ class LineTable:
 
 QUOTE_LINES = LineTable(table_of(QuoteLine), "quote_id")
 OPPORTUNITY_LINES = LineTable(table_of(OpportunityLine), "opportunity_id")
+CONTRACT_LINES = LineTable(table_of(ContractLine), "contract_id")
+
+# What every line holds besides its parent and its stamps: what a copy takes as it is.
+_VALUES = (
+    "name",
+    "billing_method",
+    "transaction_class",
+    "quantity",
+    "unit_price",
+    "discount",
+    "amount",
+)
 
 
-# A new row's stamps (audit.created), as placeholders of an INSERT ... SELECT.
-_CREATED = {
-    "created_at": "p_now",
-    "created_by": "p_actor",
-    "modified_at": "p_now",
-    "modified_by": "p_actor",
+def _copy_statement(source: LineTable, target: LineTable) -> sa.Insert:
+    """``INSERT INTO <target lines> ... SELECT ... FROM <source lines> ... RETURNING``: a
+    parent's lines copied to another parent in one statement, in their order, stamped as new
+    (audit.inserted). A contract line also names the quote line it was made from.
+    Placeholders: p_from, p_to, p_now, p_actor.
+    """
+    s, t = source.table, target.table
+    stamps = audit.inserted(
+        bindparam("p_now", type_=t.c.created_at.type),
+        bindparam("p_actor", type_=t.c.created_by.type),
+    )
+    origin = [s.c.id] if "quote_line_id" in t.c else []
+    copied = (
+        sa.select(
+            bindparam("p_to", type_=t.c[target.parent].type),
+            *origin,
+            *(s.c[name] for name in _VALUES),
+            *stamps.values(),
+        )
+        .where(s.c[source.parent] == bindparam("p_from"))
+        .order_by(s.c.id)
+    )
+    names = [target.parent, *(["quote_line_id"] if origin else []), *_VALUES, *stamps]
+    return sa.insert(t).from_select(names, copied).returning(*t.c)
+
+
+_COPY = {
+    (source.parent, target.parent): _copy_statement(source, target)
+    for source, target in ((QUOTE_LINES, QUOTE_LINES), (QUOTE_LINES, CONTRACT_LINES))
 }
 
 
 def _statements(kind: LineTable) -> dict[str, sa.Executable]:
     t = kind.table
     stamps = audit.touched(t.c.version, bindparam("p_now"), bindparam("p_actor"))
-    entered = ("name", "billing_method", "transaction_class", "quantity", "unit_price")
     return {
         "insert": sa.insert(t).returning(*t.c),
         "select": sa.select(*t.c).where(t.c.id == bindparam("p_id")),
         "update": (
             sa.update(t)
             .where(t.c.id == bindparam("p_id"))
-            .values({name: bindparam(name) for name in (*entered, "discount", "amount")} | stamps)
+            .values({name: bindparam(name) for name in _VALUES} | stamps)
             .returning(*t.c)
         ),
         "delete": sa.delete(t).where(t.c.id == bindparam("p_id")).returning(*t.c),
-        "copy": sa.insert(t).from_select(
-            [*entered, "discount", "amount", "version", *_CREATED, kind.parent],
-            sa.select(
-                *(t.c[name] for name in (*entered, "discount", "amount")),
-                sa.literal(1, sa.Integer()),
-                *(bindparam(p, type_=t.c[c].type) for c, p in _CREATED.items()),
-                bindparam("p_to", type_=t.c[kind.parent].type),
-            )
-            .where(t.c[kind.parent] == bindparam("p_from"))
-            .order_by(t.c.id),
-        ),
         "exists": sa.select(sa.exists().where(t.c[kind.parent] == bindparam("p_parent"))),
     }
 
@@ -153,15 +185,15 @@ async def remove_line(repo: Repository, kind: LineTable, line_id: int) -> LineRe
     return removed
 
 
-async def copy_lines(repo: Repository, kind: LineTable, source_id: int, target_id: int) -> None:
-    """Copy a parent's lines to another parent in one INSERT ... SELECT, in their order."""
-    params = {
-        "p_from": source_id,
-        "p_to": target_id,
-        "p_now": repo.now,
-        "p_actor": repo.actor,
-    }
-    await _run(repo, _SQL[kind.parent]["copy"], params)
+async def copy_lines(
+    repo: Repository, source: LineTable, target: LineTable, source_id: int, target_id: int
+) -> list[Any]:
+    """Copy a parent's lines to another parent (a quote's to its revision or to its contract)
+    in one INSERT ... SELECT; the copies in id order."""
+    params = {"p_from": source_id, "p_to": target_id, "p_now": repo.now, "p_actor": repo.actor}
+    copies = await _run(repo, _COPY[source.parent, target.parent], params)
+    # SQLite returns rows in no specified order.
+    return sorted(copies, key=lambda line: line.id)
 
 
 async def has_lines(repo: Repository, kind: LineTable, parent_id: int) -> bool:

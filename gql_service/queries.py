@@ -43,7 +43,6 @@ from gql_service.models import (
 from gql_service.read_session import ReadSession
 from gql_service.records import (
     CompetitorRecord,
-    ContractLineRecord,
     ContractRecord,
     OpportunityCloseRecord,
     OpportunityRecord,
@@ -61,7 +60,12 @@ QUOTE_CLOSE = table_of(QuoteClose)
 OPPORTUNITY_CLOSE = table_of(OpportunityClose)
 COMPETITOR = table_of(Competitor)
 CONTRACT = table_of(ProjectContract)
-CONTRACT_LINE = table_of(ContractLine)
+# Each kind of line: the column naming its parent.
+LINE_PARENTS: dict[type[Any], str] = {
+    QuoteLine: "quote_id",
+    OpportunityLine: "opportunity_id",
+    ContractLine: "contract_id",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +206,11 @@ class Reader:
         ]
 
     async def lines_by_parent(
-        self, model: type[QuoteLine] | type[OpportunityLine], parent_ids: Sequence[int]
+        self, model: type[QuoteLine | OpportunityLine | ContractLine], parent_ids: Sequence[int]
     ) -> dict[int, list[Any]]:
-        """The lines of many quotes (or opportunities) in one statement, oldest first."""
+        """The lines of many quotes, opportunities or contracts in one statement, oldest first."""
         table = table_of(model)
-        parent = table.c.quote_id if model is QuoteLine else table.c.opportunity_id
+        parent = table.c[LINE_PARENTS[model]]
         stmt = sa.select(*table.c).where(parent.in_(set(parent_ids))).order_by(table.c.id)
         rows = await self._all(stmt)
         return _group(rows, lambda row: getattr(row, parent.name))
@@ -311,17 +315,6 @@ class Reader:
     async def contracts_by_quote(self, quote_ids: Sequence[int]) -> dict[int, ContractRecord]:
         stmt = sa.select(*CONTRACT.c).where(CONTRACT.c.quote_id.in_(set(quote_ids)))
         return {row.quote_id: row for row in await self._all(stmt)}
-
-    async def contract_lines(
-        self, contract_ids: Sequence[int]
-    ) -> dict[int, list[ContractLineRecord]]:
-        """Lines of many contracts, in the order they were made (by id)."""
-        stmt = (
-            sa.select(*CONTRACT_LINE.c)
-            .where(CONTRACT_LINE.c.contract_id.in_(set(contract_ids)))
-            .order_by(CONTRACT_LINE.c.id)
-        )
-        return _group(await self._all(stmt), lambda line: line.contract_id)
 
     async def contracts(
         self, page: PageRequest, contract_filter: ContractFilter

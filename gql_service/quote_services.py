@@ -169,7 +169,7 @@ async def revise_quote(
         draft = Quote(**revision.draft, **repo.created())
         await repo.add(draft)
         assert draft.id is not None
-        await line_repository.copy_lines(repo, QUOTE_LINES, quote_id, draft.id)
+        await line_repository.copy_lines(repo, QUOTE_LINES, QUOTE_LINES, quote_id, draft.id)
         return QuoteRevised(draft, quote)
 
     return await uow.run(work)

@@ -19,19 +19,16 @@ from gql_service.models import (
     OPEN_QUOTE_STATES,
     CloseRecordState,
     Competitor,
-    ContractLine,
     Opportunity,
     OpportunityClose,
     ProjectContract,
     Quote,
     QuoteClose,
-    QuoteLine,
     QuoteState,
     QuoteStatusReason,
     table_of,
 )
 from gql_service.records import (
-    ContractLineRecord,
     ContractRecord,
     OpportunityCloseRecord,
     OpportunityRecord,
@@ -174,46 +171,7 @@ def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Upd
 
 # --- project contracts ---
 _CONTRACT = table_of(ProjectContract)
-_CONTRACT_LINE = table_of(ContractLine)
-_QUOTE_LINE = table_of(QuoteLine)
 _RECORD_CONTRACT = sa.insert(_CONTRACT).returning(*_CONTRACT.c)
-# What a contract line copies from its quote line, as it is.
-_COPIED_LINE_COLUMNS = (
-    "name",
-    "billing_method",
-    "transaction_class",
-    "quantity",
-    "unit_price",
-    "discount",
-    "amount",
-)
-
-
-def _copy_quote_lines_statement() -> sa.Insert:
-    """``INSERT INTO contract_line ... SELECT ... FROM quote_line ... RETURNING``.
-
-    One statement whatever the number of lines. Placeholders: p_contract_id, p_quote_id,
-    p_now, p_actor.
-    """
-    stamps = audit.inserted(
-        _param("p_now", _CONTRACT_LINE, "created_at"),
-        _param("p_actor", _CONTRACT_LINE, "created_by"),
-    )
-    copied = (
-        sa.select(
-            _param("p_contract_id", _CONTRACT_LINE, "contract_id"),
-            _QUOTE_LINE.c.id,
-            *(_QUOTE_LINE.c[name] for name in _COPIED_LINE_COLUMNS),
-            *stamps.values(),
-        )
-        .where(_QUOTE_LINE.c.quote_id == bindparam("p_quote_id"))
-        .order_by(_QUOTE_LINE.c.id)
-    )
-    names = ["contract_id", "quote_line_id", *_COPIED_LINE_COLUMNS, *stamps]
-    return sa.insert(_CONTRACT_LINE).from_select(names, copied).returning(*_CONTRACT_LINE.c)
-
-
-_COPY_QUOTE_LINES = _copy_quote_lines_statement()
 
 
 class Repository:
@@ -451,20 +409,6 @@ class Repository:
             await (await self._connection()).execute(_RECORD_CONTRACT, params)
         ).one()
         return contract
-
-    async def copy_quote_lines(self, contract_id: int, quote_id: int) -> list[ContractLineRecord]:
-        """One contract line per line of the quote, in one ``INSERT ... SELECT``; in id order."""
-        params = {
-            "p_contract_id": contract_id,
-            "p_quote_id": quote_id,
-            "p_now": self.now,
-            "p_actor": self.actor,
-        }
-        lines: list[ContractLineRecord] = list(
-            await (await self._connection()).execute(_COPY_QUOTE_LINES, params)
-        )
-        # SQLite returns rows in no specified order.
-        return sorted(lines, key=lambda line: line.id or 0)
 
     async def get(self, model: type[M], id_: int) -> M | None:
         return await self.session.get(model, id_)

@@ -69,8 +69,8 @@ class Loaders:
         self.contract_line: DataLoader[int, ContractLineRecord | None] = self._by_id(
             models.ContractLine
         )
-        self.contract_lines: DataLoader[int, list[ContractLineRecord]] = DataLoader(
-            _aligned(reader.contract_lines, list)
+        self.contract_lines: DataLoader[int, list[ContractLineRecord]] = self._lines(
+            models.ContractLine
         )
         self.contracts_of_opportunity: DataLoader[int, list[ContractRecord]] = DataLoader(
             _aligned(reader.contracts_by_opportunity, list)
@@ -87,8 +87,11 @@ class Loaders:
             models.OpportunityLine
         )
 
-    def _lines(self, model: type[models.QuoteLine] | type[models.OpportunityLine]) -> Any:
-        """Lines of many parents (quotes or opportunities), oldest first, one query a batch."""
+    def _lines(
+        self, model: type[models.QuoteLine | models.OpportunityLine | models.ContractLine]
+    ) -> Any:
+        """Lines of many parents (quotes, opportunities or contracts), oldest first, one query
+        a batch."""
 
         async def fetch(ids: Sequence[int]) -> dict[int, list[Any]]:
             return await self._reader.lines_by_parent(model, ids)

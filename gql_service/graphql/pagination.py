@@ -66,6 +66,14 @@ def connection(
     )
 
 
+async def keyset_page(read: Awaitable[Page[ItemT]]) -> Page[ItemT]:
+    """A top-level list's page from the read side; a cursor it refused is BAD_CURSOR."""
+    try:
+        return await read
+    except InvalidCursorError as exc:
+        raise cursor_error(exc) from exc
+
+
 def from_page(page: Page[ItemT], convert: Callable[[ItemT], NodeT]) -> Connection[NodeT]:
     return connection(
         [convert(item) for item in page.items],

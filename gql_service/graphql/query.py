@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gql_service.cursors import InvalidCursorError
 from gql_service.graphql.contract_types import ContractLine, ProjectContract
 from gql_service.graphql.enums import CloseOutcome, OrderDirection
 from gql_service.graphql.errors import argument_error
@@ -25,7 +24,7 @@ from gql_service.graphql.labels import (
     enum_labels,
 )
 from gql_service.graphql.localized import LocalizedGraphQLError
-from gql_service.graphql.pagination import Connection, cursor_error, from_page, page_request
+from gql_service.graphql.pagination import Connection, from_page, keyset_page, page_request
 from gql_service.graphql.prefetch import prefetch_opportunity_relations
 from gql_service.graphql.types import (
     Competitor,
@@ -204,10 +203,7 @@ class Query:
         ordering = Ordering(
             field=order.field.value, descending=order.direction is OrderDirection.DESC
         )
-        try:
-            page = await info.context.reader.opportunities(request, query, ordering)
-        except InvalidCursorError as exc:
-            raise cursor_error(exc) from exc
+        page = await keyset_page(info.context.reader.opportunities(request, query, ordering))
         await prefetch_opportunity_relations(
             info.context, info.selected_fields[0].selections, [m.id or 0 for m in page.items]
         )
@@ -232,10 +228,7 @@ class Query:
         request = page_request(
             info.context.settings, first=first, after=after, last=last, before=before
         )
-        try:
-            page = await info.context.reader.quotes(request, quote_list_query(filter))
-        except InvalidCursorError as exc:
-            raise cursor_error(exc) from exc
+        page = await keyset_page(info.context.reader.quotes(request, quote_list_query(filter)))
         return from_page(page, Quote.from_model)
 
     @strawberry.field(description="One project contract; null when the id names none.")
@@ -268,10 +261,7 @@ class Query:
         request = page_request(
             info.context.settings, first=first, after=after, last=last, before=before
         )
-        try:
-            page = await info.context.reader.contracts(request, contract_query(filter))
-        except InvalidCursorError as exc:
-            raise cursor_error(exc) from exc
+        page = await keyset_page(info.context.reader.contracts(request, contract_query(filter)))
         return from_page(page, ProjectContract.from_model)
 
     @strawberry.field(description="Competitors by name, one page at a time.")
@@ -282,10 +272,7 @@ class Query:
         after: Annotated[str | None, strawberry.argument(description="Start after cursor.")] = None,
     ) -> Connection[Competitor]:
         request = page_request(info.context.settings, first=first, after=after)
-        try:
-            page = await info.context.reader.competitors(request)
-        except InvalidCursorError as exc:
-            raise cursor_error(exc) from exc
+        page = await keyset_page(info.context.reader.competitors(request))
         return from_page(page, Competitor.from_model)
 
     @strawberry.field(
