@@ -28,7 +28,7 @@ from gql_service.models import (
     table_of,
 )
 from gql_service.money_sql import money_below_limit, money_sum
-from gql_service.records import LineRecord, OpportunityRecord, QuoteRecord
+from gql_service.records import OpportunityRecord, QuoteRecord
 from gql_service.repositories import Repository
 from gql_service.transitions import Changes
 
@@ -179,10 +179,9 @@ async def update_line(repo: Repository, kind: LineTable, line_id: int, values: C
     return (await _run(repo, _SQL[kind.parent]["update"], params)).one()
 
 
-async def remove_line(repo: Repository, kind: LineTable, line_id: int) -> LineRecord:
+async def remove_line(repo: Repository, kind: LineTable, line_id: int) -> Any:
     """DELETE the line RETURNING what it was."""
-    removed: LineRecord = (await _run(repo, _SQL[kind.parent]["delete"], {"p_id": line_id})).one()
-    return removed
+    return (await _run(repo, _SQL[kind.parent]["delete"], {"p_id": line_id})).one()
 
 
 async def copy_lines(

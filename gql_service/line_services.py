@@ -22,7 +22,13 @@ from gql_service.errors import ValidationFailedError, not_found, raise_if_any
 from gql_service.line_repository import OPPORTUNITY_LINES, QUOTE_LINES
 from gql_service.messages import msg
 from gql_service.models import BillingMethod, Opportunity, Quote, TransactionClass
-from gql_service.records import LineRecord, OpportunityRecord, QuoteRecord
+from gql_service.records import (
+    LineRecord,
+    OpportunityLineRecord,
+    OpportunityRecord,
+    QuoteLineRecord,
+    QuoteRecord,
+)
 from gql_service.repositories import Repository
 from gql_service.rules import check_line_values, check_lines_total, check_version
 from gql_service.unit_of_work import UnitOfWork
@@ -33,7 +39,7 @@ from gql_service.unset import UNSET, Unset
 class QuoteLineChanged:
     """A quote line as written (or as it was, when removed) and its quote with its new total."""
 
-    line: LineRecord
+    line: QuoteLineRecord
     quote: QuoteRecord
 
 
@@ -41,7 +47,7 @@ class QuoteLineChanged:
 class OpportunityLineChanged:
     """An opportunity line as written (or as removed) and its opportunity."""
 
-    line: LineRecord
+    line: OpportunityLineRecord
     opportunity: OpportunityRecord
 
 

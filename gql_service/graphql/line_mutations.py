@@ -45,12 +45,12 @@ def _changes(input: UpdateLineFields) -> dict[str, Any]:
 
 
 def _quote_line(r: QuoteLineChanged) -> dict[str, Any]:
-    return {"line": QuoteLine.from_model(r.line), "quote": Quote.from_model(r.quote)}  # type: ignore[arg-type]
+    return {"line": QuoteLine.from_model(r.line), "quote": Quote.from_model(r.quote)}
 
 
 def _opportunity_line(r: OpportunityLineChanged) -> dict[str, Any]:
     return {
-        "line": OpportunityLine.from_model(r.line),  # type: ignore[arg-type]
+        "line": OpportunityLine.from_model(r.line),
         "opportunity": Opportunity.from_model(r.opportunity),
     }
 
