@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any
 
 import orjson
@@ -824,7 +825,6 @@ class Compiler:
 
     def _quote_conditions(self, given: dict[str, Any] | None) -> list[str]:
         """The top-level quotes filter, as queries.Reader.quotes."""
-        sql = self.sql
         query = quote_list_query(
             None
             if given is None
@@ -834,19 +834,7 @@ class Compiler:
                 opportunity_id=given.get("opportunityId"),
             )
         )
-        conditions = []
-        if query.opportunity_id is not None:
-            key = sql.parameter(query.opportunity_id)
-            # An opportunity's id from an ID variable: the cached statement serves other ids
-            # (``CompiledRead.rebound``); an id that names no opportunity binds 0 for every one.
-            variable = self.id_variables.get(id(given and given.get("opportunityId")))
-            if variable is not None and query.opportunity_id:
-                self.linked[key] = variable
-            conditions.append(f"{{a}}.opportunity_id = {sql.placeholder(key)}")
-        if query.states:
-            conditions.append(
-                "{a}.state IN (" + ", ".join(sql.bind(s.name) for s in query.states) + ")"
-            )
+        conditions = self._of_opportunity_in_states(given, query.opportunity_id, query.states)
         if query.is_open is not None:
             negation = "" if query.is_open else "NOT "
             conditions.append(f"{{a}}.state {negation}IN {OPEN_STATES}")
@@ -854,23 +842,29 @@ class Compiler:
 
     def _contract_conditions(self, given: dict[str, Any] | None) -> list[str]:
         """The contracts filter, as queries.Reader.contracts."""
-        sql = self.sql
         query = contract_query(
             None
             if given is None
             else ContractFilter(state=given.get("state"), opportunity_id=given.get("opportunityId"))
         )
+        return self._of_opportunity_in_states(given, query.opportunity_id, query.states)
+
+    def _of_opportunity_in_states(
+        self, given: dict[str, Any] | None, opportunity_id: int | None, states: Sequence[Enum]
+    ) -> list[str]:
+        """The filters quotes and contracts share: one opportunity's, in one of the states."""
+        sql = self.sql
         conditions = []
-        if query.opportunity_id is not None:
-            key = sql.parameter(query.opportunity_id)
+        if opportunity_id is not None:
+            key = sql.parameter(opportunity_id)
+            # An opportunity's id from an ID variable: the cached statement serves other ids
+            # (``CompiledRead.rebound``); an id that names no opportunity binds 0 for every one.
             variable = self.id_variables.get(id(given and given.get("opportunityId")))
-            if variable is not None and query.opportunity_id:
+            if variable is not None and opportunity_id:
                 self.linked[key] = variable
             conditions.append(f"{{a}}.opportunity_id = {sql.placeholder(key)}")
-        if query.states:
-            conditions.append(
-                "{a}.state IN (" + ", ".join(sql.bind(s.name) for s in query.states) + ")"
-            )
+        if states:
+            conditions.append("{a}.state IN (" + ", ".join(sql.bind(s.name) for s in states) + ")")
         return conditions
 
 
