@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from gql_service.authentication import build_authenticator
-from gql_service.database import create_engine
+from gql_service.database import create_engine, reads_engine
 from gql_service.frontend import app_routes
 from gql_service.graphiql import PREFIX as GRAPHIQL_FILES
 from gql_service.graphiql import GraphiQLFiles
@@ -73,12 +73,17 @@ def create_app(
         from gql_service.tracing import provider_from_env
 
         tracer_provider = provider_from_env(settings.trace_exporters)
+    reads = reads_engine(engine)
     if tracer_provider is not None:
         from gql_service.tracing import trace_engine
 
         trace_engine(engine, tracer_provider)
+        if reads is not engine:
+            trace_engine(reads, tracer_provider)
     if settings.metrics:
         observe_pool(engine, "default")
+        if reads is not engine:
+            observe_pool(reads, "reads")
     authenticator = build_authenticator(settings, engine)
     broker = live_broker(settings, engine)
     endpoint = GraphQLEndpoint(

@@ -7,11 +7,13 @@ pings it: a connection found dead on the request's first statement is discarded 
 retried once on a fresh one (a disconnect makes the pool replace every connection older than
 it, so the retry does not meet another dead one).
 
-On PostgreSQL at READ COMMITTED (the default) the reads run in autocommit mode: at that level
-each statement takes its own snapshot whether or not a transaction wraps them, so BEGIN and
-ROLLBACK would be two round trips that buy nothing, and psycopg forgets its prepared statements
-on every ROLLBACK. At REPEATABLE READ and SERIALIZABLE, and on SQLite (whose WAL snapshot holds
-for a transaction), one read transaction wraps the request's reads, so they see one snapshot.
+On PostgreSQL at READ COMMITTED (the default) the reads run in autocommit mode, on the engine's
+companion for reads (database.reads_engine), whose connections are in autocommit from birth: at
+that level each statement takes its own snapshot whether or not a transaction wraps them, so
+BEGIN and ROLLBACK would be two round trips that buy nothing, and psycopg forgets its prepared
+statements on every ROLLBACK. At REPEATABLE READ and SERIALIZABLE, and on SQLite (whose WAL
+snapshot holds for a transaction), one read transaction wraps the request's reads, so they see
+one snapshot.
 """
 
 from __future__ import annotations
@@ -24,31 +26,23 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_service.database import is_dead_connection
+from gql_service.database import is_dead_connection, reads_engine
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# Isolation levels at which a transaction gives a read nothing that autocommit does not.
-_PER_STATEMENT_SNAPSHOT = frozenset({None, "READ COMMITTED", "READ_COMMITTED", "AUTOCOMMIT"})
-
 
 def reads_autocommit(engine: AsyncEngine) -> bool:
-    """True when ``engine``'s reads can run without a transaction at no cost to consistency."""
-    if engine.dialect.name != "postgresql":
-        return False
-    # The isolation level the engine was created with (create_engine(isolation_level=...)).
-    level = getattr(engine.dialect, "_on_connect_isolation_level", None)
-    return (str(level).upper() if level is not None else None) in _PER_STATEMENT_SNAPSHOT
+    """True when ``engine``'s reads run without a transaction, at no cost to consistency."""
+    return reads_engine(engine) is not engine
 
 
 class ReadSession:
     """One pooled connection and at most one read transaction for one request."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._autocommit = reads_autocommit(engine)
+        self._engine = reads_engine(engine)
         self._connection: AsyncConnection | None = None
         # True once a statement has succeeded on the current connection: it is alive.
         self._proven = False
@@ -108,9 +102,8 @@ class ReadSession:
             return self._connection
         connection = await self._engine.connect()
         try:
-            if self._autocommit:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-            # On PostgreSQL no round trip: psycopg sends BEGIN (if any) with the first statement.
+            # In autocommit (PostgreSQL at READ COMMITTED) this sends nothing; otherwise it
+            # begins the request's one read transaction.
             await connection.begin()
         except BaseException:
             await connection.close()

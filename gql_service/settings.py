@@ -257,15 +257,32 @@ class Settings:
         return self.environment == "production"
 
     @property
+    def reads_autocommit(self) -> bool:
+        """True when reads need no transaction: PostgreSQL at READ COMMITTED (the default),
+        where each statement takes its own snapshot anyway (read_session.py)."""
+        if self.is_sqlite:
+            return False
+        level = (self.isolation_level or "READ COMMITTED").upper().replace("_", " ")
+        return level in {"READ COMMITTED", "AUTOCOMMIT"}
+
+    @property
+    def pools_per_worker(self) -> int:
+        """Two on PostgreSQL at READ COMMITTED (one for reads, in autocommit, and one for
+        transactions), one otherwise."""
+        return 2 if self.reads_autocommit else 1
+
+    @property
     def pool_size_per_worker(self) -> int:
-        """DB_POOL_SIZE, capped so that every worker's pool fits the database's connections.
+        """DB_POOL_SIZE, capped so that every worker's pools fit the database's connections.
 
         The workers' pools together never exceed DB_MAX_CONNECTIONS - DB_RESERVED_CONNECTIONS;
         pools never overflow (an overflow connection is closed on return, and that churn is
         what made reads slower past 8 clients): a request waits for a pooled connection.
         """
         usable = max(1, self.db_max_connections - self.db_reserved_connections)
-        return max(1, min(self.db_pool_size, usable // max(1, self.workers)))
+        return max(
+            1, min(self.db_pool_size, usable // (max(1, self.workers) * self.pools_per_worker))
+        )
 
     @property
     def tracing(self) -> bool:

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gql_service.app import create_app
-from gql_service.database import create_engine
+from gql_service.database import create_engine, reads_engine
 from gql_service.migrations import upgrade_to_head
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
@@ -132,6 +133,12 @@ class GraphQLClient:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
+
+
+def sync_engines(engine: AsyncEngine) -> list[Engine]:
+    """``engine`` and, on PostgreSQL at READ COMMITTED, its companion for reads: where a test
+    listens for statements, checkouts or connections of the app's database."""
+    return list(dict.fromkeys((engine.sync_engine, reads_engine(engine).sync_engine)))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -20,7 +20,7 @@ from gql_service.errors import ValidationFailedError
 from gql_service.models import BillingMethod
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, sync_engines
 from tests.operations import (
     CONFLICT,
     UPDATE_OPPORTUNITY,
@@ -664,7 +664,8 @@ async def test_listing_lines_is_a_fixed_number_of_statements(
     engine = app.state.engine
     await _seed_lines(UnitOfWork(engine, actor="tester"), 50)
     statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for each in sync_engines(engine):
+        event.listen(each, "before_cursor_execute", lambda *a: statements.append(a[2]))
     counts: dict[tuple[str, int], int] = {}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
@@ -706,7 +707,8 @@ async def test_line_writes_are_a_fixed_number_of_statements(settings: Settings) 
     )
     counts: dict[str, list[int]] = {}
     statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for each in sync_engines(engine):
+        event.listen(each, "before_cursor_execute", lambda *a: statements.append(a[2]))
     for opportunity, lines_before in ((few, 1), (many, 30)):
         assert opportunity.id is not None
         quote = await quote_services.create_quote(uow, opportunity_id=opportunity.id, name="Q")

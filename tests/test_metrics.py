@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import OperationalError
 
 from gql_service.app import create_app
+from gql_service.database import reads_engine
 from gql_service.graphql.compiled_reads import STATS
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
@@ -176,18 +177,24 @@ async def test_pool_gauges_follow_checked_out_connections(settings: Settings) ->
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as http:
+        reads = reads_engine(engine)
+        pools = {"default": engine} if reads is engine else {"default": engine, "reads": reads}
         before = await scrape(http)
-        async with engine.connect():
+        async with AsyncExitStack() as held:
+            for each in pools.values():
+                await held.enter_async_context(each.connect())
             during = await scrape(http)
         after = await scrape(http)
     await engine.dispose()
 
+    assert list(pools) == (["default"] if settings.is_sqlite else ["default", "reads"])
     checked_out = "gql_db_pool_checked_out"
-    assert value(during, checked_out, pool="default") - value(
-        before, checked_out, pool="default"
-    ) == pytest.approx(1)
-    assert value(after, checked_out, pool="default") == value(before, checked_out, pool="default")
-    assert value(after, "gql_db_pool_size", pool="default") >= settings.pool_size_per_worker
+    for pool in pools:
+        assert value(during, checked_out, pool=pool) - value(
+            before, checked_out, pool=pool
+        ) == pytest.approx(1)
+        assert value(after, checked_out, pool=pool) == value(before, checked_out, pool=pool)
+        assert value(after, "gql_db_pool_size", pool=pool) >= settings.pool_size_per_worker
     assert ("gql_subscriptions_open", ()) in after
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from gql_service.app import create_app
 from gql_service.server import uvicorn_options
 from gql_service.settings import Settings
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, sync_engines
 from tests.operations import create_opportunity, read_opportunity
 
 
@@ -31,14 +31,34 @@ def test_each_worker_gets_its_share_of_the_database_connections() -> None:
     assert Settings.from_env(tiny).pool_size_per_worker == 1
 
 
+def test_on_postgresql_at_read_committed_each_worker_splits_its_share_between_two_pools() -> None:
+    postgres = {
+        "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none",
+        "DB_MAX_CONNECTIONS": "100",
+        "DB_RESERVED_CONNECTIONS": "10",
+    }
+    for workers, size in (("1", 20), ("2", 20), ("4", 11), ("8", 5), ("50", 1)):
+        settings = Settings.from_env({**postgres, "WORKERS": workers})
+        assert settings.pools_per_worker == 2
+        assert settings.pool_size_per_worker == size, workers
+        if size > 1:  # the pools together fit the connections the service may use
+            assert int(workers) * 2 * size <= 90
+    for level in ("REPEATABLE READ", "SERIALIZABLE"):  # reads share one transaction's pool
+        settings = Settings.from_env({**postgres, "WORKERS": "4", "DB_ISOLATION_LEVEL": level})
+        assert (settings.pools_per_worker, settings.pool_size_per_worker) == (1, 20)
+    assert Settings.from_env({"WORKERS": "4"}).pools_per_worker == 1  # SQLite
+
+
 async def test_more_concurrent_requests_than_connections_open_no_extra_connection(
     settings: Settings,
 ) -> None:
     settings = replace(settings, db_pool_size=2, db_pool_timeout_ms=10_000)
     app = create_app(settings)
     engine = app.state.engine
-    connects: list[Any] = []
-    event.listen(engine.sync_engine.pool, "connect", lambda *args: connects.append(args))
+    pools = [each.pool for each in sync_engines(engine)]
+    connects: dict[Any, list[Any]] = {pool: [] for pool in pools}
+    for pool in pools:
+        event.listen(pool, "connect", lambda *args, pool=pool: connects[pool].append(args))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as http:
@@ -47,12 +67,13 @@ async def test_more_concurrent_requests_than_connections_open_no_extra_connectio
         for _ in range(3):
             found = await asyncio.gather(*(read_opportunity(gql, pk) for _ in range(12)))
             assert {o["id"] for o in found} == {pk}
-        checked_out = engine.sync_engine.pool.checkedout()
+        checked_out = [pool.checkedout() for pool in pools]
     await engine.dispose()
 
-    # Requests queue for the two pooled connections instead of opening (and closing) more.
-    assert len(connects) <= 2
-    assert checked_out == 0
+    # Requests queue for the two pooled connections of each pool (reads and, on PostgreSQL at
+    # READ COMMITTED, transactions) instead of opening (and closing) more.
+    assert all(len(opened) <= 2 for opened in connects.values()), connects
+    assert checked_out == [0] * len(pools)
 
 
 def test_the_event_loop_setting_reaches_uvicorn_and_refuses_unknown_loops() -> None:

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gql_service.app import create_app
-from gql_service.database import create_engine
+from gql_service.database import create_engine, reads_engine
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient
@@ -181,8 +181,11 @@ async def test_a_pool_checkout_timeout_is_service_unavailable(
 ) -> None:
     settings = replace(settings, db_pool_size=1, db_pool_timeout_ms=100)
     async with serve(settings) as (http, app), AsyncExitStack() as held:
-        # Take every connection the pool may hand out (pools never overflow).
-        await held.enter_async_context(app.state.engine.connect())
+        # Take every connection the pools may hand out (pools never overflow): the one for
+        # transactions and, on PostgreSQL at READ COMMITTED, the one for reads.
+        engine = app.state.engine
+        for each in dict.fromkeys((engine, reads_engine(engine))):
+            await held.enter_async_context(each.connect())
         with caplog.at_level(logging.WARNING):
             response = await http.post("/graphql", json={"query": LIST})
             ready = await http.get("/readyz")

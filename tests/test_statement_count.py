@@ -21,6 +21,7 @@ from gql_service.graphql.ids import encode_id
 from gql_service.models import CloseOutcome, Quote, QuoteState, QuoteStatusReason
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
+from tests.conftest import sync_engines
 
 LIST = """
 query($first: Int!) {
@@ -70,7 +71,8 @@ async def test_listing_opportunities_with_quotes_and_history_is_a_fixed_number_o
     def count(*args: Any) -> None:
         statements.append(args[2])
 
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    for each in sync_engines(engine):
+        event.listen(each, "before_cursor_execute", count)
     per_page: dict[int, int] = {}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
@@ -196,11 +198,13 @@ class StatementCounter:
         self.count = 0
 
     def __enter__(self) -> StatementCounter:
-        event.listen(self.engine.sync_engine, "before_cursor_execute", self._seen)
+        for each in sync_engines(self.engine):
+            event.listen(each, "before_cursor_execute", self._seen)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)
+        for each in sync_engines(self.engine):
+            event.remove(each, "before_cursor_execute", self._seen)
 
     def _seen(self, *args: Any) -> None:
         parameters, context, executemany = args[3], args[4], args[5]
