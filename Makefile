@@ -8,7 +8,7 @@ PORT ?= 8000
 # Test processes (pytest-xdist); each starts its own throwaway PostgreSQL cluster.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install chromium run serve migrate seed test pytest lint format schema messages bench bench-asgi bench-hostile clean
+.PHONY: install chromium run serve migrate seed test pytest lint format schema messages bench bench-ab bench-asgi bench-hostile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -79,6 +79,14 @@ bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/run.py
+
+## make bench-ab: the service of BENCH_BASE (default HEAD~1) and of the working tree, served in
+## turn on one PostgreSQL under wrk, BENCH_REPEAT times each: medians of requests/s and of worker
+## CPU per request, to tell whether a change pays (bench/ab.py). Not part of make test.
+bench-ab: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) bench/ab.py
 
 ## make bench-asgi: the older in-process timings (list, mutations) and the hostile catalogue.
 bench-asgi: install

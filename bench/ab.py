@@ -1,0 +1,134 @@
+"""`make bench-ab`: the service of two source trees, in turn on one PostgreSQL, under wrk.
+
+A `make bench` run measures the service and the baseline minutes apart, and on a shared machine
+the speed of both drifts by a third between runs (the same code's W1 gave 249 and 357 req/s in
+two full runs). To tell whether a change pays, this serves the service of BENCH_BASE (a git
+revision, checked out into a temporary worktree) and of the working tree in turn, BENCH_REPEAT
+times each, on the same cluster and data (bench/run.py's), and reports for each the median of
+the requests per second and of the workers' CPU time per request (user + system, from
+/proc/PID/stat). Both trees run in this virtualenv, on the working tree's schema.
+
+Environment: BENCH_BASE (default HEAD~1), BENCH_REPEAT (default 6), BENCH_DURATION (seconds per
+run, default 5), BENCH_SCENARIOS (default R1), BENCH_CONNECTIONS (one number, default 8),
+BENCH_WORKERS (default: the number of cores).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("BENCH_DURATION", "5")
+
+import psycopg
+import run
+from dataset import load_base_data
+from scenarios import SCENARIOS
+
+BASE = os.environ.get("BENCH_BASE", "HEAD~1")
+REPEAT = int(os.environ.get("BENCH_REPEAT", "6"))
+ONLY = [s for s in os.environ.get("BENCH_SCENARIOS", "R1").split(",") if s]
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """``revision`` checked out, detached, in a temporary directory."""
+    path = Path(tempfile.mkdtemp(prefix="gql_bench_ab_")) / "tree"
+    subprocess.run(
+        ["git", "-C", str(run.ROOT), "worktree", "add", "--quiet", "--detach", str(path), revision],
+        check=True,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "-C", str(run.ROOT), "worktree", "remove", "--force", str(path)], check=False
+        )
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def serve(tree: Path, port: int) -> run.Server:
+    """The service of ``tree``: ``python -m`` imports from the working directory first."""
+    here = Path.cwd()
+    os.chdir(tree)
+    try:
+        return run.start_server("service", port, "bench_service", {"PYTHONPATH": str(tree)})
+    finally:
+        os.chdir(here)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / TICKS
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk (make bench-ab does it)")
+    scenarios = [s for s in SCENARIOS if s.name in ONLY]
+    if not scenarios:
+        raise SystemExit(f"no scenario named in BENCH_SCENARIOS={','.join(ONLY)}")
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with worktree(BASE) as base, run.cluster() as pg:
+        trees = {f"base ({BASE})": base, "working tree": run.ROOT}
+        with psycopg.connect(run.dsn(pg.port, "postgres"), autocommit=True) as connection:
+            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            connection.execute("CREATE DATABASE bench_service")
+        url = run.sqlalchemy_url(pg.port, "bench_service")
+        run.cli(url, "migrate")
+        print("loading the data set ...", flush=True)
+        load_base_data(run.dsn(pg.port, "bench_service"))
+        token = run.cli(
+            url,
+            "create-api-key", "--name", "bench", "--scopes", "opportunities:read",
+            "opportunities:write",
+        ).splitlines()[-1]  # fmt: skip
+        for repeat in range(REPEAT):
+            for label, tree in trees.items():
+                server = serve(tree, pg.port)
+                try:
+                    run.warm_up(server, token)
+                    workers = server.workers()
+                    for scenario in scenarios:
+                        before = cpu_seconds(workers)
+                        measured = run.measure(server, token, pg.port, scenario, CONNECTIONS)
+                        used = cpu_seconds(workers) - before
+                        per_request = used / max(measured.requests, 1) * 1e6
+                        results.setdefault((scenario.name, label), []).append(
+                            (measured.rps, per_request)
+                        )
+                        print(
+                            f"{repeat + 1}/{REPEAT} {label:24s} {scenario.name:8s} "
+                            f"{measured.rps:8.1f} req/s {per_request:7.0f} us CPU/request "
+                            f"p99 {measured.p99_ms:6.1f} ms errors {measured.errors}",
+                            flush=True,
+                        )
+                finally:
+                    server.stop()
+    print(f"\nmedians of {REPEAT} runs of {run.DURATION} s at {CONNECTIONS} connections:")
+    for (scenario_name, label), values in results.items():
+        rps = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        low, high = min(v[0] for v in values), max(v[0] for v in values)
+        print(
+            f"{scenario_name:8s} {label:24s} {rps:8.1f} req/s ({low:.0f}-{high:.0f}) "
+            f"{cpu:7.0f} us CPU/request"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
