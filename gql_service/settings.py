@@ -93,8 +93,9 @@ class Settings:
     # --- query cost and limits ---
     max_query_cost: int = 10_000
     max_field_repeats: int = 10
-    # --- compiled reads ---
+    # --- compiled reads, and the fast lane's writes ---
     compiled_reads: bool = True
+    fast_writes: bool = True
     # --- persisted queries ---
     apq_enabled: bool = True
     persisted_query_cache_size: int = 1_000
@@ -194,6 +195,7 @@ class Settings:
             max_field_repeats=_int(env, "MAX_FIELD_REPEATS", cls.max_field_repeats),
             # --- compiled reads ---
             compiled_reads=_bool(env, "COMPILED_READS", cls.compiled_reads),
+            fast_writes=_bool(env, "FAST_WRITES", cls.fast_writes),
             # --- persisted queries ---
             apq_enabled=_bool(env, "APQ_ENABLED", cls.apq_enabled),
             persisted_query_cache_size=_int(

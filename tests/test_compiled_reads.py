@@ -256,7 +256,7 @@ class Pair:
         headers: dict[str, str] | None = None,
     ) -> Any:
         """Send the read to both apps, and to the compiling one twice: the second time a
-        compiled query takes the fast lane (fast_reads.py). All three answers must agree."""
+        compiled query takes the fast lane (fast_lane.py). All three answers must agree."""
         body = {"query": query, "variables": variables or {}}
         failed = compiled_reads.STATS.failed
         plain = await self.plain.post("/graphql", json=body, headers=headers)

@@ -39,7 +39,7 @@ class Stats:
     compiled: int = 0
     plain: int = 0
     failed: int = 0  # the statement failed unexpectedly; the plain path answered
-    fast: int = 0  # of the compiled ones, answered by the fast lane (fast_reads.py)
+    fast: int = 0  # of the compiled ones, answered by the fast lane (fast_lane.py)
 
 
 STATS = Stats()

@@ -37,6 +37,9 @@ class Context:
     language: Language = DEFAULT
     # This worker's subscribers of committed changes (None: subscriptions are off).
     broker: Broker | None = None
+    # How the fast lane's run of this request's write failed (fast_writes.py): the resolver
+    # answers with it instead of running the write again.
+    attempted: Exception | None = None
     _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
     @property
@@ -56,6 +59,10 @@ class Context:
             broker=self.broker,
             dry_run=dry_run,
         )
+
+    def take_attempted(self) -> Exception | None:
+        attempted, self.attempted = self.attempted, None
+        return attempted
 
     def refresh(self) -> None:
         """Forget what this request has loaded, so a mutation's payload shows fresh data."""

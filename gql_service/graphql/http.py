@@ -29,7 +29,7 @@ from gql_service.announcements import Broker
 from gql_service.graphiql import page_html
 from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context
-from gql_service.graphql.fast_reads import FastReads
+from gql_service.graphql.fast_lane import FastLane
 from gql_service.graphql.idempotency import IdempotentRequests
 from gql_service.graphql.localized import LocalizedHTTPError, http_message, localized
 from gql_service.graphql.negotiation import GRAPHQL_RESPONSE_JSON, JSON, media_type
@@ -95,18 +95,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.engine = engine
         self.authenticator = authenticator
         register_sqlite_functions(engine)
-        # Known compiled queries skip strawberry's per-request machinery (fast_reads.py).
-        self.fast_reads = (
-            FastReads(
-                schema._schema,
-                settings,
-                authenticator,
-                schema.gate,
-                schema.compilers,
-                schema.known_reads,
-                schema.tracer,
-            )
-            if settings.compiled_reads and isinstance(schema, Schema)
+        # Known operations skip strawberry's per-request machinery (fast_lane.py).
+        self.fast_lane = (
+            FastLane(schema, settings, authenticator, engine, broker)
+            if (settings.compiled_reads or settings.fast_writes) and isinstance(schema, Schema)
             else None
         )
         self.persisted = PersistedQueries(
@@ -163,9 +155,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         request = Request(scope, receive)
         try:
             response = None
-            if self.fast_reads is not None:
+            if self.fast_lane is not None:
                 reads = scope["state"]["reads"]
-                response = await self.fast_reads.answer(request, reads, request_id)
+                response = await self.fast_lane.answer(request, reads, request_id)
             if response is None:
                 response = await self.run(request)
         except HTTPException as exc:
@@ -292,6 +284,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             # A refused caller claims nothing: the authorization extension answers first.
             idempotency=None if failure else await self.idempotency.claim(request, principal.name),
             broker=self.broker,
+            attempted=getattr(request.state, "attempted", None),
         )
 
     def encode_json(self, data: object) -> bytes:

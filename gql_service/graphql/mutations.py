@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -48,10 +49,11 @@ from gql_service.graphql.types import Competitor, Info, Opportunity, Opportunity
 from gql_service.idempotency import IdempotencyKeyTakenError
 from gql_service.quote_closing import ClosedQuote
 from gql_service.quote_services import QuoteWon
-from gql_service.records import OpportunityRecord
+from gql_service.services import OpportunityClosed, QuotesClosed
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET
 
+In = TypeVar("In")
 P = TypeVar("P")
 R = TypeVar("R")
 
@@ -80,6 +82,9 @@ async def respond(
         if claim is not None and claim.taken:
             # An earlier field of this document found the key taken: run nothing more.
             raise IdempotencyKeyTakenError(claim.key)
+        attempted = info.context.take_attempted()
+        if attempted is not None:
+            raise attempted  # the fast lane ran this call, and it failed so
         result = await call(info.context.unit_of_work(dry_run=dry_run))
     except ValidationFailedError as exc:
         metrics.note_user_errors([v.code.name for v in exc.violations])
@@ -115,49 +120,100 @@ def _all_closed(closed: Iterable[ClosedQuote]) -> list[Quote]:
     return [_closed(c) for c in closed]
 
 
-def _without_open_quotes(info: Info, record: OpportunityRecord, dry_run: bool) -> Opportunity:
-    """An opportunity whose open quotes a close (or closeQuotes) closed.
-
-    After a dry run the database still holds them: its openQuoteCount is given as the call
-    would leave it, none.
-    """
-    opportunity = Opportunity.from_model(record)
-    if dry_run:
-        _prime_no_open_quotes(info, opportunity)
-    return opportunity
+def _prime_no_open_quotes(info: Info, opportunity: Opportunity | None) -> None:
+    """After a dry run the database still holds the open quotes its close (or closeQuotes)
+    closed: the opportunity's openQuoteCount is given as the call would leave it, none."""
+    if opportunity is not None:
+        info.context.loaders.open_quote_count.prime(opportunity.pk, 0)
 
 
-def _prime_no_open_quotes(info: Info, opportunity: Opportunity) -> None:
-    info.context.loaders.open_quote_count.prime(opportunity.pk, 0)
+@dataclass(frozen=True)
+class Write(Generic[In, R]):
+    """A mutation apart from GraphQL execution: the service call its input makes, and the
+    payload fields its result gives. The resolver runs it through ``respond``; the fast lane
+    (fast_writes.py) runs the same two for a known document."""
+
+    payload: type
+    call: Callable[[In], Callable[[UnitOfWork], Awaitable[R]]]
+    present: Callable[[R], dict[str, Any]]
+
+    async def respond(
+        self, info: Info, input: In, *, dry_run: bool = False, within: Sequence[str] = INPUT
+    ) -> Any:
+        def present(result: R) -> dict[str, Any]:
+            fields = self.present(result)
+            if dry_run:
+                _prime_no_open_quotes(info, fields.get("opportunity"))
+            return fields
+
+        return await respond(
+            info, self.payload, self.call(input), present, dry_run=dry_run, within=within
+        )
+
+
+Call = Callable[[UnitOfWork], Awaitable[R]]
+
+
+def _close_opportunity_call(input: CloseOpportunityInput) -> Call[OpportunityClosed]:
+    return lambda uow: services.close_opportunity(
+        uow,
+        opportunity_id=_opportunity_id(input.opportunity_id),
+        outcome=input.outcome,
+        status_reason=input.status_reason,
+        actual_revenue=input.actual_revenue,
+        close_date=input.close_date,
+        competitor_id=decode_optional_id(input.competitor_id, "Competitor", field="competitor"),
+        description=input.description,
+        close_open_quotes=input.close_open_quotes,
+        expected_version=input.expected_version,
+    )
+
+
+def _close_quotes_call(input: CloseQuotesInput) -> Call[QuotesClosed]:
+    return lambda uow: services.close_quotes(
+        uow,
+        opportunity_id=_opportunity_id(input.opportunity_id),
+        status_reason=input.status_reason,
+        close_date=input.close_date,
+        description=input.description,
+        expected_version=input.expected_version,
+    )
+
+
+CLOSE_OPPORTUNITY: Write[CloseOpportunityInput, OpportunityClosed] = Write(
+    CloseOpportunityPayload,
+    _close_opportunity_call,
+    lambda r: {
+        "opportunity": Opportunity.from_model(r.opportunity),
+        "opportunity_close": OpportunityClose.from_model(r.close),
+        "closed_quotes": _all_closed(r.closed_quotes),
+    },
+)
+CLOSE_QUOTES: Write[CloseQuotesInput, QuotesClosed] = Write(
+    CloseQuotesPayload,
+    _close_quotes_call,
+    lambda r: {
+        "opportunity": Opportunity.from_model(r.opportunity),
+        "closed_quotes": _all_closed(r.closed_quotes),
+    },
+)
+
+# The mutations the fast lane may answer, by field name: those whose input is all the call
+# needs (no dry run, no idempotency key: the lane leaves those to execution).
+FAST_WRITES: dict[str, Write[Any, Any]] = {
+    "closeOpportunity": CLOSE_OPPORTUNITY,
+    "closeQuotes": CLOSE_QUOTES,
+}
 
 
 async def _close_opportunity(
     info: Info, input: CloseOpportunityInput, within: Sequence[str] = INPUT
 ) -> CloseOpportunityPayload:
     """closeOpportunity for one input, on its own or as one item of a bulk close."""
-    return await respond(
-        info,
-        CloseOpportunityPayload,
-        lambda uow: services.close_opportunity(
-            uow,
-            opportunity_id=_opportunity_id(input.opportunity_id),
-            outcome=input.outcome,
-            status_reason=input.status_reason,
-            actual_revenue=input.actual_revenue,
-            close_date=input.close_date,
-            competitor_id=decode_optional_id(input.competitor_id, "Competitor", field="competitor"),
-            description=input.description,
-            close_open_quotes=input.close_open_quotes,
-            expected_version=input.expected_version,
-        ),
-        lambda r: {
-            "opportunity": _without_open_quotes(info, r.opportunity, input.dry_run),
-            "opportunity_close": OpportunityClose.from_model(r.close),
-            "closed_quotes": _all_closed(r.closed_quotes),
-        },
-        dry_run=input.dry_run,
-        within=within,
+    payload: CloseOpportunityPayload = await CLOSE_OPPORTUNITY.respond(
+        info, input, dry_run=input.dry_run, within=within
     )
+    return payload
 
 
 async def _close_opportunities(
@@ -169,7 +225,7 @@ async def _close_opportunities(
     def present(payloads: list[CloseOpportunityPayload]) -> dict[str, Any]:
         # Each success forgot what the request had loaded, the dry runs' open-quote counts too.
         for item, done in zip(items, payloads, strict=True):
-            if item.dry_run and done.opportunity is not None:
+            if item.dry_run:
                 _prime_no_open_quotes(info, done.opportunity)
         return bulk_close.payload_fields(items, payloads)
 
@@ -295,23 +351,8 @@ class Mutation:
         info: Info,
         input: Annotated[CloseQuotesInput, _INPUT],
     ) -> CloseQuotesPayload:
-        return await respond(
-            info,
-            CloseQuotesPayload,
-            lambda uow: services.close_quotes(
-                uow,
-                opportunity_id=_opportunity_id(input.opportunity_id),
-                status_reason=input.status_reason,
-                close_date=input.close_date,
-                description=input.description,
-                expected_version=input.expected_version,
-            ),
-            lambda r: {
-                "opportunity": _without_open_quotes(info, r.opportunity, input.dry_run),
-                "closed_quotes": _all_closed(r.closed_quotes),
-            },
-            dry_run=input.dry_run,
-        )
+        payload: CloseQuotesPayload = await CLOSE_QUOTES.respond(info, input, dry_run=input.dry_run)
+        return payload
 
     @strawberry.mutation(description="Add a DRAFT quote to an OPEN opportunity.")
     async def create_quote(

@@ -27,6 +27,7 @@ from gql_service.graphql.compiler import Compilers
 from gql_service.graphql.contract_types import ContractLine, ProjectContract
 from gql_service.graphql.errors import ERROR_TYPES
 from gql_service.graphql.extensions import LogOperations, MaskUnexpectedErrors
+from gql_service.graphql.fast_writes import KnownWrites, remember_writes
 from gql_service.graphql.known_reads import KnownReads
 from gql_service.graphql.line_mutations import LineMutation
 from gql_service.graphql.mutations import Mutation
@@ -95,13 +96,14 @@ class MutationRoot(Mutation, LineMutation):
 class Schema(strawberry.Schema):
     """Logs nothing by itself: unexpected errors are logged, with request id, when masked.
 
-    It carries the admission gate, the read compiler and the register of compiled queries,
-    which the HTTP endpoint's fast lane shares with the extensions.
+    It carries the admission gate, the read compiler and the registers of compiled queries
+    and of plain mutations, which the HTTP endpoint's fast lane shares with the extensions.
     """
 
     gate: Gate
     compilers: Compilers
     known_reads: KnownReads
+    known_writes: KnownWrites
     # The operation spans' tracer when tracing is on (the fast lane makes them too).
     tracer: Tracer | None
 
@@ -124,6 +126,7 @@ def build_schema(
 ) -> Schema:
     settings = settings or Settings()
     gate, compilers, known = Gate(settings), Compilers(settings), KnownReads()
+    known_writes = KnownWrites()
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         LogOperations,
         MaskUnexpectedErrors,
@@ -132,6 +135,7 @@ def build_schema(
         AuthorizeOperation,  # after admission: its refusal replaces validation's result
         # Last: it answers admitted, authorized queries before execution.
         compiled_reads(compilers, known),
+        remember_writes(known_writes),
     ]
     tracer = None
     if settings.metrics:
@@ -169,5 +173,6 @@ def build_schema(
     )
     schema._schema.description = DESCRIPTION
     schema.gate, schema.compilers, schema.known_reads = gate, compilers, known
+    schema.known_writes = known_writes
     schema.tracer = tracer
     return schema

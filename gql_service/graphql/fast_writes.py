@@ -1,0 +1,261 @@
+"""The fast lane's writes: a known mutation document, run and rendered without execution.
+
+graphql-core's execution and strawberry's resolver machinery cost about a third of a
+closeOpportunity's CPU, more than its five SQL statements. Once a mutation document of a plain
+shape has been executed normally (so it parsed, validated and passed the limits), it is
+remembered with a ``WritePlan``; the next request with the same text and operation name takes
+the lane (fast_lane.py), which coerces its variables and input as execution would, runs the
+same service call as the resolver (mutations.FAST_WRITES), and renders the payload it
+returned along the selection.
+
+Only a successful call is rendered here. A call that fails, with typed errors or otherwise,
+changed nothing (or, cut off during its commit, may have: either way it must not run twice):
+its exception is handed to the normal path, whose resolver answers with it instead of calling
+the service again (``Context.attempted``). So errors, their messages and their languages come
+from one place.
+
+A plain shape: one root field among ``FAST_WRITES``, no fragments, directives or repeated
+response keys, and below it only fields that read a value the payload already holds (no
+resolver of their own, hence no loader and no statement), ``__typename``, and ``errors``,
+which is empty on success. Anything else is never remembered and always executes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+    is_abstract_type,
+    is_leaf_type,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry.extensions import SchemaExtension
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.base import StrawberryObjectDefinition
+
+from gql_service.graphql.mutations import FAST_WRITES, Write
+
+if TYPE_CHECKING:
+    import strawberry
+
+Render = Callable[[Any], Any]
+
+
+@dataclass
+class Stats:
+    """How known mutations were answered, per process."""
+
+    answered: int = 0  # rendered by the lane
+    handed_over: int = 0  # the call failed; the normal path answered with its failure
+
+
+STATS = Stats()
+
+
+class Declined(Exception):
+    """The request is not one the lane answers; the normal path executes it."""
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """How to answer one known mutation document: its root field and how to render it."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    key: str  # the root field's response key
+    node: FieldNode
+    field: Any  # graphql-core's GraphQLField of the root field
+    arguments: list[Any]  # strawberry's arguments of that field
+    write: Write[Any, Any]
+    render: Render
+
+    def input(self, schema: strawberry.Schema, variables: dict[str, Any] | None) -> Any:
+        """The field's input as the resolver would get it; Declined where execution would
+        refuse the variables or the input (it says why)."""
+        coerced = get_variable_values(
+            schema._schema, self.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            raise Declined
+        try:
+            raw = get_argument_values(self.field, self.node, coerced)
+            converted = convert_arguments(
+                raw,
+                self.arguments,
+                scalar_registry=schema.schema_converter.scalar_registry,
+                config=schema.config,
+            )
+        except Exception as exc:
+            raise Declined from exc
+        return converted["input"]
+
+    def data(self, payload: Any) -> dict[str, Any]:
+        return {self.key: self.render(payload)}
+
+
+class KnownWrites:
+    """Mutation documents of a plain shape, by text and operation name as sent."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._known: LRUCache[tuple[str, str | None], WritePlan] = LRUCache(maxsize=size)
+
+    def remember(self, query: str, operation_name: str | None, plan: WritePlan) -> None:
+        self._known[(query, operation_name)] = plan
+
+    def get(self, query: str, operation_name: str | None) -> WritePlan | None:
+        return self._known.get((query, operation_name))
+
+    def __contains__(self, key: tuple[str, str | None]) -> bool:
+        return key in self._known
+
+
+def plan_write(
+    schema: strawberry.Schema, document: DocumentNode, operation_name: str | None
+) -> WritePlan | None:
+    """The plan for the document's operation, or None if the lane must leave it to execution."""
+    operation = get_operation_ast(document, operation_name)
+    if (
+        operation is None
+        or operation.operation is not OperationType.MUTATION
+        or operation.directives
+        or len(document.definitions) != 1
+        or len(operation.selection_set.selections) != 1
+    ):
+        return None
+    node = operation.selection_set.selections[0]
+    if not isinstance(node, FieldNode) or node.directives or node.name.value not in FAST_WRITES:
+        return None
+    mutation = schema._schema.mutation_type
+    definition = schema.get_type_by_name(mutation.name) if mutation else None
+    if mutation is None or not isinstance(definition, StrawberryObjectDefinition):
+        return None
+    name = node.name.value
+    field = _field(schema, definition, name)
+    if field is None or field.extensions or field.permission_classes:
+        return None
+    render = _renderer(schema, mutation.fields[name].type, node.selection_set)
+    if render is None:
+        return None
+    return WritePlan(
+        document=document,
+        operation=operation,
+        key=node.alias.value if node.alias else name,
+        node=node,
+        field=mutation.fields[name],
+        arguments=field.arguments,
+        write=FAST_WRITES[name],
+        render=render,
+    )
+
+
+def _field(schema: strawberry.Schema, definition: StrawberryObjectDefinition, name: str) -> Any:
+    converter = schema.config.name_converter
+    for field in definition.fields:
+        if converter.get_graphql_name(field) == name:
+            return field
+    return None
+
+
+def _renderer(
+    schema: strawberry.Schema, type_: GraphQLOutputType, selection: SelectionSetNode | None
+) -> Render | None:
+    """What graphql-core's completion of a value of ``type_`` gives, as a function; None for
+    what the lane does not render."""
+    if isinstance(type_, GraphQLNonNull):
+        return _renderer(schema, type_.of_type, selection)
+    if isinstance(type_, GraphQLList):
+        item = _renderer(schema, type_.of_type, selection)
+        if item is None:
+            return None
+        return lambda value: None if value is None else [item(v) for v in value]
+    if is_leaf_type(type_):
+        coerce = type_.coerce_output_value
+        return lambda value: None if value is None else coerce(value)
+    if is_abstract_type(type_):
+        # Only a payload's errors are abstract here, and a successful call has none.
+        return _nothing
+    if isinstance(type_, GraphQLObjectType) and selection is not None:
+        return _object_renderer(schema, type_, selection)
+    return None  # pragma: no cover - a validated document selects fields of every object
+
+
+def _object_renderer(
+    schema: strawberry.Schema, type_: GraphQLObjectType, selection: SelectionSetNode
+) -> Render | None:
+    definition = schema.get_type_by_name(type_.name)
+    if not isinstance(definition, StrawberryObjectDefinition):
+        return None
+    parts: list[tuple[str, str | None, Render]] = []
+    for node in selection.selections:
+        if not isinstance(node, FieldNode) or node.directives or node.arguments:
+            return None
+        key = node.alias.value if node.alias else node.name.value
+        if any(key == seen for seen, _, _ in parts):
+            return None  # graphql-core merges repeated keys; the lane does not
+        if node.name.value == "__typename":
+            parts.append((key, None, _constant(type_.name)))
+            continue
+        field = _field(schema, definition, node.name.value)
+        if field is None or field.base_resolver is not None or field.extensions:
+            return None
+        render = _renderer(schema, type_.fields[node.name.value].type, node.selection_set)
+        if render is None:
+            return None
+        parts.append((key, field.python_name, render))
+
+    def render_object(value: Any) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        return {
+            key: render(value if name is None else getattr(value, name))
+            for key, name, render in parts
+        }
+
+    return render_object
+
+
+def _constant(value: str) -> Render:
+    return lambda _: value
+
+
+def _nothing(value: Any) -> Any:
+    raise TypeError(f"the fast lane renders no abstract value: {value!r}")
+
+
+class RememberWrites(SchemaExtension):
+    """After a mutation executed without errors, remembers its document if the lane can
+    answer it next time."""
+
+    def __init__(self, known: KnownWrites) -> None:
+        self.known = known
+
+    def on_execute(self) -> Any:
+        yield
+        execution = self.execution_context
+        result = execution.result
+        query, document = execution.query, execution.graphql_document
+        if result is None or result.errors or not query or document is None:
+            return
+        name = execution._provided_operation_name
+        if (query, name) in self.known or not execution.context.settings.fast_writes:
+            return
+        plan = plan_write(execution.schema, document, name)
+        if plan is not None:
+            self.known.remember(query, name, plan)
+
+
+def remember_writes(known: KnownWrites) -> Callable[[], SchemaExtension]:
+    return lambda: RememberWrites(known)

@@ -1,0 +1,302 @@
+"""The fast lane's writes answer as execution does, on both engines (fast_writes.py).
+
+Two apps share one database: one answers known mutation documents in the fast lane (the
+default), the other executes every mutation (FAST_WRITES=false). Each document is sent to the
+lane app once to be remembered, then for one opportunity to each app; the two opportunities
+are made alike, so the answers differ only in what must differ: ids, timestamps and batch ids,
+which are masked, and nothing else (status, headers and every other byte are compared).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from bench import scenarios
+from gql_service.app import create_app
+from gql_service.graphql import fast_writes
+from gql_service.graphql.ids import parse_id
+from gql_service.models import Opportunity, OpportunityClose
+from gql_service.settings import Settings
+from tests.operations import CLOSE_OPPORTUNITY as EXECUTED_ONLY
+from tests.test_statement_count import StatementCounter, opportunity_with_quotes
+
+EVERY_OPPORTUNITY_FIELD = """__typename id name customerName currencyCode estimatedRevenue
+  estimatedCloseDate state statusReason forecastCategory actualRevenue actualCloseDate
+  description isRevenueSystemCalculated isClosed version createdAt createdBy modifiedAt
+  modifiedBy"""
+EVERY_CLOSE_FIELD = """__typename id outcome statusReason actualRevenue closeDate description
+  state createdAt createdBy canceledAt canceledBy"""
+EVERY_QUOTE_FIELD = """__typename id quoteNumber revisionNumber name currencyCode totalAmount
+  state statusReason isOpen effectiveFrom effectiveTo closedOn version createdAt createdBy
+  modifiedAt modifiedBy"""
+ERRORS = """errors { __typename ... on UserError { code message field }
+  ... on OpportunityHasOpenQuotesError { openQuotes { id quoteNumber state } } }"""
+
+CLOSE_EVERYTHING = f"""mutation Close($input: CloseOpportunityInput!) {{
+  closeOpportunity(input: $input) {{
+    __typename
+    opportunity {{ {EVERY_OPPORTUNITY_FIELD} }}
+    record: opportunityClose {{ {EVERY_CLOSE_FIELD} }}
+    closedQuotes {{ {EVERY_QUOTE_FIELD} }}
+    {ERRORS}
+  }}
+}}"""
+CLOSE_QUOTES_EVERYTHING = f"""mutation CloseQuotes($id: ID!, $reason: QuoteStatusReason) {{
+  done: closeQuotes(input: {{opportunityId: $id, statusReason: $reason,
+                             description: "Nächste Runde — ģērbonis"}}) {{
+    opportunity {{ id state version stamp: modifiedAt }}
+    closedQuotes {{ {EVERY_QUOTE_FIELD} }}
+    errors {{ __typename ... on UserError {{ code message field }} }}
+  }}
+}}"""
+WON_LITERAL = """mutation Won($id: ID!) {
+  closeOpportunity(input: {opportunityId: $id, outcome: WON, actualRevenue: "1234.5",
+                           closeDate: "2026-01-31", description: null}) {
+    opportunity { id state statusReason actualRevenue version }
+    opportunityClose { outcome actualRevenue closeDate description }
+    errors { __typename }
+  }
+}"""
+
+# Fields with resolvers of their own, fragments, directives: always executed.
+NOT_PLAIN = [
+    EXECUTED_ONLY,
+    """mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) {
+         opportunity { id openQuoteCount } errors { __typename } } }""",
+    """mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) {
+         ... on CloseOpportunityPayload { opportunity { id } } errors { __typename } } }""",
+    """mutation($input: CloseOpportunityInput!, $yes: Boolean!) {
+         closeOpportunity(input: $input) { opportunity { id @include(if: $yes) } } }""",
+    """mutation($input: CloseOpportunityInput!) { closeOpportunity(input: $input) {
+         opportunity { id } opportunity { state } } }""",
+]
+
+_TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+_TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+_QUOTE_NUMBER = re.compile(rb"QUO-\d+-\d+")  # tests.test_statement_count's, by opportunity
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _masked(body: bytes) -> bytes:
+    """The body with each global id, timestamp, batch id and quote number replaced by what
+    kind it is."""
+
+    def mask(match: re.Match[bytes]) -> bytes:
+        text = match.group(1)
+        parsed = parse_id(text.decode())
+        if parsed is not None:
+            return b'"<%s id>"' % parsed[0].encode()
+        if _TIMESTAMP.match(text):
+            return b'"<timestamp>"'
+        if _UUID.fullmatch(text):
+            return b'"<uuid>"'
+        if _QUOTE_NUMBER.fullmatch(text):
+            return b'"<quote number>"'
+        return match.group(0)
+
+    return _TOKEN.sub(mask, body)
+
+
+# Ids of other lengths make bodies of other lengths.
+VARYING_HEADERS = {"x-request-id", "content-length"}
+
+
+def _answer(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in response.headers.items() if k not in VARYING_HEADERS}
+    return response.status_code, headers, _masked(response.content)
+
+
+Headers = dict[str, str] | tuple[dict[str, str], dict[str, str]] | None
+
+
+def gid(pk: int) -> str:
+    return scenarios.global_id("Opportunity", pk)
+
+
+@dataclasses.dataclass
+class Pair:
+    lane: httpx.AsyncClient
+    plain: httpx.AsyncClient
+    engine: AsyncEngine  # the lane app's
+    plain_engine: AsyncEngine
+
+    async def opportunities(self, open_quotes: int = 0) -> tuple[int, int, int]:
+        """Three alike: one to teach the lane the document, one for each app."""
+        made = [await opportunity_with_quotes(self.engine, open_quotes) for _ in range(3)]
+        return made[0][0], made[1][0], made[2][0]
+
+    async def compare(
+        self,
+        query: str,
+        variables: Any,
+        open_quotes: int = 0,
+        headers: Headers = None,
+        *,
+        answered: bool = True,
+    ) -> bytes:
+        """Teach the lane ``query``, then send it for two alike opportunities, one to each
+        app; ``variables(id)`` gives the variables for an opportunity's global id. The answers
+        must agree, and the lane must have answered its own (or not, if not ``answered``).
+        Returns the plain path's body."""
+        first, mine, theirs = await self.opportunities(open_quotes)
+        await self.lane.post("/graphql", json=_body(query, variables, first))
+        before = fast_writes.STATS.answered
+        lane_headers, plain_headers = headers if isinstance(headers, tuple) else (headers, headers)
+        lane = await self.lane.post(
+            "/graphql", json=_body(query, variables, mine), headers=lane_headers
+        )
+        assert fast_writes.STATS.answered - before == (1 if answered else 0), query
+        plain = await self.plain.post(
+            "/graphql", json=_body(query, variables, theirs), headers=plain_headers
+        )
+        assert _answer(lane) == _answer(plain), (lane.content, plain.content)
+        return plain.content
+
+
+def _body(query: str, variables: Any, pk: int) -> dict[str, Any]:
+    if variables is None:
+        return {"query": query.replace("__ID__", gid(pk))}
+    return {"query": query, "variables": variables(gid(pk))}
+
+
+@pytest.fixture
+async def pair(settings: Settings) -> AsyncIterator[Pair]:
+    lane_app = create_app(settings)
+    plain_app = create_app(dataclasses.replace(settings, fast_writes=False))
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=lane_app), base_url="http://t") as lane,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=plain_app), base_url="http://t"
+        ) as plain,
+    ):
+        yield Pair(lane, plain, lane_app.state.engine, plain_app.state.engine)
+    await lane_app.state.engine.dispose()
+    await plain_app.state.engine.dispose()
+
+
+async def test_the_benchmarks_writes_answer_alike(pair: Pair) -> None:
+    by_id = lambda id: {"id": id}  # noqa: E731
+    await pair.compare(scenarios.W1, by_id)
+    await pair.compare(scenarios.W2, by_id, open_quotes=3)
+    await pair.compare(scenarios.W3, by_id, open_quotes=2)
+
+
+@pytest.mark.parametrize("outcome", ["WON", "LOST"])
+async def test_every_plain_field_of_a_close_answers_alike(pair: Pair, outcome: str) -> None:
+    reason = "OUT_SOLD" if outcome == "LOST" else None
+    body = await pair.compare(
+        CLOSE_EVERYTHING,
+        lambda id: {
+            "input": {
+                "opportunityId": id,
+                "outcome": outcome,
+                "statusReason": reason,
+                "actualRevenue": "98765.4321",
+                "closeDate": "2026-02-28",
+                "description": 'Lost on price "ē" \\ \n',
+                "closeOpenQuotes": True,
+            }
+        },
+        open_quotes=4,
+    )
+    assert b'"closedQuotes":[{"__typename":"Quote"' in body
+    assert b'"errors":[]' in body
+
+
+async def test_closing_quotes_with_literals_aliases_and_a_left_out_variable_answers_alike(
+    pair: Pair,
+) -> None:
+    for variables in ({"reason": "CANCELED"}, {}):
+        await pair.compare(
+            CLOSE_QUOTES_EVERYTHING, lambda id, more=variables: {"id": id, **more}, open_quotes=5
+        )
+    await pair.compare(WON_LITERAL, lambda id: {"id": id})
+    # The lane knows documents by their text: an id written into it makes a new one each time.
+    await pair.compare(
+        WON_LITERAL.replace("Won($id: ID!)", "Won").replace("$id", '"__ID__"'), None, answered=False
+    )
+
+
+@pytest.mark.parametrize("query", NOT_PLAIN)
+async def test_documents_of_other_shapes_are_executed(pair: Pair, query: str) -> None:
+    await pair.compare(
+        query,
+        lambda id: {"input": {"opportunityId": id, "outcome": "LOST"}, "yes": True},
+        answered=False,
+    )
+
+
+async def test_a_refused_close_runs_once_and_answers_with_the_same_errors(
+    pair: Pair, settings: Settings
+) -> None:
+    """The lane's refused call is answered by the resolver from its exception, in the
+    client's language: no second run (as many statements as on the plain path), nothing
+    written."""
+    variables = lambda id: {"input": {"opportunityId": id, "outcome": "LOST"}}  # noqa: E731
+    first, mine, theirs = await pair.opportunities(open_quotes=2)
+    await pair.lane.post("/graphql", json=_body(CLOSE_EVERYTHING, variables, first))
+    counts = []
+    for client, engine, pk in (
+        (pair.lane, pair.engine, mine),
+        (pair.plain, pair.plain_engine, theirs),
+    ):
+        handed_over = fast_writes.STATS.handed_over
+        with StatementCounter(engine) as counter:
+            response = await client.post(
+                "/graphql",
+                json=_body(CLOSE_EVERYTHING, variables, pk),
+                headers={"accept-language": "lv"},
+            )
+        counts.append(counter.count)
+        assert fast_writes.STATS.handed_over - handed_over == (1 if client is pair.lane else 0)
+        payload = response.json()["data"]["closeOpportunity"]
+        assert [e["code"] for e in payload["errors"]] == ["OPPORTUNITY_HAS_OPEN_QUOTES"]
+        assert len(payload["errors"][0]["openQuotes"]) == 2
+    assert counts[0] == counts[1]
+    async with pair.engine.connect() as connection:
+        states = await connection.scalars(
+            select(col(Opportunity.state)).where(col(Opportunity.id).in_([mine, theirs]))
+        )
+        assert [s.name for s in states] == ["OPEN", "OPEN"]
+        closes = await connection.scalars(
+            select(col(OpportunityClose.id)).where(
+                col(OpportunityClose.opportunity_id).in_([mine, theirs])
+            )
+        )
+        assert closes.all() == []
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unknown id", "bad enum", "dry run", "bad token", "idempotency key", "negotiated"],
+)
+async def test_what_the_lane_leaves_to_execution_answers_alike(pair: Pair, case: str) -> None:
+    """Refused input, dry runs, refused callers and idempotent requests: the normal path
+    answers; a negotiated media type is the lane's, the same as execution's."""
+    headers: Headers = {
+        "bad token": {"authorization": "Bearer not-a-token"},
+        "negotiated": {"accept": "application/graphql-response+json"},
+    }.get(case)
+
+    def variables(id: str) -> dict[str, Any]:
+        input: dict[str, Any] = {"opportunityId": id, "outcome": "LOST"}
+        if case == "unknown id":
+            input["opportunityId"] = gid(10**9)
+        if case == "bad enum":
+            input["outcome"] = "MAYBE"
+        if case == "dry run":
+            input["dryRun"] = True
+        return {"input": input}
+
+    if case == "idempotency key":  # a key per app: the second would replay the first's
+        headers = ({"idempotency-key": "close-lane"}, {"idempotency-key": "close-plain"})
+    await pair.compare(CLOSE_EVERYTHING, variables, headers=headers, answered=case == "negotiated")
