@@ -14,16 +14,27 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import graphql
 import httpx
 import pytest
+from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLList, GraphQLNonNull, Undefined
+from graphql.utilities import coerce_input_value
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
+from strawberry.types.arguments import convert_arguments
+from strawberry.utils.str_converters import to_snake_case as to_snake
 
 from bench import scenarios
 from gql_service.app import create_app
 from gql_service.graphql import fast_writes
+from gql_service.graphql.fast_writes import plan_write
 from gql_service.graphql.ids import parse_id
+from gql_service.graphql.mutations import FAST_WRITES
+from gql_service.graphql.schema import build_schema
 from gql_service.models import Opportunity, OpportunityClose
 from gql_service.settings import Settings
 from tests.operations import CLOSE_OPPORTUNITY as EXECUTED_ONLY
@@ -300,3 +311,65 @@ async def test_what_the_lane_leaves_to_execution_answers_alike(pair: Pair, case:
     if case == "idempotency key":  # a key per app: the second would replay the first's
         headers = ({"idempotency-key": "close-lane"}, {"idempotency-key": "close-plain"})
     await pair.compare(CLOSE_EVERYTHING, variables, headers=headers, answered=case == "negotiated")
+
+
+def _json_values(type_: Any) -> st.SearchStrategy[Any]:
+    """Values a client may send for a GraphQL input type, nulls included where allowed."""
+    required = isinstance(type_, GraphQLNonNull)
+    inner = type_.of_type if required else type_
+    base: st.SearchStrategy[Any]
+    if isinstance(inner, GraphQLList):
+        base = st.lists(_json_values(inner.of_type), max_size=2)
+    elif isinstance(inner, GraphQLEnumType):
+        base = st.sampled_from(list(inner.values))
+    elif isinstance(inner, GraphQLInputObjectType):
+        fields = {name: _json_values(field.type) for name, field in inner.fields.items()}
+        needed = [
+            name
+            for name, field in inner.fields.items()
+            if isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined
+        ]
+        base = st.fixed_dictionaries(
+            {name: fields[name] for name in needed},
+            optional={name: s for name, s in fields.items() if name not in needed},
+        )
+    else:
+        base = {
+            "Boolean": st.booleans(),
+            "Int": st.integers(-3, 3),
+            "Decimal": st.sampled_from(["0", "12.5", "-0.0001", "1e3"]),
+            "Date": st.sampled_from(["2026-01-31", "1999-12-31"]),
+        }.get(inner.name, st.text(max_size=4))
+    return base if required else st.none() | base
+
+
+@pytest.mark.parametrize("field", sorted(FAST_WRITES))
+def test_the_lanes_input_conversion_is_strawberrys(field: str) -> None:
+    """Whatever input a client sends, the lane's converter builds what strawberry's
+    convert_arguments builds for the resolver."""
+    schema = build_schema()
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    input_type = mutation.fields[field].args["input"].type
+    document = graphql.parse(
+        f"mutation($input: {input_type}) {{ {field}(input: $input) {{ errors {{ __typename }} }} }}"
+    )
+    plan = plan_write(schema, document, None)
+    assert plan is not None
+    strawberry_field = next(
+        f for f in schema.get_type_by_name("Mutation").fields if f.python_name == to_snake(field)
+    )
+
+    @given(_json_values(input_type))
+    @hypothesis_settings(max_examples=300, deadline=None)
+    def converts_alike(value: Any) -> None:
+        raw = coerce_input_value(value, input_type)
+        expected = convert_arguments(
+            {"input": raw},
+            strawberry_field.arguments,
+            scalar_registry=schema.schema_converter.scalar_registry,
+            config=schema.config,
+        )["input"]
+        assert plan.convert(raw) == expected
+
+    converts_alike()
