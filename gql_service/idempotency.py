@@ -113,7 +113,7 @@ class Claim:
         )
 
 
-async def take(session: AsyncSession, claim: Claim, now: datetime) -> None:
+async def take(session: AsyncSession | AsyncConnection, claim: Claim, now: datetime) -> None:
     """Insert the claim; an expired row for the same key gives way first.
 
     Raises ``IdempotencyKeyTakenError`` when a live row exists (committed by another request).

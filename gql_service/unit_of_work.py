@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import idempotency, metrics
 from gql_service.announcements import Broker
@@ -67,27 +67,29 @@ class UnitOfWork:
         while True:
             now = datetime.now(UTC)
             claim = self.claim if self.claim is not None and not self.claim.committed else None
-            async with AsyncSession(self._engine, expire_on_commit=False) as session:
+            async with self._engine.connect() as connection:
                 try:
-                    async with session.begin() as transaction:
+                    async with connection.begin() as transaction:
                         if claim is not None:
                             # First statement: a twin request waits here, then finds it taken.
-                            await idempotency.take(session, claim, now)
+                            await idempotency.take(connection, claim, now)
                         repo = Repository(
-                            session,
+                            connection,
                             actor=self.actor,
                             now=now,
                             announce=self.broker is not None and self.broker.in_transaction,
                         )
                         try:
                             result = await work(repo)
+                            await repo.flush()
                         except ValidationFailedError:
                             # Keep what the violations refer to readable after the rollback.
-                            session.expunge_all()
+                            repo.forget()
                             raise
+                        finally:
+                            await repo.close()
                         if self.dry_run:
                             # Keep the result readable, then undo everything it wrote.
-                            session.expunge_all()
                             await transaction.rollback()
                             return result
                     if claim is not None:
