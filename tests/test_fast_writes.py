@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import graphql
@@ -29,14 +29,16 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.utils.str_converters import to_snake_case as to_snake
 
 from bench import scenarios
+from gql_service import services
 from gql_service.app import create_app
 from gql_service.graphql import fast_writes
 from gql_service.graphql.fast_writes import plan_write
 from gql_service.graphql.ids import parse_id
 from gql_service.graphql.mutations import FAST_WRITES
 from gql_service.graphql.schema import build_schema
-from gql_service.models import Opportunity, OpportunityClose
+from gql_service.models import CloseOutcome, Opportunity, OpportunityClose
 from gql_service.settings import Settings
+from gql_service.unit_of_work import UnitOfWork
 from tests.operations import CLOSE_OPPORTUNITY as EXECUTED_ONLY
 from tests.test_statement_count import StatementCounter, opportunity_with_quotes
 
@@ -93,7 +95,7 @@ NOT_PLAIN = [
 
 _TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"')
 _TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
-_QUOTE_NUMBER = re.compile(rb"QUO-\d+-\d+")  # tests.test_statement_count's, by opportunity
+_QUOTE_NUMBER = re.compile(rb"QUO-[0-9A-Z]+(-\d+)?")  # made at random, or by opportunity
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -142,8 +144,19 @@ class Pair:
 
     async def opportunities(self, open_quotes: int = 0) -> tuple[int, int, int]:
         """Three alike: one to teach the lane the document, one for each app."""
-        made = [await opportunity_with_quotes(self.engine, open_quotes) for _ in range(3)]
-        return made[0][0], made[1][0], made[2][0]
+        first, mine, theirs = await self.targets(open_quotes)
+        return first.pk, mine.pk, theirs.pk
+
+    async def targets(
+        self, open_quotes: int = 0, prepare: Prepare | None = None
+    ) -> tuple[Target, Target, Target]:
+        made = []
+        for _ in range(3):
+            pk, quotes = await opportunity_with_quotes(self.engine, open_quotes)
+            if prepare is not None:
+                await prepare(self.engine, pk)
+            made.append(Target.of(pk, quotes))
+        return made[0], made[1], made[2]
 
     async def compare(
         self,
@@ -153,12 +166,13 @@ class Pair:
         headers: Headers = None,
         *,
         answered: bool = True,
+        prepare: Prepare | None = None,
     ) -> bytes:
         """Teach the lane ``query``, then send it for two alike opportunities, one to each
         app; ``variables(id)`` gives the variables for an opportunity's global id. The answers
         must agree, and the lane must have answered its own (or not, if not ``answered``).
         Returns the plain path's body."""
-        first, mine, theirs = await self.opportunities(open_quotes)
+        first, mine, theirs = await self.targets(open_quotes, prepare)
         await self.lane.post("/graphql", json=_body(query, variables, first))
         before = fast_writes.STATS.answered
         lane_headers, plain_headers = headers if isinstance(headers, tuple) else (headers, headers)
@@ -173,10 +187,29 @@ class Pair:
         return plain.content
 
 
-def _body(query: str, variables: Any, pk: int) -> dict[str, Any]:
+def _body(query: str, variables: Any, target: Target | int) -> dict[str, Any]:
+    if not isinstance(target, Target):
+        target = Target.of(target, [])
     if variables is None:
-        return {"query": query.replace("__ID__", gid(pk))}
-    return {"query": query, "variables": variables(gid(pk))}
+        return {"query": query.replace("__ID__", target)}
+    return {"query": query, "variables": variables(target)}
+
+
+class Target(str):
+    """An opportunity's global id, which knows its open quotes' (DRAFT, ACTIVE, DRAFT, ...)."""
+
+    pk: int
+    quotes: list[str]
+
+    @classmethod
+    def of(cls, pk: int, quotes: list[int]) -> Target:
+        target = cls(gid(pk))
+        target.pk = pk
+        target.quotes = [scenarios.global_id("Quote", q) for q in quotes]
+        return target
+
+
+Prepare = Callable[[AsyncEngine, int], Awaitable[Any]]
 
 
 @pytest.fixture
@@ -235,6 +268,112 @@ async def test_closing_quotes_with_literals_aliases_and_a_left_out_variable_answ
     await pair.compare(
         WON_LITERAL.replace("Won($id: ID!)", "Won").replace("$id", '"__ID__"'), None, answered=False
     )
+
+
+OPPORTUNITY = f"opportunity {{ {EVERY_OPPORTUNITY_FIELD} }}"
+QUOTE = f"quote {{ {EVERY_QUOTE_FIELD} }}"
+USER_ERRORS = "errors { __typename ... on UserError { code message field } }"
+
+
+async def _closed(engine: AsyncEngine, pk: int) -> None:
+    await services.close_opportunity(
+        UnitOfWork(engine, actor="tester"),
+        opportunity_id=pk,
+        outcome=CloseOutcome.LOST,
+        close_open_quotes=True,
+    )
+
+
+# Every other mutation of FAST_WRITES: (field, input type, selection, input, prepare).
+OTHER_WRITES: list[tuple[str, str, str, Callable[[Target], dict[str, Any]], Prepare | None]] = [
+    (
+        "createOpportunity",
+        "CreateOpportunityInput",
+        OPPORTUNITY,
+        lambda t: {
+            "name": "Deal",
+            "customerName": "Contoso",
+            "currencyCode": "EUR",
+            "estimatedRevenue": "1250000.5",
+            "estimatedCloseDate": "2027-03-31",
+        },
+        None,
+    ),
+    (
+        "updateOpportunity",
+        "UpdateOpportunityInput",
+        OPPORTUNITY,
+        lambda t: {
+            "opportunityId": t,
+            "name": "Renamed",
+            "description": None,
+            "forecastCategory": "COMMITTED",
+        },
+        None,
+    ),
+    (
+        "reopenOpportunity",
+        "ReopenOpportunityInput",
+        f"{OPPORTUNITY} canceledCloses {{ {EVERY_CLOSE_FIELD} }}",
+        lambda t: {"opportunityId": t},
+        _closed,
+    ),
+    (
+        "createQuote",
+        "CreateQuoteInput",
+        QUOTE,
+        lambda t: {
+            "opportunityId": t,
+            "name": "Fixed price",
+            "totalAmount": "99.5",
+            "effectiveFrom": "2027-01-01",
+        },
+        None,
+    ),
+    (
+        "updateQuote",
+        "UpdateQuoteInput",
+        QUOTE,
+        lambda t: {"quoteId": t.quotes[0], "name": "Cheaper", "totalAmount": "12"},
+        None,
+    ),
+    ("activateQuote", "ActivateQuoteInput", QUOTE, lambda t: {"quoteId": t.quotes[0]}, None),
+    (
+        "reviseQuote",
+        "ReviseQuoteInput",
+        f"{QUOTE} revisedQuote {{ {EVERY_QUOTE_FIELD} }}",
+        lambda t: {"quoteId": t.quotes[1]},
+        None,
+    ),
+    (
+        "closeQuote",
+        "CloseQuoteInput",
+        QUOTE,
+        lambda t: {"quoteId": t.quotes[1], "statusReason": "CANCELED", "description": "Late"},
+        None,
+    ),
+    (
+        "createCompetitor",
+        "CreateCompetitorInput",
+        "competitor { __typename id name website notes createdAt createdBy }",
+        # Names are unique: each its opportunity's id, which the comparison masks.
+        lambda t: {"name": str(t), "website": "https://example.com"},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("write", OTHER_WRITES, ids=[w[0] for w in OTHER_WRITES])
+async def test_every_other_lane_mutation_answers_alike(pair: Pair, write: Any) -> None:
+    field, input_type, selection, input, prepare = write
+    query = f"""mutation Write($input: {input_type}!) {{
+      {field}(input: $input) {{ __typename {selection} {USER_ERRORS} }}
+    }}"""
+    await pair.compare(query, lambda t: {"input": input(t)}, open_quotes=2, prepare=prepare)
+
+
+def test_every_lane_mutation_is_tested() -> None:
+    assert {w[0] for w in OTHER_WRITES} | {"closeOpportunity", "closeQuotes"} == set(FAST_WRITES)
 
 
 @pytest.mark.parametrize("query", NOT_PLAIN)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from gql_service import bulk_closing, metrics, quote_services, services
+from gql_service import bulk_closing, metrics, models, quote_services, services
 from gql_service.errors import ValidationFailedError
 from gql_service.graphql import bulk_close
 from gql_service.graphql.contract_types import ProjectContract
@@ -48,8 +48,8 @@ from gql_service.graphql.payloads import (
 from gql_service.graphql.types import Competitor, Info, Opportunity, OpportunityClose, Quote
 from gql_service.idempotency import IdempotencyKeyTakenError
 from gql_service.quote_closing import ClosedQuote
-from gql_service.quote_services import QuoteWon
-from gql_service.services import OpportunityClosed, QuotesClosed
+from gql_service.quote_services import QuoteRevised, QuoteWon
+from gql_service.services import OpportunityClosed, OpportunityReopened, QuotesClosed
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET
 
@@ -198,11 +198,174 @@ CLOSE_QUOTES: Write[CloseQuotesInput, QuotesClosed] = Write(
     },
 )
 
-# The mutations the fast lane may answer, by field name: those whose input is all the call
-# needs (no dry run, no idempotency key: the lane leaves those to execution).
+
+def _create_opportunity_call(input: CreateOpportunityInput) -> Call[models.Opportunity]:
+    return lambda uow: services.create_opportunity(
+        uow,
+        name=input.name,
+        customer_name=input.customer_name,
+        currency_code=input.currency_code,
+        estimated_revenue=input.estimated_revenue,
+        estimated_close_date=input.estimated_close_date,
+        description=input.description,
+        is_revenue_system_calculated=input.is_revenue_system_calculated,
+    )
+
+
+CREATE_OPPORTUNITY: Write[CreateOpportunityInput, models.Opportunity] = Write(
+    CreateOpportunityPayload,
+    _create_opportunity_call,
+    lambda o: {"opportunity": Opportunity.from_model(o)},
+)
+
+
+def _update_opportunity_call(input: UpdateOpportunityInput) -> Call[models.Opportunity]:
+    return lambda uow: services.update_opportunity(
+        uow,
+        opportunity_id=_opportunity_id(input.opportunity_id),
+        name=given(input.name),
+        customer_name=given(input.customer_name),
+        estimated_revenue=given(input.estimated_revenue),
+        estimated_close_date=given(input.estimated_close_date),
+        description=given(input.description),
+        status_reason=given(input.status_reason),
+        forecast_category=given(input.forecast_category),
+        is_revenue_system_calculated=given(input.is_revenue_system_calculated),
+        expected_version=input.expected_version,
+    )
+
+
+UPDATE_OPPORTUNITY: Write[UpdateOpportunityInput, models.Opportunity] = Write(
+    UpdateOpportunityPayload,
+    _update_opportunity_call,
+    lambda o: {"opportunity": Opportunity.from_model(o)},
+)
+
+
+def _reopen_opportunity_call(input: ReopenOpportunityInput) -> Call[OpportunityReopened]:
+    return lambda uow: services.reopen_opportunity(
+        uow,
+        opportunity_id=_opportunity_id(input.opportunity_id),
+        status_reason=input.status_reason,
+        expected_version=input.expected_version,
+    )
+
+
+REOPEN_OPPORTUNITY: Write[ReopenOpportunityInput, OpportunityReopened] = Write(
+    ReopenOpportunityPayload,
+    _reopen_opportunity_call,
+    lambda r: {
+        "opportunity": Opportunity.from_model(r.opportunity),
+        "canceled_closes": [OpportunityClose.from_model(c) for c in r.canceled_closes],
+    },
+)
+
+
+def _create_quote_call(input: CreateQuoteInput) -> Call[models.Quote]:
+    return lambda uow: quote_services.create_quote(
+        uow,
+        opportunity_id=_opportunity_id(input.opportunity_id),
+        name=input.name,
+        currency_code=input.currency_code,
+        total_amount=input.total_amount,
+        effective_from=input.effective_from,
+        effective_to=input.effective_to,
+    )
+
+
+CREATE_QUOTE: Write[CreateQuoteInput, models.Quote] = Write(
+    CreateQuotePayload, _create_quote_call, lambda q: {"quote": Quote.from_model(q)}
+)
+
+
+def _update_quote_call(input: UpdateQuoteInput) -> Call[models.Quote]:
+    return lambda uow: quote_services.update_quote(
+        uow,
+        quote_id=_quote_id(input.quote_id),
+        name=given(input.name),
+        total_amount=given(input.total_amount),
+        effective_from=given(input.effective_from),
+        effective_to=given(input.effective_to),
+        expected_version=input.expected_version,
+    )
+
+
+UPDATE_QUOTE: Write[UpdateQuoteInput, models.Quote] = Write(
+    UpdateQuotePayload, _update_quote_call, lambda q: {"quote": Quote.from_model(q)}
+)
+
+
+def _activate_quote_call(input: ActivateQuoteInput) -> Call[models.Quote]:
+    return lambda uow: quote_services.activate_quote(
+        uow, quote_id=_quote_id(input.quote_id), expected_version=input.expected_version
+    )
+
+
+ACTIVATE_QUOTE: Write[ActivateQuoteInput, models.Quote] = Write(
+    ActivateQuotePayload, _activate_quote_call, lambda q: {"quote": Quote.from_model(q)}
+)
+
+
+def _revise_quote_call(input: ReviseQuoteInput) -> Call[QuoteRevised]:
+    return lambda uow: quote_services.revise_quote(
+        uow, quote_id=_quote_id(input.quote_id), expected_version=input.expected_version
+    )
+
+
+REVISE_QUOTE: Write[ReviseQuoteInput, QuoteRevised] = Write(
+    ReviseQuotePayload,
+    _revise_quote_call,
+    lambda r: {
+        "quote": Quote.from_model(r.quote),
+        "revised_quote": Quote.from_model(r.revised_quote),
+    },
+)
+
+
+def _close_quote_call(input: CloseQuoteInput) -> Call[ClosedQuote]:
+    return lambda uow: quote_services.close_quote(
+        uow,
+        quote_id=_quote_id(input.quote_id),
+        status_reason=input.status_reason,
+        close_date=input.close_date,
+        description=input.description,
+        expected_version=input.expected_version,
+    )
+
+
+CLOSE_QUOTE: Write[CloseQuoteInput, ClosedQuote] = Write(
+    CloseQuotePayload, _close_quote_call, lambda c: {"quote": _closed(c)}
+)
+
+
+def _create_competitor_call(input: CreateCompetitorInput) -> Call[models.Competitor]:
+    return lambda uow: services.create_competitor(
+        uow, name=input.name, website=input.website, notes=input.notes
+    )
+
+
+CREATE_COMPETITOR: Write[CreateCompetitorInput, models.Competitor] = Write(
+    CreateCompetitorPayload,
+    _create_competitor_call,
+    lambda c: {"competitor": Competitor.from_model(c)},
+)
+
+
+# The mutations the fast lane may answer, by field name: those whose payload is what their
+# call returned (winQuote's shows its contract through the loaders; a bulk close runs each
+# item as a mutation). The lane leaves dry runs and idempotency keys to execution.
 FAST_WRITES: dict[str, Write[Any, Any]] = {
+    "createOpportunity": CREATE_OPPORTUNITY,
+    "updateOpportunity": UPDATE_OPPORTUNITY,
     "closeOpportunity": CLOSE_OPPORTUNITY,
+    "reopenOpportunity": REOPEN_OPPORTUNITY,
     "closeQuotes": CLOSE_QUOTES,
+    "createQuote": CREATE_QUOTE,
+    "updateQuote": UPDATE_QUOTE,
+    "activateQuote": ACTIVATE_QUOTE,
+    "reviseQuote": REVISE_QUOTE,
+    "closeQuote": CLOSE_QUOTE,
+    "createCompetitor": CREATE_COMPETITOR,
 }
 
 
@@ -264,21 +427,8 @@ class Mutation:
         info: Info,
         input: Annotated[CreateOpportunityInput, _INPUT],
     ) -> CreateOpportunityPayload:
-        return await respond(
-            info,
-            CreateOpportunityPayload,
-            lambda uow: services.create_opportunity(
-                uow,
-                name=input.name,
-                customer_name=input.customer_name,
-                currency_code=input.currency_code,
-                estimated_revenue=input.estimated_revenue,
-                estimated_close_date=input.estimated_close_date,
-                description=input.description,
-                is_revenue_system_calculated=input.is_revenue_system_calculated,
-            ),
-            lambda o: {"opportunity": Opportunity.from_model(o)},
-        )
+        payload: CreateOpportunityPayload = await CREATE_OPPORTUNITY.respond(info, input)
+        return payload
 
     @strawberry.mutation(description="Edit an OPEN opportunity; its state never changes here.")
     async def update_opportunity(
@@ -286,24 +436,8 @@ class Mutation:
         info: Info,
         input: Annotated[UpdateOpportunityInput, _INPUT],
     ) -> UpdateOpportunityPayload:
-        return await respond(
-            info,
-            UpdateOpportunityPayload,
-            lambda uow: services.update_opportunity(
-                uow,
-                opportunity_id=_opportunity_id(input.opportunity_id),
-                name=given(input.name),
-                customer_name=given(input.customer_name),
-                estimated_revenue=given(input.estimated_revenue),
-                estimated_close_date=given(input.estimated_close_date),
-                description=given(input.description),
-                status_reason=given(input.status_reason),
-                forecast_category=given(input.forecast_category),
-                is_revenue_system_calculated=given(input.is_revenue_system_calculated),
-                expected_version=input.expected_version,
-            ),
-            lambda o: {"opportunity": Opportunity.from_model(o)},
-        )
+        payload: UpdateOpportunityPayload = await UPDATE_OPPORTUNITY.respond(info, input)
+        return payload
 
     @strawberry.mutation(
         description="Close an OPEN opportunity as WON or LOST. Refused while any of its quotes "
@@ -327,20 +461,8 @@ class Mutation:
         info: Info,
         input: Annotated[ReopenOpportunityInput, _INPUT],
     ) -> ReopenOpportunityPayload:
-        return await respond(
-            info,
-            ReopenOpportunityPayload,
-            lambda uow: services.reopen_opportunity(
-                uow,
-                opportunity_id=_opportunity_id(input.opportunity_id),
-                status_reason=input.status_reason,
-                expected_version=input.expected_version,
-            ),
-            lambda r: {
-                "opportunity": Opportunity.from_model(r.opportunity),
-                "canceled_closes": [OpportunityClose.from_model(c) for c in r.canceled_closes],
-            },
-        )
+        payload: ReopenOpportunityPayload = await REOPEN_OPPORTUNITY.respond(info, input)
+        return payload
 
     @strawberry.mutation(
         description="Close every DRAFT and ACTIVE quote of an opportunity at once, atomically. "
@@ -360,20 +482,8 @@ class Mutation:
         info: Info,
         input: Annotated[CreateQuoteInput, _INPUT],
     ) -> CreateQuotePayload:
-        return await respond(
-            info,
-            CreateQuotePayload,
-            lambda uow: quote_services.create_quote(
-                uow,
-                opportunity_id=_opportunity_id(input.opportunity_id),
-                name=input.name,
-                currency_code=input.currency_code,
-                total_amount=input.total_amount,
-                effective_from=input.effective_from,
-                effective_to=input.effective_to,
-            ),
-            lambda q: {"quote": Quote.from_model(q)},
-        )
+        payload: CreateQuotePayload = await CREATE_QUOTE.respond(info, input)
+        return payload
 
     @strawberry.mutation(description="Edit a DRAFT quote.")
     async def update_quote(
@@ -381,20 +491,8 @@ class Mutation:
         info: Info,
         input: Annotated[UpdateQuoteInput, _INPUT],
     ) -> UpdateQuotePayload:
-        return await respond(
-            info,
-            UpdateQuotePayload,
-            lambda uow: quote_services.update_quote(
-                uow,
-                quote_id=_quote_id(input.quote_id),
-                name=given(input.name),
-                total_amount=given(input.total_amount),
-                effective_from=given(input.effective_from),
-                effective_to=given(input.effective_to),
-                expected_version=input.expected_version,
-            ),
-            lambda q: {"quote": Quote.from_model(q)},
-        )
+        payload: UpdateQuotePayload = await UPDATE_QUOTE.respond(info, input)
+        return payload
 
     @strawberry.mutation(description="Activate a DRAFT quote; it becomes read-only.")
     async def activate_quote(
@@ -402,14 +500,8 @@ class Mutation:
         info: Info,
         input: Annotated[ActivateQuoteInput, _INPUT],
     ) -> ActivateQuotePayload:
-        return await respond(
-            info,
-            ActivateQuotePayload,
-            lambda uow: quote_services.activate_quote(
-                uow, quote_id=_quote_id(input.quote_id), expected_version=input.expected_version
-            ),
-            lambda q: {"quote": Quote.from_model(q)},
-        )
+        payload: ActivateQuotePayload = await ACTIVATE_QUOTE.respond(info, input)
+        return payload
 
     @strawberry.mutation(
         description="Revise an ACTIVE quote: it becomes CLOSED/REVISED and a new DRAFT with the "
@@ -420,17 +512,8 @@ class Mutation:
         info: Info,
         input: Annotated[ReviseQuoteInput, _INPUT],
     ) -> ReviseQuotePayload:
-        return await respond(
-            info,
-            ReviseQuotePayload,
-            lambda uow: quote_services.revise_quote(
-                uow, quote_id=_quote_id(input.quote_id), expected_version=input.expected_version
-            ),
-            lambda r: {
-                "quote": Quote.from_model(r.quote),
-                "revised_quote": Quote.from_model(r.revised_quote),
-            },
-        )
+        payload: ReviseQuotePayload = await REVISE_QUOTE.respond(info, input)
+        return payload
 
     @strawberry.mutation(
         description="Mark an open quote WON; the other open quotes of its opportunity become "
@@ -462,19 +545,8 @@ class Mutation:
         info: Info,
         input: Annotated[CloseQuoteInput, _INPUT],
     ) -> CloseQuotePayload:
-        return await respond(
-            info,
-            CloseQuotePayload,
-            lambda uow: quote_services.close_quote(
-                uow,
-                quote_id=_quote_id(input.quote_id),
-                status_reason=input.status_reason,
-                close_date=input.close_date,
-                description=input.description,
-                expected_version=input.expected_version,
-            ),
-            lambda c: {"quote": _closed(c)},
-        )
+        payload: CloseQuotePayload = await CLOSE_QUOTE.respond(info, input)
+        return payload
 
     @strawberry.mutation(description="Register a competitor.")
     async def create_competitor(
@@ -482,14 +554,8 @@ class Mutation:
         info: Info,
         input: Annotated[CreateCompetitorInput, _INPUT],
     ) -> CreateCompetitorPayload:
-        return await respond(
-            info,
-            CreateCompetitorPayload,
-            lambda uow: services.create_competitor(
-                uow, name=input.name, website=input.website, notes=input.notes
-            ),
-            lambda c: {"competitor": Competitor.from_model(c)},
-        )
+        payload: CreateCompetitorPayload = await CREATE_COMPETITOR.respond(info, input)
+        return payload
 
     @strawberry.mutation(description=bulk_close.DESCRIPTION)
     async def close_opportunities(
