@@ -11,10 +11,11 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from gql_service.app import create_app
 from gql_service.database import create_engine, reads_engine
+from gql_service.graphql import fast_writes
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient
@@ -174,6 +176,41 @@ async def test_a_failure_while_committing_says_the_outcome_is_unknown(settings: 
     message = assert_service_unavailable(response)
     assert "may or may not have been applied" in message
     assert "same Idempotency-Key" in message
+
+
+# Plain, so that the fast lane answers it once it has been executed (graphql/fast_writes.py).
+PLAIN_CREATE = """mutation($input: CreateOpportunityInput!) {
+  createOpportunity(input: $input) { opportunity { id name } errors { __typename } }
+}"""
+
+
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_the_fast_lane_hands_an_unknown_outcome_over_without_running_again(
+    settings: Settings,
+) -> None:
+    """The lane's commit fails: the resolver answers with that failure, and the write is not
+    sent a second time (it may have been applied)."""
+    settings = replace(settings, statement_timeout_ms=200)
+    async with serve(settings) as (http, app):
+        await http.post("/graphql", json={"query": PLAIN_CREATE, "variables": CREATE})
+        async with app.state.engine.begin() as connection:
+            for statement in SLOW_COMMIT:
+                await connection.execute(text(statement))
+        inserts: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("INSERT INTO opportunity "):
+                inserts.append(statement)
+
+        handed_over = fast_writes.STATS.handed_over
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", seen)
+        response = await http.post("/graphql", json={"query": PLAIN_CREATE, "variables": CREATE})
+        event.remove(app.state.engine.sync_engine, "before_cursor_execute", seen)
+
+    message = assert_service_unavailable(response)
+    assert "may or may not have been applied" in message
+    assert fast_writes.STATS.handed_over == handed_over + 1
+    assert len(inserts) == 1
 
 
 async def test_a_pool_checkout_timeout_is_service_unavailable(
