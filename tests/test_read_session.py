@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from gql_service.app import create_app
-from gql_service.database import create_engine
+from gql_service.database import create_engine, reads_engine
 from gql_service.read_session import reads_autocommit
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient, sync_engines
@@ -227,6 +227,37 @@ async def test_a_request_that_fails_or_is_cancelled_returns_its_connection(
         await app(_scope(), disconnect, record)
         assert pool.checkedout() == 0
         assert (await read_opportunity(gql, pk))["id"] == pk
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "plain"])
+async def test_a_slow_reader_of_the_response_holds_no_connection(
+    settings: Settings, compiled: bool
+) -> None:
+    """The response is complete before it is written: its connection is back in the pool, so
+    a client that reads slowly (or never) keeps no one else from the database, even with a
+    pool of one. Compiled reads are sent twice, so the fast lane answers the slow one."""
+    settings = replace(settings, db_pool_size=1, db_pool_timeout_ms=3_000, compiled_reads=compiled)
+    async with serve(settings) as (gql, app):
+        pk = await closed_deal(gql)
+        await read_opportunity(gql, pk)
+        body = json.dumps({"query": TREE, "variables": {"id": pk}}).encode()
+        writing, written = asyncio.Event(), asyncio.Event()
+
+        async def slow(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                writing.set()
+                await written.wait()
+
+        task = asyncio.create_task(app(_scope(), _receive(body), slow))
+        await asyncio.wait_for(writing.wait(), timeout=10)
+        engine = app.state.engine
+        held = [each.sync_engine.pool.checkedout() for each in {engine, reads_engine(engine)}]
+        meanwhile = await asyncio.wait_for(read_opportunity(gql, pk), timeout=10)
+        written.set()
+        await task
+
+    assert held == [0] * len(held)
+    assert meanwhile["id"] == pk
 
 
 def _scope() -> dict[str, Any]:

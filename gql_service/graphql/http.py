@@ -12,7 +12,7 @@ import orjson
 from cross_web import HTTPException
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -153,6 +153,14 @@ class GraphQLEndpoint(GraphQL[Context, None]):
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         request = Request(scope, receive)
+        response = await self._response(request, scope, request_id)
+        if not isinstance(response, StreamingResponse):
+            # The answer is complete: its connection goes back to the pool before the client
+            # reads it, which a slow reader could otherwise make last (a stream still reads).
+            await scope["state"]["reads"].close()
+        await response(scope, receive, send)
+
+    async def _response(self, request: Request, scope: Scope, request_id: str) -> Response:
         try:
             response = None
             if self.fast_lane is not None:
@@ -174,7 +182,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             if exc.status_code == 405:
                 response.headers["allow"] = "POST"
             _negotiate(request, response)
-        await response(scope, receive, send)
+        return response
 
     def parse_json(self, data: str | bytes) -> Any:
         return decode_json(data, max_depth=self.settings.max_json_depth)
