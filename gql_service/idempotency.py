@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
 from gql_service.database import WRITE_OPTION
@@ -113,16 +113,16 @@ class Claim:
         )
 
 
-async def take(session: AsyncSession | AsyncConnection, claim: Claim, now: datetime) -> None:
+async def take(connection: AsyncConnection, claim: Claim, now: datetime) -> None:
     """Insert the claim; an expired row for the same key gives way first.
 
     Raises ``IdempotencyKeyTakenError`` when a live row exists (committed by another request).
     """
-    await session.execute(
+    await connection.execute(
         sa.delete(IdempotencyKey).where(claim.condition(), col(IdempotencyKey.expires_at) <= now)
     )
     try:
-        await session.execute(
+        await connection.execute(
             sa.insert(IdempotencyKey).values(
                 principal=claim.principal,
                 key=claim.key,

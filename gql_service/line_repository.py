@@ -159,7 +159,7 @@ _OPPORTUNITY_LINES_TOTAL = sa.select(
 
 
 async def _run(repo: Repository, stmt: sa.Executable, params: dict[str, Any]) -> Any:
-    return await (await repo.session.connection()).execute(stmt, params)
+    return await repo.connection.execute(stmt, params)
 
 
 async def add_line(repo: Repository, kind: LineTable, parent_id: int, values: Changes) -> Any:

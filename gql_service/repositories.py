@@ -202,21 +202,14 @@ class Repository:
             self._session = AsyncSession(self.connection, expire_on_commit=False)
         return self._session
 
-    async def _connection(self) -> AsyncConnection:
-        """The transaction's connection, for the prebuilt Core statements."""
-        return self.connection
-
     async def flush(self) -> None:
         """Send what the session holds, before the transaction commits."""
         if self._session is not None:
             await self._session.flush()
 
-    def forget(self) -> None:
-        """Detach the session's objects, so that they stay readable after a rollback."""
-        if self._session is not None:
-            self._session.expunge_all()
-
     async def close(self) -> None:
+        """Close the session, if any: its objects are detached and stay readable after the
+        transaction, committed or rolled back."""
         if self._session is not None:
             await self._session.close()
 
@@ -251,7 +244,7 @@ class Repository:
         else:
             stmt = _LOCK_OPPORTUNITY_AT_VERSION if at_version else _LOCK_OPPORTUNITY
         locked: OpportunityRecord | None = (
-            await (await self._connection()).execute(stmt, params)
+            await self.connection.execute(stmt, params)
         ).one_or_none()
         if locked is not None:
             self.changed.add(opportunity_id)
@@ -362,7 +355,7 @@ class Repository:
         params["p_id"] = opportunity_id
         stmt = _close_opportunity_statement(tuple(changes))
         moved: OpportunityRecord | None = (
-            await (await self._connection()).execute(stmt, params)
+            await self.connection.execute(stmt, params)
         ).one_or_none()
         return moved
 
@@ -370,7 +363,7 @@ class Repository:
         """``INSERT INTO opportunity_close ... RETURNING``: the close record a close describes."""
         params = {**values, "created_at": self.now, "created_by": self.actor}
         record: OpportunityCloseRecord = (
-            await (await self._connection()).execute(_RECORD_OPPORTUNITY_CLOSE, params)
+            await self.connection.execute(_RECORD_OPPORTUNITY_CLOSE, params)
         ).one()
         return record
 
@@ -401,7 +394,7 @@ class Repository:
             params["p_quote_id"] = quote_id
         if winner_id is not None:
             params["p_winner_id"] = winner_id
-        connection = await self._connection()
+        connection = self.connection
         # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.
         records = {r.quote_id: r for r in await connection.execute(recorded, params)}
         quotes = sorted(await connection.execute(closed, params), key=lambda q: int(q.id))
@@ -429,9 +422,7 @@ class Repository:
     async def record_contract(self, values: Changes) -> ContractRecord:
         """``INSERT INTO project_contract ... RETURNING``: a new contract, stamped."""
         params = {**values, **audit.inserted(self.now, self.actor)}
-        contract: ContractRecord = (
-            await (await self._connection()).execute(_RECORD_CONTRACT, params)
-        ).one()
+        contract: ContractRecord = (await self.connection.execute(_RECORD_CONTRACT, params)).one()
         return contract
 
     async def get(self, model: type[M], id_: int) -> M | None:

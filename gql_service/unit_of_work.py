@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gql_service import idempotency, metrics
 from gql_service.announcements import Broker
 from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
-from gql_service.errors import ValidationFailedError
 from gql_service.repositories import Repository
 
 T = TypeVar("T")
@@ -82,14 +81,12 @@ class UnitOfWork:
                         try:
                             result = await work(repo)
                             await repo.flush()
-                        except ValidationFailedError:
-                            # Keep what the violations refer to readable after the rollback.
-                            repo.forget()
-                            raise
                         finally:
+                            # What the result or the violations refer to stays readable after
+                            # the rollback or commit.
                             await repo.close()
                         if self.dry_run:
-                            # Keep the result readable, then undo everything it wrote.
+                            # Undo everything it wrote.
                             await transaction.rollback()
                             return result
                     if claim is not None:

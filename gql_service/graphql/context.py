@@ -19,6 +19,29 @@ from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 
 
+def request_unit_of_work(
+    engine: AsyncEngine,
+    settings: Settings,
+    principal: Principal,
+    reads: ReadSession,
+    broker: Broker | None,
+    *,
+    claim: Claim | None = None,
+    dry_run: bool = False,
+) -> UnitOfWork:
+    """A request's write, as its principal: retried as the settings say, after the request's
+    read connection went back (a request never holds two), announced to the broker."""
+    return UnitOfWork(
+        engine,
+        actor=principal.name,
+        max_attempts=settings.transaction_retries,
+        claim=claim,
+        before=reads.release,
+        broker=broker,
+        dry_run=dry_run,
+    )
+
+
 @dataclass
 class Context:
     request: Request
@@ -50,13 +73,13 @@ class Context:
         return self._loaders
 
     def unit_of_work(self, *, dry_run: bool = False) -> UnitOfWork:
-        return UnitOfWork(
+        return request_unit_of_work(
             self.engine,
-            actor=self.principal.name,
-            max_attempts=self.settings.transaction_retries,
+            self.settings,
+            self.principal,
+            self.reads,
+            self.broker,
             claim=self.idempotency,
-            before=self.reads.release,
-            broker=self.broker,
             dry_run=dry_run,
         )
 

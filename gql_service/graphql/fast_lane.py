@@ -16,7 +16,6 @@ normal path, which answers it as always.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from gql_service.announcements import Broker
 from gql_service.graphql import fast_writes
 from gql_service.graphql.compiled_reads import STATS, fetch_row
 from gql_service.graphql.compiler import CompiledRead
+from gql_service.graphql.context import request_unit_of_work
 from gql_service.graphql.extensions import log_operation
 from gql_service.graphql.fast_writes import Declined, WritePlan
 from gql_service.graphql.known_reads import KnownRead
@@ -41,12 +41,9 @@ from gql_service.graphql.request_body import RequestData, decode_json, request_d
 from gql_service.principal import READ_SCOPE, WRITE_SCOPE, Authenticator, Principal
 from gql_service.read_session import ReadSession
 from gql_service.settings import Settings
-from gql_service.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from gql_service.graphql.schema import Schema
-
-log = logging.getLogger(__name__)
 
 
 class FastLane:
@@ -172,14 +169,10 @@ class FastLane:
             input = plan.input(self.schema, variables)
         except Declined:
             return None
-        if getattr(input, "dry_run", False):
+        if plan.write.dry_run(input):
             return None
-        unit_of_work = UnitOfWork(
-            self.engine,
-            actor=principal.name,
-            max_attempts=self.settings.transaction_retries,
-            before=reads.release,
-            broker=self.broker,
+        unit_of_work = request_unit_of_work(
+            self.engine, self.settings, principal, reads, self.broker
         )
         try:
             result = await plan.write.call(input)(unit_of_work)
@@ -188,7 +181,7 @@ class FastLane:
             fast_writes.STATS.handed_over += 1
             return None
         fast_writes.STATS.answered += 1
-        return plan.data(plan.write.payload(errors=[], **plan.write.present(result)))
+        return plan.data(plan.write.success(result))
 
     async def _traced_fetch(
         self,

@@ -89,7 +89,7 @@ class WritePlan:
     key: str  # the root field's response key
     node: FieldNode
     field: Any  # graphql-core's GraphQLField of the root field
-    write: Write[Any, Any]
+    write: Write[Any, Any, Any]
     render: Render
     convert: Convert  # the argument ``input``'s value as strawberry converts it
 
@@ -111,12 +111,13 @@ class WritePlan:
 
 
 class KnownWrites:
-    """Mutation documents of a plain shape, by text and operation name as sent."""
+    """Mutation documents executed lately, by text and operation name as sent, with their plan:
+    None for those the lane leaves to execution, so that they are not planned again."""
 
     def __init__(self, size: int = 256) -> None:
-        self._known: LRUCache[tuple[str, str | None], WritePlan] = LRUCache(maxsize=size)
+        self._known: LRUCache[tuple[str, str | None], WritePlan | None] = LRUCache(maxsize=size)
 
-    def remember(self, query: str, operation_name: str | None, plan: WritePlan) -> None:
+    def remember(self, query: str, operation_name: str | None, plan: WritePlan | None) -> None:
         self._known[(query, operation_name)] = plan
 
     def get(self, query: str, operation_name: str | None) -> WritePlan | None:
@@ -265,12 +266,14 @@ def _object_renderer(
     if not isinstance(definition, StrawberryObjectDefinition):
         return None
     parts: list[tuple[str, str | None, Render]] = []
+    keys: set[str] = set()
     for node in selection.selections:
         if not isinstance(node, FieldNode) or node.directives or node.arguments:
             return None
         key = node.alias.value if node.alias else node.name.value
-        if any(key == seen for seen, _, _ in parts):
+        if key in keys:
             return None  # graphql-core merges repeated keys; the lane does not
+        keys.add(key)
         if node.name.value == "__typename":
             parts.append((key, None, _constant(type_.name)))
             continue
@@ -302,8 +305,8 @@ def _nothing(value: Any) -> Any:
 
 
 class RememberWrites(SchemaExtension):
-    """After a mutation executed without errors, remembers its document if the lane can
-    answer it next time."""
+    """After a mutation executed without errors, remembers its document, with the plan by
+    which the lane answers it next time, if any."""
 
     def __init__(self, known: KnownWrites) -> None:
         self.known = known
@@ -318,9 +321,7 @@ class RememberWrites(SchemaExtension):
         name = execution._provided_operation_name
         if (query, name) in self.known or not execution.context.settings.fast_writes:
             return
-        plan = plan_write(execution.schema, document, name)
-        if plan is not None:
-            self.known.remember(query, name, plan)
+        self.known.remember(query, name, plan_write(execution.schema, document, name))
 
 
 def remember_writes(known: KnownWrites) -> Callable[[], SchemaExtension]:

@@ -128,18 +128,26 @@ def _prime_no_open_quotes(info: Info, opportunity: Opportunity | None) -> None:
 
 
 @dataclass(frozen=True)
-class Write(Generic[In, R]):
+class Write(Generic[In, R, P]):
     """A mutation apart from GraphQL execution: the service call its input makes, and the
     payload fields its result gives. The resolver runs it through ``respond``; the fast lane
     (fast_writes.py) runs the same two for a known document."""
 
-    payload: type
+    payload: Callable[..., P]
     call: Callable[[In], Callable[[UnitOfWork], Awaitable[R]]]
     present: Callable[[R], dict[str, Any]]
 
-    async def respond(
-        self, info: Info, input: In, *, dry_run: bool = False, within: Sequence[str] = INPUT
-    ) -> Any:
+    @staticmethod
+    def dry_run(input: In) -> bool:
+        """Whether the input asks for a dry run (closeOpportunity and closeQuotes offer one)."""
+        return bool(getattr(input, "dry_run", False))
+
+    def success(self, result: R) -> P:
+        return self.payload(errors=[], **self.present(result))
+
+    async def respond(self, info: Info, input: In, *, within: Sequence[str] = INPUT) -> P:
+        dry_run = self.dry_run(input)
+
         def present(result: R) -> dict[str, Any]:
             fields = self.present(result)
             if dry_run:
@@ -180,7 +188,7 @@ def _close_quotes_call(input: CloseQuotesInput) -> Call[QuotesClosed]:
     )
 
 
-CLOSE_OPPORTUNITY: Write[CloseOpportunityInput, OpportunityClosed] = Write(
+CLOSE_OPPORTUNITY = Write(
     CloseOpportunityPayload,
     _close_opportunity_call,
     lambda r: {
@@ -189,7 +197,7 @@ CLOSE_OPPORTUNITY: Write[CloseOpportunityInput, OpportunityClosed] = Write(
         "closed_quotes": _all_closed(r.closed_quotes),
     },
 )
-CLOSE_QUOTES: Write[CloseQuotesInput, QuotesClosed] = Write(
+CLOSE_QUOTES = Write(
     CloseQuotesPayload,
     _close_quotes_call,
     lambda r: {
@@ -212,7 +220,7 @@ def _create_opportunity_call(input: CreateOpportunityInput) -> Call[models.Oppor
     )
 
 
-CREATE_OPPORTUNITY: Write[CreateOpportunityInput, models.Opportunity] = Write(
+CREATE_OPPORTUNITY = Write(
     CreateOpportunityPayload,
     _create_opportunity_call,
     lambda o: {"opportunity": Opportunity.from_model(o)},
@@ -235,7 +243,7 @@ def _update_opportunity_call(input: UpdateOpportunityInput) -> Call[models.Oppor
     )
 
 
-UPDATE_OPPORTUNITY: Write[UpdateOpportunityInput, models.Opportunity] = Write(
+UPDATE_OPPORTUNITY = Write(
     UpdateOpportunityPayload,
     _update_opportunity_call,
     lambda o: {"opportunity": Opportunity.from_model(o)},
@@ -251,7 +259,7 @@ def _reopen_opportunity_call(input: ReopenOpportunityInput) -> Call[OpportunityR
     )
 
 
-REOPEN_OPPORTUNITY: Write[ReopenOpportunityInput, OpportunityReopened] = Write(
+REOPEN_OPPORTUNITY = Write(
     ReopenOpportunityPayload,
     _reopen_opportunity_call,
     lambda r: {
@@ -273,7 +281,7 @@ def _create_quote_call(input: CreateQuoteInput) -> Call[models.Quote]:
     )
 
 
-CREATE_QUOTE: Write[CreateQuoteInput, models.Quote] = Write(
+CREATE_QUOTE = Write(
     CreateQuotePayload, _create_quote_call, lambda q: {"quote": Quote.from_model(q)}
 )
 
@@ -290,7 +298,7 @@ def _update_quote_call(input: UpdateQuoteInput) -> Call[models.Quote]:
     )
 
 
-UPDATE_QUOTE: Write[UpdateQuoteInput, models.Quote] = Write(
+UPDATE_QUOTE = Write(
     UpdateQuotePayload, _update_quote_call, lambda q: {"quote": Quote.from_model(q)}
 )
 
@@ -301,7 +309,7 @@ def _activate_quote_call(input: ActivateQuoteInput) -> Call[models.Quote]:
     )
 
 
-ACTIVATE_QUOTE: Write[ActivateQuoteInput, models.Quote] = Write(
+ACTIVATE_QUOTE = Write(
     ActivateQuotePayload, _activate_quote_call, lambda q: {"quote": Quote.from_model(q)}
 )
 
@@ -312,7 +320,7 @@ def _revise_quote_call(input: ReviseQuoteInput) -> Call[QuoteRevised]:
     )
 
 
-REVISE_QUOTE: Write[ReviseQuoteInput, QuoteRevised] = Write(
+REVISE_QUOTE = Write(
     ReviseQuotePayload,
     _revise_quote_call,
     lambda r: {
@@ -333,9 +341,7 @@ def _close_quote_call(input: CloseQuoteInput) -> Call[ClosedQuote]:
     )
 
 
-CLOSE_QUOTE: Write[CloseQuoteInput, ClosedQuote] = Write(
-    CloseQuotePayload, _close_quote_call, lambda c: {"quote": _closed(c)}
-)
+CLOSE_QUOTE = Write(CloseQuotePayload, _close_quote_call, lambda c: {"quote": _closed(c)})
 
 
 def _create_competitor_call(input: CreateCompetitorInput) -> Call[models.Competitor]:
@@ -344,7 +350,7 @@ def _create_competitor_call(input: CreateCompetitorInput) -> Call[models.Competi
     )
 
 
-CREATE_COMPETITOR: Write[CreateCompetitorInput, models.Competitor] = Write(
+CREATE_COMPETITOR = Write(
     CreateCompetitorPayload,
     _create_competitor_call,
     lambda c: {"competitor": Competitor.from_model(c)},
@@ -354,7 +360,7 @@ CREATE_COMPETITOR: Write[CreateCompetitorInput, models.Competitor] = Write(
 # The mutations the fast lane may answer, by field name: those whose payload is what their
 # call returned (winQuote's shows its contract through the loaders; a bulk close runs each
 # item as a mutation). The lane leaves dry runs and idempotency keys to execution.
-FAST_WRITES: dict[str, Write[Any, Any]] = {
+FAST_WRITES: dict[str, Write[Any, Any, Any]] = {
     "createOpportunity": CREATE_OPPORTUNITY,
     "updateOpportunity": UPDATE_OPPORTUNITY,
     "closeOpportunity": CLOSE_OPPORTUNITY,
@@ -373,10 +379,7 @@ async def _close_opportunity(
     info: Info, input: CloseOpportunityInput, within: Sequence[str] = INPUT
 ) -> CloseOpportunityPayload:
     """closeOpportunity for one input, on its own or as one item of a bulk close."""
-    payload: CloseOpportunityPayload = await CLOSE_OPPORTUNITY.respond(
-        info, input, dry_run=input.dry_run, within=within
-    )
-    return payload
+    return await CLOSE_OPPORTUNITY.respond(info, input, within=within)
 
 
 async def _close_opportunities(
@@ -427,8 +430,7 @@ class Mutation:
         info: Info,
         input: Annotated[CreateOpportunityInput, _INPUT],
     ) -> CreateOpportunityPayload:
-        payload: CreateOpportunityPayload = await CREATE_OPPORTUNITY.respond(info, input)
-        return payload
+        return await CREATE_OPPORTUNITY.respond(info, input)
 
     @strawberry.mutation(description="Edit an OPEN opportunity; its state never changes here.")
     async def update_opportunity(
@@ -436,8 +438,7 @@ class Mutation:
         info: Info,
         input: Annotated[UpdateOpportunityInput, _INPUT],
     ) -> UpdateOpportunityPayload:
-        payload: UpdateOpportunityPayload = await UPDATE_OPPORTUNITY.respond(info, input)
-        return payload
+        return await UPDATE_OPPORTUNITY.respond(info, input)
 
     @strawberry.mutation(
         description="Close an OPEN opportunity as WON or LOST. Refused while any of its quotes "
@@ -461,8 +462,7 @@ class Mutation:
         info: Info,
         input: Annotated[ReopenOpportunityInput, _INPUT],
     ) -> ReopenOpportunityPayload:
-        payload: ReopenOpportunityPayload = await REOPEN_OPPORTUNITY.respond(info, input)
-        return payload
+        return await REOPEN_OPPORTUNITY.respond(info, input)
 
     @strawberry.mutation(
         description="Close every DRAFT and ACTIVE quote of an opportunity at once, atomically. "
@@ -473,8 +473,7 @@ class Mutation:
         info: Info,
         input: Annotated[CloseQuotesInput, _INPUT],
     ) -> CloseQuotesPayload:
-        payload: CloseQuotesPayload = await CLOSE_QUOTES.respond(info, input, dry_run=input.dry_run)
-        return payload
+        return await CLOSE_QUOTES.respond(info, input)
 
     @strawberry.mutation(description="Add a DRAFT quote to an OPEN opportunity.")
     async def create_quote(
@@ -482,8 +481,7 @@ class Mutation:
         info: Info,
         input: Annotated[CreateQuoteInput, _INPUT],
     ) -> CreateQuotePayload:
-        payload: CreateQuotePayload = await CREATE_QUOTE.respond(info, input)
-        return payload
+        return await CREATE_QUOTE.respond(info, input)
 
     @strawberry.mutation(description="Edit a DRAFT quote.")
     async def update_quote(
@@ -491,8 +489,7 @@ class Mutation:
         info: Info,
         input: Annotated[UpdateQuoteInput, _INPUT],
     ) -> UpdateQuotePayload:
-        payload: UpdateQuotePayload = await UPDATE_QUOTE.respond(info, input)
-        return payload
+        return await UPDATE_QUOTE.respond(info, input)
 
     @strawberry.mutation(description="Activate a DRAFT quote; it becomes read-only.")
     async def activate_quote(
@@ -500,8 +497,7 @@ class Mutation:
         info: Info,
         input: Annotated[ActivateQuoteInput, _INPUT],
     ) -> ActivateQuotePayload:
-        payload: ActivateQuotePayload = await ACTIVATE_QUOTE.respond(info, input)
-        return payload
+        return await ACTIVATE_QUOTE.respond(info, input)
 
     @strawberry.mutation(
         description="Revise an ACTIVE quote: it becomes CLOSED/REVISED and a new DRAFT with the "
@@ -512,8 +508,7 @@ class Mutation:
         info: Info,
         input: Annotated[ReviseQuoteInput, _INPUT],
     ) -> ReviseQuotePayload:
-        payload: ReviseQuotePayload = await REVISE_QUOTE.respond(info, input)
-        return payload
+        return await REVISE_QUOTE.respond(info, input)
 
     @strawberry.mutation(
         description="Mark an open quote WON; the other open quotes of its opportunity become "
@@ -545,8 +540,7 @@ class Mutation:
         info: Info,
         input: Annotated[CloseQuoteInput, _INPUT],
     ) -> CloseQuotePayload:
-        payload: CloseQuotePayload = await CLOSE_QUOTE.respond(info, input)
-        return payload
+        return await CLOSE_QUOTE.respond(info, input)
 
     @strawberry.mutation(description="Register a competitor.")
     async def create_competitor(
@@ -554,8 +548,7 @@ class Mutation:
         info: Info,
         input: Annotated[CreateCompetitorInput, _INPUT],
     ) -> CreateCompetitorPayload:
-        payload: CreateCompetitorPayload = await CREATE_COMPETITOR.respond(info, input)
-        return payload
+        return await CREATE_COMPETITOR.respond(info, input)
 
     @strawberry.mutation(description=bulk_close.DESCRIPTION)
     async def close_opportunities(
