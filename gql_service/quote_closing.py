@@ -33,8 +33,8 @@ def check_quote_close_input(
 async def close_open_quotes(repo: Repository, closing: QuoteClosing) -> list[ClosedQuote]:
     """Close the quotes that ``closing`` names under one batch id.
 
-    Set-based: two statements whatever the number of quotes. The caller holds the opportunity's
-    lock.
+    Set-based: one statement on PostgreSQL, two on SQLite, whatever the number of quotes. The
+    caller holds the opportunity's lock.
     """
     closed = await repo.close_open_quotes(closing, batch_id=str(uuid.uuid4()))
     return [ClosedQuote(quote, record) for quote, record in closed]

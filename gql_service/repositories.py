@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import date, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -58,6 +59,8 @@ def _param(name: str, table: sa.Table, column: str) -> sa.BindParameter[Any]:
 
 
 _OPEN_QUOTE = _QUOTE.c.state.in_(OPEN_QUOTE_STATES)
+_OPPORTUNITY_COLUMNS = len(_OPPORTUNITY.c)
+_QUOTE_COLUMNS = len(_QUOTE.c)
 
 # UPDATE opportunity SET version = version + 1 ... RETURNING: the write that takes the lock.
 _LOCK_OPPORTUNITY = (
@@ -110,6 +113,43 @@ def _close_opportunity_statement(fields: tuple[str, ...]) -> sa.Update:
 
 _RECORD_OPPORTUNITY_CLOSE = sa.insert(_OPPORTUNITY_CLOSE).returning(*_OPPORTUNITY_CLOSE.c)
 
+# The close records of a statement that returns two tables' columns side by side.
+_OpportunityCloseRow = namedtuple("_OpportunityCloseRow", _OPPORTUNITY_CLOSE.c.keys())  # type: ignore[misc]
+_QuoteCloseRow = namedtuple("_QuoteCloseRow", _QUOTE_CLOSE.c.keys())  # type: ignore[misc]
+
+
+def _split(row: Any, at: int, second: Any) -> tuple[Any, Any]:
+    """A row of two tables' columns side by side (the first's, then the second's): the first
+    table's part is the row itself (its extra columns are never read), the second's a
+    ``second`` named tuple."""
+    return row, second._make(row[at:])
+
+
+@cache
+def _close_and_record_statement(
+    fields: tuple[str, ...], recorded: tuple[str, ...]
+) -> sa.Select[Any]:
+    """PostgreSQL: ``_close_opportunity_statement`` and its close record's INSERT in one
+    statement (data-modifying CTEs), one round trip instead of two.
+
+    ``WITH moved AS (UPDATE ... RETURNING), record AS (INSERT ... SELECT ... FROM moved
+    RETURNING) SELECT moved.*, record.* FROM moved JOIN record ...``: no row, and nothing
+    written, when an open quote blocks the close. Placeholders: those of the UPDATE, and
+    r_<column> for each of the record's ``recorded`` columns.
+    """
+    moved = _close_opportunity_statement(fields).cte("moved")
+    values = sa.select(*(_param(f"r_{name}", _OPPORTUNITY_CLOSE, name) for name in recorded))
+    record = (
+        sa.insert(_OPPORTUNITY_CLOSE)
+        .from_select(list(recorded), values.select_from(moved))
+        .returning(*_OPPORTUNITY_CLOSE.c)
+        .cte("record")
+    )
+    return sa.select(
+        *moved.c, *(column.label(f"record_{column.key}") for column in record.c)
+    ).select_from(moved.join(record, record.c.opportunity_id == moved.c.id))
+
+
 _QUOTE_CLOSE_COLUMNS = [
     "quote_id",
     "quote_number",
@@ -123,12 +163,30 @@ _QUOTE_CLOSE_COLUMNS = [
 ]
 
 
-@cache
-def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Update]:
-    """``INSERT INTO quote_close ... SELECT ... FROM quote`` and ``UPDATE quote``, RETURNING.
+def _quote_close_values(source: sa.FromClause, reason: ColumnElement[Any]) -> sa.Select[Any]:
+    """The select list of a quote close record, read from ``source``'s quote columns."""
+    return sa.select(
+        source.c.id,
+        source.c.quote_number,
+        source.c.revision_number,
+        reason,
+        _param("p_close_date", _QUOTE_CLOSE, "close_date"),
+        _param("p_description", _QUOTE_CLOSE, "description"),
+        _param("p_batch_id", _QUOTE_CLOSE, "batch_id"),
+        _param("p_now", _QUOTE_CLOSE, "created_at"),
+        _param("p_actor", _QUOTE_CLOSE, "created_by"),
+    )
 
-    Placeholders: p_opportunity_id, p_state, p_status_reason, p_close_date, p_description,
-    p_batch_id, p_now, p_actor, and p_quote_id if ``one``, p_winner_id if ``winner``.
+
+@cache
+def _closing_quotes(
+    one: bool, winner: bool
+) -> tuple[ColumnElement[bool], ColumnElement[Any], sa.Update]:
+    """Which quotes a close takes, the reason it gives each, and ``UPDATE quote ... RETURNING``
+    that closes them.
+
+    Placeholders: p_opportunity_id, p_state, p_status_reason, p_close_date, p_now, p_actor,
+    and p_quote_id if ``one``, p_winner_id if ``winner`` (closed as WON/WON instead).
     """
     which = (_QUOTE.c.opportunity_id == bindparam("p_opportunity_id")) & _OPEN_QUOTE
     if one:
@@ -141,20 +199,6 @@ def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Upd
         reason = sa.case(
             (won, sa.literal(QuoteStatusReason.WON, _QUOTE.c.status_reason.type)), else_=reason
         )
-    copied = sa.select(
-        _QUOTE.c.id,
-        _QUOTE.c.quote_number,
-        _QUOTE.c.revision_number,
-        reason,
-        _param("p_close_date", _QUOTE_CLOSE, "close_date"),
-        _param("p_description", _QUOTE_CLOSE, "description"),
-        _param("p_batch_id", _QUOTE_CLOSE, "batch_id"),
-        _param("p_now", _QUOTE_CLOSE, "created_at"),
-        _param("p_actor", _QUOTE_CLOSE, "created_by"),
-    ).where(which)
-    recorded = (
-        sa.insert(_QUOTE_CLOSE).from_select(_QUOTE_CLOSE_COLUMNS, copied).returning(*_QUOTE_CLOSE.c)
-    )
     closed = (
         sa.update(_QUOTE)
         .where(which)
@@ -166,7 +210,43 @@ def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Upd
         )
         .returning(*_QUOTE.c)
     )
+    return which, reason, closed
+
+
+@cache
+def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Update]:
+    """``INSERT INTO quote_close ... SELECT ... FROM quote`` and ``_closing_quotes``' UPDATE.
+
+    The INSERT's placeholders are the UPDATE's and p_description, p_batch_id.
+    """
+    which, reason, closed = _closing_quotes(one, winner)
+    copied = _quote_close_values(_QUOTE, reason).where(which)
+    recorded = (
+        sa.insert(_QUOTE_CLOSE).from_select(_QUOTE_CLOSE_COLUMNS, copied).returning(*_QUOTE_CLOSE.c)
+    )
     return recorded, closed
+
+
+@cache
+def _close_and_record_quotes_statement(one: bool, winner: bool) -> sa.Select[Any]:
+    """PostgreSQL: both of ``_close_quotes_statements`` in one statement, one round trip.
+
+    ``WITH closed AS (UPDATE quote ... RETURNING), record AS (INSERT INTO quote_close ...
+    SELECT ... FROM closed RETURNING) SELECT closed.*, record.* ... ORDER BY closed.id``.
+    """
+    closed = _closing_quotes(one, winner)[2].cte("closed")
+    copied = _quote_close_values(closed, closed.c.status_reason).order_by(closed.c.id)
+    record = (
+        sa.insert(_QUOTE_CLOSE)
+        .from_select(_QUOTE_CLOSE_COLUMNS, copied)
+        .returning(*_QUOTE_CLOSE.c)
+        .cte("record")
+    )
+    return (
+        sa.select(*closed.c, *(column.label(f"record_{column.key}") for column in record.c))
+        .select_from(closed.join(record, record.c.quote_id == closed.c.id))
+        .order_by(closed.c.id)
+    )
 
 
 # --- project contracts ---
@@ -343,43 +423,52 @@ class Repository:
         )
         return list((await self.session.scalars(stmt)).all())
 
-    async def close_opportunity(
-        self, opportunity_id: int, changes: Changes
-    ) -> OpportunityRecord | None:
-        """Move the opportunity to its closed state unless one of its quotes is open.
+    @property
+    def _one_round_trip(self) -> bool:
+        """Whether a write and its record's INSERT go as one statement: PostgreSQL runs
+        data-modifying CTEs, SQLite does not."""
+        return self.connection.dialect.name == "postgresql"
 
-        One ``UPDATE ... WHERE NOT EXISTS (open quote) RETURNING``: None when an open quote
-        blocks it. The caller holds the opportunity's lock, so the answer holds until commit.
+    async def close_opportunity(
+        self, opportunity_id: int, changes: Changes, record: Changes
+    ) -> tuple[OpportunityRecord, OpportunityCloseRecord] | None:
+        """Move the opportunity to its closed state unless one of its quotes is open, and write
+        the close ``record`` that describes it; None, and nothing written, when an open quote
+        blocks it.
+
+        ``UPDATE ... WHERE NOT EXISTS (open quote) RETURNING``, then ``INSERT INTO
+        opportunity_close ... RETURNING``; on PostgreSQL both in one statement. The caller holds
+        the opportunity's lock, so the answer holds until commit.
         """
         params = {f"p_{name}": value for name, value in changes.items()}
         params["p_id"] = opportunity_id
-        stmt = _close_opportunity_statement(tuple(changes))
-        moved: OpportunityRecord | None = (
-            await self.connection.execute(stmt, params)
+        values = {**record, "created_at": self.now, "created_by": self.actor}
+        connection = self.connection
+        if self._one_round_trip:
+            params.update({f"r_{name}": value for name, value in values.items()})
+            stmt = _close_and_record_statement(tuple(changes), tuple(values))
+            row = (await connection.execute(stmt, params)).one_or_none()
+            return None if row is None else _split(row, _OPPORTUNITY_COLUMNS, _OpportunityCloseRow)
+        moved = (
+            await connection.execute(_close_opportunity_statement(tuple(changes)), params)
         ).one_or_none()
-        return moved
-
-    async def record_opportunity_close(self, values: Changes) -> OpportunityCloseRecord:
-        """``INSERT INTO opportunity_close ... RETURNING``: the close record a close describes."""
-        params = {**values, "created_at": self.now, "created_by": self.actor}
-        record: OpportunityCloseRecord = (
-            await self.connection.execute(_RECORD_OPPORTUNITY_CLOSE, params)
-        ).one()
-        return record
+        if moved is None:
+            return None
+        return moved, (await connection.execute(_RECORD_OPPORTUNITY_CLOSE, values)).one()
 
     async def close_open_quotes(
         self, closing: QuoteClosing, *, batch_id: str
     ) -> list[tuple[QuoteRecord, QuoteCloseRecord]]:
-        """Close the opportunity's open quotes (only ``quote_id`` if given) in two statements.
+        """Close the opportunity's open quotes (only ``quote_id`` if given) and write their close
+        records, whatever their number: one statement on PostgreSQL, two on SQLite.
 
-        ``INSERT INTO quote_close ... SELECT ... FROM quote`` writes their close records, then
-        ``UPDATE quote ... RETURNING`` closes them, whatever their number; ``winner_id`` is
-        closed as WON/WON instead. Both statements select the same rows because the caller
-        holds the opportunity's lock, which every change to the set of its open quotes takes
-        first. Returns each quote with its record, in id order.
+        ``UPDATE quote ... RETURNING`` closes them and ``INSERT INTO quote_close ... SELECT``
+        writes their records; ``winner_id`` is closed as WON/WON instead. On SQLite the INSERT
+        goes first and selects the same rows as the UPDATE, because the caller holds the
+        opportunity's lock, which every change to the set of its open quotes takes first.
+        Returns each quote with its record, in id order.
         """
         quote_id, winner_id = closing.quote_id, closing.winner_id
-        recorded, closed = _close_quotes_statements(quote_id is not None, winner_id is not None)
         params: dict[str, Any] = {
             "p_opportunity_id": closing.opportunity_id,
             "p_state": closing.state,
@@ -394,7 +483,13 @@ class Repository:
             params["p_quote_id"] = quote_id
         if winner_id is not None:
             params["p_winner_id"] = winner_id
+        one, winner = quote_id is not None, winner_id is not None
         connection = self.connection
+        if self._one_round_trip:
+            stmt = _close_and_record_quotes_statement(one, winner)
+            rows = await connection.execute(stmt, params)
+            return [_split(row, _QUOTE_COLUMNS, _QuoteCloseRow) for row in rows]
+        recorded, closed = _close_quotes_statements(one, winner)
         # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.
         records = {r.quote_id: r for r in await connection.execute(recorded, params)}
         quotes = sorted(await connection.execute(closed, params), key=lambda q: int(q.id))

@@ -225,12 +225,12 @@ async def close_opportunity(
             closed = await quote_closing.close_open_quotes(repo, closing.quotes)
         # The invariant is checked by the UPDATE itself; the open quotes are read only to name
         # them when they block the close.
-        moved = await repo.close_opportunity(opportunity_id, closing.changes)
-        if moved is None:
+        done = await repo.close_opportunity(opportunity_id, closing.changes, closing.record)
+        if done is None:
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)
             blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
             raise ValidationFailedError(blocking)
-        record = await repo.record_opportunity_close(closing.record)
+        moved, record = done
         return OpportunityClosed(moved, record, closed)
 
     return await uow.run(work)
