@@ -72,6 +72,11 @@ def _postgres_pool(settings: Settings, isolation_level: str | None) -> AsyncEngi
     options: dict[str, Any] = {}
     if isolation_level:
         options["isolation_level"] = isolation_level
+    if isolation_level == "AUTOCOMMIT":
+        # No transaction to roll back when a connection comes back: skip the pool's ROLLBACK
+        # call, so that a connection leased for one statement returns without a greenlet
+        # (read_session.ReadSession.lease).
+        options["pool_reset_on_return"] = None
     return create_async_engine(
         settings.database_url,
         pool_size=settings.pool_size_per_worker,

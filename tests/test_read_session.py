@@ -12,10 +12,12 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +25,7 @@ from starlette.applications import Starlette
 
 from gql_service.app import create_app
 from gql_service.database import create_engine, reads_engine
-from gql_service.read_session import reads_autocommit
+from gql_service.read_session import ReadSession, reads_autocommit
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient, sync_engines
 from tests.operations import (
@@ -359,3 +361,52 @@ async def test_a_mutation_payload_reads_what_it_wrote_after_earlier_reads(
     assert closed["errors"] == []
     assert closed["opportunity"]["state"] == "LOST"
     assert [q["state"] for q in closed["opportunity"]["quotes"]["nodes"]] == ["CLOSED"]
+
+
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_a_leased_connection_goes_back_unless_it_broke(settings: Settings) -> None:
+    """ReadSession.lease (a compiled read's one statement on a connection of its own): a
+    connection that answered, even with an error, goes back to the pool; one that broke under
+    its statement is closed, never handed to the next request; a cancelled statement does not
+    hold up the next one."""
+    engine = create_engine(replace(settings, db_pool_size=1, db_pool_timeout_ms=5_000))
+    pool = reads_engine(engine).sync_engine.pool
+    assert ReadSession(engine).leases
+
+    async def run(sql: str, connection: Any) -> Any:
+        async with connection.cursor() as cursor:
+            await cursor.execute(sql)
+            return await cursor.fetchone()
+
+    async def lease(sql: str) -> Any:
+        return await asyncio.wait_for(ReadSession(engine).lease(partial(run, sql)), timeout=5)
+
+    try:
+        [pid] = await lease("SELECT pg_backend_pid()")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            await lease("SELECT 1 / 0")
+        assert pool.checkedout() == 0
+        assert await lease("SELECT pg_backend_pid()") == (pid,)  # the same connection
+
+        sleeping = asyncio.create_task(lease("SELECT pg_sleep(30)"))
+        await asyncio.sleep(0.5)
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        assert pool.checkedout() == 0
+        [pid] = await lease("SELECT pg_backend_pid()")  # at once, not after the sleep
+
+        sleeping = asyncio.create_task(lease("SELECT pg_sleep(30)"))
+        await asyncio.sleep(0.5)
+        killer = await psycopg.AsyncConnection.connect(
+            settings.database_url.replace("+psycopg", ""), autocommit=True
+        )
+        async with killer:
+            await killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            await sleeping
+        assert pool.checkedout() == 0
+        [fresh] = await lease("SELECT pg_backend_pid()")
+        assert fresh != pid
+    finally:
+        await engine.dispose()
