@@ -6,7 +6,6 @@ import base64
 import hashlib
 import re
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # An API answers JSON: nothing in it may run, load or be framed.
@@ -18,6 +17,9 @@ HEADERS = {
     "referrer-policy": "no-referrer",
     "content-security-policy": API_POLICY,
 }
+
+# As raw ASGI header pairs, for the middleware to append without parsing the response's.
+_RAW_HEADERS = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()]
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
@@ -53,10 +55,12 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
+                headers = message.get("headers", ())
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = [
+                    *headers,
+                    *(pair for pair in _RAW_HEADERS if pair[0] not in present),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -28,7 +27,7 @@ from gql_service import metrics
 from gql_service.announcements import Broker
 from gql_service.graphiql import page_html
 from gql_service.graphql.compiled_reads import register_sqlite_functions
-from gql_service.graphql.context import Context
+from gql_service.graphql.context import Context, new_request_id
 from gql_service.graphql.fast_lane import FastLane
 from gql_service.graphql.idempotency import IdempotentRequests
 from gql_service.graphql.localized import LocalizedHTTPError, http_message, localized
@@ -119,7 +118,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         if scope["type"] != "http":  # pragma: no cover - Starlette routes only these two here
             await super().__call__(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         reads = ReadSession(self.engine)
         scope.setdefault("state", {}).update(request_id=request_id, reads=reads)
         try:
@@ -266,7 +265,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 reads=connection_reads,
                 reader=Reader(connection_reads),
                 principal=NOBODY,
-                request_id=uuid.uuid4().hex,
+                request_id=new_request_id(),
                 language=language_of(request.scope),
                 broker=self.broker,
             )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import suppress
 from typing import Any
@@ -49,7 +48,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from gql_service.database import is_unavailable
-from gql_service.graphql.context import Context
+from gql_service.graphql.context import Context, new_request_id
 from gql_service.graphql.localized import LocalizedGraphQLError, localized
 from gql_service.graphql.request_body import decode_json
 from gql_service.languages import negotiate
@@ -224,7 +223,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """strawberry's, with a context of the operation's own and subscriptions only."""
         reads = ReadSession(self.context.engine)
         context = dataclasses.replace(
-            self.context, reads=reads, reader=Reader(reads), request_id=uuid.uuid4().hex
+            self.context, reads=reads, reader=Reader(reads), request_id=new_request_id()
         )
         try:
             result_source = await self.schema.subscribe(
