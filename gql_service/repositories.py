@@ -61,6 +61,12 @@ def _param(name: str, table: sa.Table, column: str) -> sa.BindParameter[Any]:
 _OPEN_QUOTE = _QUOTE.c.state.in_(OPEN_QUOTE_STATES)
 _OPPORTUNITY_COLUMNS = len(_OPPORTUNITY.c)
 _QUOTE_COLUMNS = len(_QUOTE.c)
+# Where a closed quote's columns, and its record's, start in a row of _close_all_statement.
+_CLOSED_QUOTE_AT = _OPPORTUNITY_COLUMNS + len(_OPPORTUNITY_CLOSE.c)
+_QUOTE_RECORD_AT = _CLOSED_QUOTE_AT + _QUOTE_COLUMNS
+
+# A closed quote and the close record its close wrote.
+ClosedQuoteRow = tuple[QuoteRecord, QuoteCloseRecord]
 
 # UPDATE opportunity SET version = version + 1 ... RETURNING: the write that takes the lock.
 _LOCK_OPPORTUNITY = (
@@ -94,35 +100,69 @@ _LOCK_ANNOUNCED = {
 }
 
 
-@cache
-def _close_opportunity_statement(fields: tuple[str, ...]) -> sa.Update:
+def _close_opportunity_update(
+    fields: tuple[str, ...], *, prefix: str = "p_", closing: sa.CTE | None = None
+) -> sa.Update:
     """``UPDATE opportunity SET <fields> WHERE NOT EXISTS (open quote) RETURNING``.
 
-    Placeholders: p_id, and p_<field> for each of the fields a close changes (transitions.py).
+    Placeholders: <prefix>id, and <prefix><field> for each of the fields a close changes
+    (transitions.py). ``closing``: a CTE of the quotes that the same statement closes, which
+    its snapshot still sees open; they do not count.
     """
+    open_quote = [_QUOTE.c.opportunity_id == bindparam(f"{prefix}id"), _OPEN_QUOTE]
+    if closing is not None:
+        open_quote.append(_QUOTE.c.id.not_in(sa.select(closing.c.id)))
     return (
         sa.update(_OPPORTUNITY)
-        .where(
-            _OPPORTUNITY.c.id == bindparam("p_id"),
-            ~sa.exists().where(_QUOTE.c.opportunity_id == bindparam("p_id"), _OPEN_QUOTE),
-        )
-        .values({name: bindparam(f"p_{name}") for name in fields})
+        .where(_OPPORTUNITY.c.id == bindparam(f"{prefix}id"), ~sa.exists().where(*open_quote))
+        .values({name: bindparam(f"{prefix}{name}") for name in fields})
         .returning(*_OPPORTUNITY.c)
     )
+
+
+@cache
+def _close_opportunity_statement(fields: tuple[str, ...]) -> sa.Update:
+    """``_close_opportunity_update`` with the p_ placeholders."""
+    return _close_opportunity_update(fields)
 
 
 _RECORD_OPPORTUNITY_CLOSE = sa.insert(_OPPORTUNITY_CLOSE).returning(*_OPPORTUNITY_CLOSE.c)
 
 # The close records of a statement that returns two tables' columns side by side.
+_QuoteRow = namedtuple("_QuoteRow", _QUOTE.c.keys())  # type: ignore[misc]
 _OpportunityCloseRow = namedtuple("_OpportunityCloseRow", _OPPORTUNITY_CLOSE.c.keys())  # type: ignore[misc]
 _QuoteCloseRow = namedtuple("_QuoteCloseRow", _QUOTE_CLOSE.c.keys())  # type: ignore[misc]
+
+
+def _part(record: Any, row: Any, start: int, end: int | None = None) -> Any:
+    """The ``record`` named tuple of ``row[start:end]``, one table's part of a row that holds
+    several tables' columns side by side."""
+    return record._make(row[start:end])
 
 
 def _split(row: Any, at: int, second: Any) -> tuple[Any, Any]:
     """A row of two tables' columns side by side (the first's, then the second's): the first
     table's part is the row itself (its extra columns are never read), the second's a
     ``second`` named tuple."""
-    return row, second._make(row[at:])
+    return row, _part(second, row, at)
+
+
+def _labeled(source: sa.FromClause, prefix: str) -> list[ColumnElement[Any]]:
+    """``source``'s columns under ``prefix``, beside another table's in one select list."""
+    return [column.label(f"{prefix}{column.key}") for column in source.c]
+
+
+def _recorded_close(moved: sa.CTE, recorded: tuple[str, ...]) -> sa.CTE:
+    """``INSERT INTO opportunity_close ... SELECT <placeholders> FROM moved RETURNING``: one
+    record per opportunity the CTE ``moved`` closed. Placeholders: r_<column> for each of
+    the ``recorded`` columns."""
+    values = sa.select(*(_param(f"r_{name}", _OPPORTUNITY_CLOSE, name) for name in recorded))
+    return (
+        sa.insert(_OPPORTUNITY_CLOSE)
+        .from_select(list(recorded), values.select_from(moved))
+        .returning(*_OPPORTUNITY_CLOSE.c)
+        .cte("record")
+    )
 
 
 @cache
@@ -134,20 +174,13 @@ def _close_and_record_statement(
 
     ``WITH moved AS (UPDATE ... RETURNING), record AS (INSERT ... SELECT ... FROM moved
     RETURNING) SELECT moved.*, record.* FROM moved JOIN record ...``: no row, and nothing
-    written, when an open quote blocks the close. Placeholders: those of the UPDATE, and
-    r_<column> for each of the record's ``recorded`` columns.
+    written, when an open quote blocks the close.
     """
     moved = _close_opportunity_statement(fields).cte("moved")
-    values = sa.select(*(_param(f"r_{name}", _OPPORTUNITY_CLOSE, name) for name in recorded))
-    record = (
-        sa.insert(_OPPORTUNITY_CLOSE)
-        .from_select(list(recorded), values.select_from(moved))
-        .returning(*_OPPORTUNITY_CLOSE.c)
-        .cte("record")
+    record = _recorded_close(moved, recorded)
+    return sa.select(*moved.c, *_labeled(record, "record_")).select_from(
+        moved.join(record, record.c.opportunity_id == moved.c.id)
     )
-    return sa.select(
-        *moved.c, *(column.label(f"record_{column.key}") for column in record.c)
-    ).select_from(moved.join(record, record.c.opportunity_id == moved.c.id))
 
 
 _QUOTE_CLOSE_COLUMNS = [
@@ -227,6 +260,18 @@ def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Upd
     return recorded, closed
 
 
+def _recorded_quote_closes(closed: sa.CTE, name: str) -> sa.CTE:
+    """``INSERT INTO quote_close ... SELECT ... FROM closed RETURNING``, in quote id order:
+    a close record for each quote the CTE ``closed`` closed."""
+    copied = _quote_close_values(closed, closed.c.status_reason).order_by(closed.c.id)
+    return (
+        sa.insert(_QUOTE_CLOSE)
+        .from_select(_QUOTE_CLOSE_COLUMNS, copied)
+        .returning(*_QUOTE_CLOSE.c)
+        .cte(name)
+    )
+
+
 @cache
 def _close_and_record_quotes_statement(one: bool, winner: bool) -> sa.Select[Any]:
     """PostgreSQL: both of ``_close_quotes_statements`` in one statement, one round trip.
@@ -235,17 +280,39 @@ def _close_and_record_quotes_statement(one: bool, winner: bool) -> sa.Select[Any
     SELECT ... FROM closed RETURNING) SELECT closed.*, record.* ... ORDER BY closed.id``.
     """
     closed = _closing_quotes(one, winner)[2].cte("closed")
-    copied = _quote_close_values(closed, closed.c.status_reason).order_by(closed.c.id)
-    record = (
-        sa.insert(_QUOTE_CLOSE)
-        .from_select(_QUOTE_CLOSE_COLUMNS, copied)
-        .returning(*_QUOTE_CLOSE.c)
-        .cte("record")
-    )
+    record = _recorded_quote_closes(closed, "record")
     return (
-        sa.select(*closed.c, *(column.label(f"record_{column.key}") for column in record.c))
+        sa.select(*closed.c, *_labeled(record, "record_"))
         .select_from(closed.join(record, record.c.quote_id == closed.c.id))
         .order_by(closed.c.id)
+    )
+
+
+@cache
+def _close_all_statement(fields: tuple[str, ...], recorded: tuple[str, ...]) -> sa.Select[Any]:
+    """PostgreSQL, a close with its open quotes: the quotes' close and records, then the
+    opportunity's close and record, in one statement.
+
+    One row per closed quote (one with empty quote columns when there was none): the
+    opportunity's columns, its record's (``record_``), the quote's (``quote_``) and its
+    record's (``quote_record_``). Placeholders: the quotes' (p_, as ``_closing_quotes``), the
+    opportunity's as ``_close_opportunity_update`` with o_, and the record's r_.
+    """
+    closed = _closing_quotes(False, False)[2].cte("closed")
+    quote_record = _recorded_quote_closes(closed, "quote_record")
+    quotes = (
+        sa.select(*_labeled(closed, "quote_"), *_labeled(quote_record, "quote_record_"))
+        .select_from(closed.join(quote_record, quote_record.c.quote_id == closed.c.id))
+        .subquery("quotes")
+    )
+    moved = _close_opportunity_update(fields, prefix="o_", closing=closed).cte("moved")
+    record = _recorded_close(moved, recorded)
+    return (
+        sa.select(*moved.c, *_labeled(record, "record_"), *quotes.c)
+        .select_from(
+            moved.join(record, record.c.opportunity_id == moved.c.id).outerjoin(quotes, sa.true())
+        )
+        .order_by(quotes.c.quote_id)
     )
 
 
@@ -430,19 +497,36 @@ class Repository:
         return self.connection.dialect.name == "postgresql"
 
     async def close_opportunity(
-        self, opportunity_id: int, changes: Changes, record: Changes
-    ) -> tuple[OpportunityRecord, OpportunityCloseRecord] | None:
+        self,
+        opportunity_id: int,
+        changes: Changes,
+        record: Changes,
+        *,
+        quotes: QuoteClosing | None = None,
+        batch_id: str = "",
+    ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
         """Move the opportunity to its closed state unless one of its quotes is open, and write
-        the close ``record`` that describes it; None, and nothing written, when an open quote
-        blocks it.
+        the close ``record`` that describes it; first close the open quotes that ``quotes``
+        names, if given (as ``close_open_quotes``, under ``batch_id``). None when an open quote
+        blocks the close: the caller rolls back.
 
         ``UPDATE ... WHERE NOT EXISTS (open quote) RETURNING``, then ``INSERT INTO
-        opportunity_close ... RETURNING``; on PostgreSQL both in one statement. The caller holds
-        the opportunity's lock, so the answer holds until commit.
+        opportunity_close ... RETURNING``: on PostgreSQL one statement, with the quotes' close
+        when it takes them all; on SQLite one statement each. The caller holds the
+        opportunity's lock, so the answer holds until commit.
         """
+        values = {**record, "created_at": self.now, "created_by": self.actor}
+        if self._one_round_trip and quotes is not None and quotes.all_open:
+            return await self._close_all(opportunity_id, changes, values, quotes, batch_id)
+        closed = [] if quotes is None else await self.close_open_quotes(quotes, batch_id=batch_id)
+        done = await self._close_and_record(opportunity_id, changes, values)
+        return None if done is None else (*done, closed)
+
+    async def _close_and_record(
+        self, opportunity_id: int, changes: Changes, values: Changes
+    ) -> tuple[OpportunityRecord, OpportunityCloseRecord] | None:
         params = {f"p_{name}": value for name, value in changes.items()}
         params["p_id"] = opportunity_id
-        values = {**record, "created_at": self.now, "created_by": self.actor}
         connection = self.connection
         if self._one_round_trip:
             params.update({f"r_{name}": value for name, value in values.items()})
@@ -456,19 +540,39 @@ class Repository:
             return None
         return moved, (await connection.execute(_RECORD_OPPORTUNITY_CLOSE, values)).one()
 
-    async def close_open_quotes(
-        self, closing: QuoteClosing, *, batch_id: str
-    ) -> list[tuple[QuoteRecord, QuoteCloseRecord]]:
-        """Close the opportunity's open quotes (only ``quote_id`` if given) and write their close
-        records, whatever their number: one statement on PostgreSQL, two on SQLite.
+    async def _close_all(
+        self,
+        opportunity_id: int,
+        changes: Changes,
+        values: Changes,
+        quotes: QuoteClosing,
+        batch_id: str,
+    ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
+        """PostgreSQL: the quotes' close and the opportunity's in one statement."""
+        params = self._quote_params(quotes, batch_id)
+        params.update({f"o_{name}": value for name, value in changes.items()}, o_id=opportunity_id)
+        params.update({f"r_{name}": value for name, value in values.items()})
+        stmt = _close_all_statement(tuple(changes), tuple(values))
+        rows = (await self.connection.execute(stmt, params)).all()
+        if not rows:
+            return None
+        first = rows[0]
+        closed = [
+            (
+                _part(_QuoteRow, row, _CLOSED_QUOTE_AT, _QUOTE_RECORD_AT),
+                _part(_QuoteCloseRow, row, _QUOTE_RECORD_AT),
+            )
+            for row in rows
+            if row.quote_id is not None
+        ]
+        return (
+            first,
+            _part(_OpportunityCloseRow, first, _OPPORTUNITY_COLUMNS, _CLOSED_QUOTE_AT),
+            closed,
+        )
 
-        ``UPDATE quote ... RETURNING`` closes them and ``INSERT INTO quote_close ... SELECT``
-        writes their records; ``winner_id`` is closed as WON/WON instead. On SQLite the INSERT
-        goes first and selects the same rows as the UPDATE, because the caller holds the
-        opportunity's lock, which every change to the set of its open quotes takes first.
-        Returns each quote with its record, in id order.
-        """
-        quote_id, winner_id = closing.quote_id, closing.winner_id
+    def _quote_params(self, closing: QuoteClosing, batch_id: str) -> dict[str, Any]:
+        """The values of ``_closing_quotes``' and ``_quote_close_values``' placeholders."""
         params: dict[str, Any] = {
             "p_opportunity_id": closing.opportunity_id,
             "p_state": closing.state,
@@ -479,11 +583,26 @@ class Repository:
             "p_now": self.now,
             "p_actor": self.actor,
         }
-        if quote_id is not None:
-            params["p_quote_id"] = quote_id
-        if winner_id is not None:
-            params["p_winner_id"] = winner_id
-        one, winner = quote_id is not None, winner_id is not None
+        if closing.quote_id is not None:
+            params["p_quote_id"] = closing.quote_id
+        if closing.winner_id is not None:
+            params["p_winner_id"] = closing.winner_id
+        return params
+
+    async def close_open_quotes(
+        self, closing: QuoteClosing, *, batch_id: str
+    ) -> list[ClosedQuoteRow]:
+        """Close the opportunity's open quotes (only ``quote_id`` if given) and write their close
+        records, whatever their number: one statement on PostgreSQL, two on SQLite.
+
+        ``UPDATE quote ... RETURNING`` closes them and ``INSERT INTO quote_close ... SELECT``
+        writes their records; ``winner_id`` is closed as WON/WON instead. On SQLite the INSERT
+        goes first and selects the same rows as the UPDATE, because the caller holds the
+        opportunity's lock, which every change to the set of its open quotes takes first.
+        Returns each quote with its record, in id order.
+        """
+        params = self._quote_params(closing, batch_id)
+        one, winner = closing.quote_id is not None, closing.winner_id is not None
         connection = self.connection
         if self._one_round_trip:
             stmt = _close_and_record_quotes_statement(one, winner)

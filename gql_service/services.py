@@ -220,18 +220,21 @@ async def close_opportunity(
         )
         if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
             raise not_found(msg("No competitor has this id."), "competitor")
-        closed: list[ClosedQuote] = []
-        if closing.quotes is not None:
-            closed = await quote_closing.close_open_quotes(repo, closing.quotes)
         # The invariant is checked by the UPDATE itself; the open quotes are read only to name
         # them when they block the close.
-        done = await repo.close_opportunity(opportunity_id, closing.changes, closing.record)
+        done = await repo.close_opportunity(
+            opportunity_id,
+            closing.changes,
+            closing.record,
+            quotes=closing.quotes,
+            batch_id=quote_closing.new_batch_id(),
+        )
         if done is None:
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)
             blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
             raise ValidationFailedError(blocking)
-        moved, record = done
-        return OpportunityClosed(moved, record, closed)
+        moved, record, closed = done
+        return OpportunityClosed(moved, record, [ClosedQuote(q, r) for q, r in closed])
 
     return await uow.run(work)
 

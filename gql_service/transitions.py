@@ -71,6 +71,11 @@ class QuoteClosing:
     winner_id: int | None = None
     state: QuoteState = QuoteState.CLOSED
 
+    @property
+    def all_open(self) -> bool:
+        """Every open quote of the opportunity, each the same way (no single one, no winner)."""
+        return self.quote_id is None and self.winner_id is None
+
 
 @dataclass(frozen=True, slots=True)
 class QuoteRevision:

@@ -381,6 +381,31 @@ async def test_close_with_close_open_quotes_closes_quotes_and_opportunity_togeth
     assert (await read_opportunity(gql, opportunity["id"]))["openQuoteCount"] == 0
 
 
+async def test_close_with_close_open_quotes_and_none_open_closes_the_opportunity_alone(
+    gql: GraphQLClient,
+) -> None:
+    """On PostgreSQL the quotes' close and the opportunity's are one statement: with no open
+    quote (one already closed) it still closes and records the opportunity, and no quote."""
+    opportunity = await create_opportunity(gql)
+    await create_quote(gql, opportunity["id"])
+    ok(await gql(CLOSE_QUOTES, input={"opportunityId": opportunity["id"]}), "closeQuotes")
+
+    result = ok(
+        await gql(
+            CLOSE_OPPORTUNITY,
+            input={"opportunityId": opportunity["id"], "outcome": "WON", "closeOpenQuotes": True},
+        ),
+        "closeOpportunity",
+    )
+
+    assert result["closedQuotes"] == []
+    assert result["opportunity"]["state"] == "WON"
+    assert (result["opportunityClose"]["outcome"], result["opportunityClose"]["state"]) == (
+        "WON",
+        "COMPLETED",
+    )
+
+
 async def test_an_unknown_competitor_is_not_found_and_nothing_changes(gql: GraphQLClient) -> None:
     opportunity = await create_opportunity(gql)
 
