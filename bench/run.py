@@ -9,9 +9,10 @@
    `python -m gql_service serve --workers N`) and bench/baseline.py (uvicorn, same N), checks
    that both answer R1 and R2 with the same data and the writes with the same payloads, and
    stops the baseline.
-5. Runs every scenario at every connection count with wrk (bench/load.lua) against the
-   service, then stops it and does the same against the baseline. A write run closes a pool of
-   fresh opportunities made just before it in that server's own database.
+5. Starts both servers again and runs every scenario at every connection count with wrk
+   (bench/load.lua) against the service and then, at once, the same against the baseline, so
+   that each ratio compares two runs seconds apart. A write run closes a pool of fresh
+   opportunities made just before it in that server's own database.
 6. Writes bench/results/latest.md and bench/results/latest.png.
 
 SQL statements per request: pg_stat_statements (reset before each run, summed over the server's
@@ -616,28 +617,34 @@ def main() -> int:
 
         runs: list[Run] = []
         soaks: dict[str, Soak] = {}
-        for name in SERVERS:
-            server = start_server(name, pg.port, f"bench_{name}", {})
-            try:
+        # Both servers up at once, each run of one followed by the same run of the other: this
+        # machine's speed drifts over minutes, and a ratio of two runs seconds apart drifts less
+        # than one of runs a whole series apart. The idle server costs no CPU.
+        servers = [start_server(name, pg.port, f"bench_{name}", {}) for name in SERVERS]
+        try:
+            for server in servers:
                 warm_up(server, token)
-                for scenario in SCENARIOS:
-                    if ONLY and scenario.name not in ONLY:
-                        continue
-                    for connections in CONNECTIONS:
+            for scenario in SCENARIOS:
+                if ONLY and scenario.name not in ONLY:
+                    continue
+                for connections in CONNECTIONS:
+                    for server in servers:
                         run = measure(server, token, pg.port, scenario, connections)
                         runs.append(run)
                         print(
-                            f"{name:8s} {scenario.name:8s} c={connections:<3d} "
+                            f"{server.name:8s} {scenario.name:8s} c={connections:<3d} "
                             f"{run.rps:8.1f} req/s p50 {run.p50_ms:7.1f} ms p99 "
                             f"{run.p99_ms:7.1f} ms errors {run.errors} "
                             f"stmts/req {run.statements_per_request:.1f} "
                             f"rss {run.peak_rss_mb:.0f} MB",
                             flush=True,
                         )
-                if SOAK and (not ONLY or "R1" in ONLY):
-                    soaks[name] = soak(server, token, pg.port)
-                    print(f"{name:8s} soak {soaks[name]}", flush=True)
-            finally:
+            if SOAK and (not ONLY or "R1" in ONLY):
+                for server in servers:
+                    soaks[server.name] = soak(server, token, pg.port)
+                    print(f"{server.name:8s} soak {soaks[server.name]}", flush=True)
+        finally:
+            for server in servers:
                 server.stop()
     elapsed = time.monotonic() - started
     (RESULTS / "latest.json").write_text(json.dumps([asdict(r) for r in runs], indent=1))
