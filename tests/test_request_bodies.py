@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+
 import httpx
 import pytest
 
+from gql_service.graphql import request_body
+from gql_service.graphql.localized import LocalizedHTTPError
+from gql_service.graphql.request_body import decoded_request
 from gql_service.settings import Settings
 from tests.live_server import Connection, live_server
 from tests.operations import cost
@@ -133,3 +139,25 @@ async def test_malformed_bodies_keep_the_keep_alive_connection_over_a_real_serve
 
     assert fine.status == 200
     assert fine.json() == {"data": {"competitors": {"totalCount": 0}}, **cost(1)}
+
+
+async def test_a_body_is_decoded_once_per_request() -> None:
+    """The fast lane decodes a POST body before the normal path answers what it leaves: the
+    same bytes give the same decoded request, other bytes (even equal ones) are decoded anew,
+    and another request's task starts with nothing remembered."""
+    body = b'{"query": "{ __typename }", "variables": {"a": [1, {"b": 2}]}}'
+    first = decoded_request(body, max_depth=8)
+    assert decoded_request(body, max_depth=8) is first
+    assert (first.query, first.variables) == ("{ __typename }", {"a": [1, {"b": 2}]})
+
+    again = bytes(bytearray(body))
+    assert again == body
+    assert again is not body
+    assert decoded_request(again, max_depth=8) is not first
+
+    async def elsewhere() -> object:
+        return request_body._DECODED.get()
+
+    assert await asyncio.create_task(elsewhere(), context=contextvars.Context()) is None
+    with pytest.raises(LocalizedHTTPError):  # a malformed body is still refused every time
+        decoded_request(b"[]", max_depth=8)

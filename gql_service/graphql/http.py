@@ -33,7 +33,12 @@ from gql_service.graphql.idempotency import IdempotentRequests
 from gql_service.graphql.localized import LocalizedHTTPError, http_message, localized
 from gql_service.graphql.negotiation import GRAPHQL_RESPONSE_JSON, JSON, media_type
 from gql_service.graphql.persisted import PersistedQueries, PersistedQueryError, Resolved
-from gql_service.graphql.request_body import RequestData, decode_json, request_data
+from gql_service.graphql.request_body import (
+    RequestData,
+    decode_json,
+    decoded_request,
+    request_data,
+)
 from gql_service.graphql.schema import Schema
 from gql_service.graphql.websocket import TransportWSHandler, WebSocketAdapter
 from gql_service.languages import language_of
@@ -199,7 +204,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 400,
                 msg("Send the operation as {media_type} (Content-Type header).", media_type=JSON),
             )
-        return request_data(self.parse_json(await request.get_body()))
+        body = await request.get_body()
+        return decoded_request(body, max_depth=self.settings.max_json_depth)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # Apollo Client sends hash-only persisted queries as GET with "Accept: */*".

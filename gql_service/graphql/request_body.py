@@ -7,6 +7,7 @@ client; the endpoint answers it as a GraphQL error with ``extensions.code`` BAD_
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,22 @@ def nesting_depth(value: object) -> int:
         deepest = max(deepest, depth + 1)
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+# The request body that this request's task decoded last, and what it held: the fast lane
+# decodes it first, and the normal path, which answers whatever the lane leaves, reads the
+# same bytes (Starlette keeps them on the request) without decoding them again.
+_DECODED: ContextVar[tuple[bytes, RequestData] | None] = ContextVar("decoded_body", default=None)
+
+
+def decoded_request(body: bytes, *, max_depth: int) -> RequestData:
+    """``request_data(decode_json(body))``, worked out once per body object per task."""
+    known = _DECODED.get()
+    if known is not None and known[0] is body:
+        return known[1]
+    data = request_data(decode_json(body, max_depth=max_depth))
+    _DECODED.set((body, data))
+    return data
 
 
 def request_data(data: object) -> RequestData:
