@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,7 +37,6 @@ from gql_service.models import (
     QuoteClose,
     QuoteLine,
     QuoteState,
-    QuoteStatusReason,
     table_of,
 )
 from gql_service.read_session import ReadSession
@@ -47,6 +46,7 @@ from gql_service.records import (
     OpportunityCloseRecord,
     OpportunityRecord,
     QuoteCloseRecord,
+    QuoteCloseValues,
     QuoteRecord,
 )
 from gql_service.sort_keys import money_key
@@ -120,21 +120,6 @@ class Ordering:
 QUOTE_ORDERING = Ordering(field="created_at", descending=False)
 # The top-level contracts list: newest first, as opportunities by default.
 CONTRACT_ORDERING = Ordering(field="created_at", descending=True)
-
-
-class QuoteCloseValues(NamedTuple):
-    """A quote's close record, read by the same statement as the quote (an outer join)."""
-
-    id: int
-    quote_id: int
-    quote_number: str
-    revision_number: int
-    status_reason: QuoteStatusReason
-    close_date: date
-    description: str | None
-    batch_id: str
-    created_at: datetime
-    created_by: str
 
 
 QuoteWithClose = tuple[QuoteRecord, QuoteCloseRecord | None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from gql_service.errors import Violation
@@ -30,18 +29,13 @@ def check_quote_close_input(
     ]
 
 
-def new_batch_id() -> str:
-    """The id that the close records of one close share."""
-    return str(uuid.uuid4())
-
-
 async def close_open_quotes(repo: Repository, closing: QuoteClosing) -> list[ClosedQuote]:
     """Close the quotes that ``closing`` names under one batch id.
 
     Set-based: one statement on PostgreSQL, two on SQLite, whatever the number of quotes. The
     caller holds the opportunity's lock.
     """
-    closed = await repo.close_open_quotes(closing, batch_id=new_batch_id())
+    closed = await repo.close_open_quotes(closing)
     return [ClosedQuote(quote, record) for quote, record in closed]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from gql_service.models import (
     BillingMethod,
@@ -246,3 +246,19 @@ class ContractLineRecord(LineRecord, Protocol):
     def contract_id(self) -> int: ...
     @property
     def quote_line_id(self) -> int | None: ...
+
+
+class QuoteCloseValues(NamedTuple):
+    """A quote's close record, read by the same statement as its quote (queries.py: an outer join;
+    repositories.py: the close that wrote it), its columns in the table's order."""
+
+    id: int
+    quote_id: int
+    quote_number: str
+    revision_number: int
+    status_reason: QuoteStatusReason
+    close_date: date
+    description: str | None
+    batch_id: str
+    created_at: datetime
+    created_by: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import namedtuple
 from datetime import date, datetime
 from functools import cache
@@ -34,6 +35,7 @@ from gql_service.records import (
     OpportunityCloseRecord,
     OpportunityRecord,
     QuoteCloseRecord,
+    QuoteCloseValues,
     QuoteRecord,
 )
 from gql_service.rules import check_version
@@ -128,10 +130,10 @@ def _close_opportunity_statement(fields: tuple[str, ...]) -> sa.Update:
 
 _RECORD_OPPORTUNITY_CLOSE = sa.insert(_OPPORTUNITY_CLOSE).returning(*_OPPORTUNITY_CLOSE.c)
 
-# The close records of a statement that returns two tables' columns side by side.
+# Tables' parts of a statement that returns several tables' columns side by side (a quote's
+# close record is records.QuoteCloseValues).
 _QuoteRow = namedtuple("_QuoteRow", _QUOTE.c.keys())  # type: ignore[misc]
 _OpportunityCloseRow = namedtuple("_OpportunityCloseRow", _OPPORTUNITY_CLOSE.c.keys())  # type: ignore[misc]
-_QuoteCloseRow = namedtuple("_QuoteCloseRow", _QUOTE_CLOSE.c.keys())  # type: ignore[misc]
 
 
 def _part(record: Any, row: Any, start: int, end: int | None = None) -> Any:
@@ -503,11 +505,10 @@ class Repository:
         record: Changes,
         *,
         quotes: QuoteClosing | None = None,
-        batch_id: str = "",
     ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
         """Move the opportunity to its closed state unless one of its quotes is open, and write
         the close ``record`` that describes it; first close the open quotes that ``quotes``
-        names, if given (as ``close_open_quotes``, under ``batch_id``). None when an open quote
+        names, if given (as ``close_open_quotes``). None when an open quote
         blocks the close: the caller rolls back.
 
         ``UPDATE ... WHERE NOT EXISTS (open quote) RETURNING``, then ``INSERT INTO
@@ -517,8 +518,8 @@ class Repository:
         """
         values = {**record, "created_at": self.now, "created_by": self.actor}
         if self._one_round_trip and quotes is not None and quotes.all_open:
-            return await self._close_all(opportunity_id, changes, values, quotes, batch_id)
-        closed = [] if quotes is None else await self.close_open_quotes(quotes, batch_id=batch_id)
+            return await self._close_all(opportunity_id, changes, values, quotes)
+        closed = [] if quotes is None else await self.close_open_quotes(quotes)
         done = await self._close_and_record(opportunity_id, changes, values)
         return None if done is None else (*done, closed)
 
@@ -546,10 +547,9 @@ class Repository:
         changes: Changes,
         values: Changes,
         quotes: QuoteClosing,
-        batch_id: str,
     ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
         """PostgreSQL: the quotes' close and the opportunity's in one statement."""
-        params = self._quote_params(quotes, batch_id)
+        params = self._quote_params(quotes)
         params.update({f"o_{name}": value for name, value in changes.items()}, o_id=opportunity_id)
         params.update({f"r_{name}": value for name, value in values.items()})
         stmt = _close_all_statement(tuple(changes), tuple(values))
@@ -560,7 +560,7 @@ class Repository:
         closed = [
             (
                 _part(_QuoteRow, row, _CLOSED_QUOTE_AT, _QUOTE_RECORD_AT),
-                _part(_QuoteCloseRow, row, _QUOTE_RECORD_AT),
+                _part(QuoteCloseValues, row, _QUOTE_RECORD_AT),
             )
             for row in rows
             if row.quote_id is not None
@@ -571,15 +571,16 @@ class Repository:
             closed,
         )
 
-    def _quote_params(self, closing: QuoteClosing, batch_id: str) -> dict[str, Any]:
-        """The values of ``_closing_quotes``' and ``_quote_close_values``' placeholders."""
+    def _quote_params(self, closing: QuoteClosing) -> dict[str, Any]:
+        """The values of ``_closing_quotes``' and ``_quote_close_values``' placeholders; the
+        close records of one close share a new batch id."""
         params: dict[str, Any] = {
             "p_opportunity_id": closing.opportunity_id,
             "p_state": closing.state,
             "p_status_reason": closing.status_reason,
             "p_close_date": closing.close_date,
             "p_description": closing.description,
-            "p_batch_id": batch_id,
+            "p_batch_id": str(uuid.uuid4()),
             "p_now": self.now,
             "p_actor": self.actor,
         }
@@ -589,11 +590,10 @@ class Repository:
             params["p_winner_id"] = closing.winner_id
         return params
 
-    async def close_open_quotes(
-        self, closing: QuoteClosing, *, batch_id: str
-    ) -> list[ClosedQuoteRow]:
+    async def close_open_quotes(self, closing: QuoteClosing) -> list[ClosedQuoteRow]:
         """Close the opportunity's open quotes (only ``quote_id`` if given) and write their close
-        records, whatever their number: one statement on PostgreSQL, two on SQLite.
+        records under one batch id, whatever their number: one statement on PostgreSQL, two on
+        SQLite.
 
         ``UPDATE quote ... RETURNING`` closes them and ``INSERT INTO quote_close ... SELECT``
         writes their records; ``winner_id`` is closed as WON/WON instead. On SQLite the INSERT
@@ -601,13 +601,13 @@ class Repository:
         opportunity's lock, which every change to the set of its open quotes takes first.
         Returns each quote with its record, in id order.
         """
-        params = self._quote_params(closing, batch_id)
+        params = self._quote_params(closing)
         one, winner = closing.quote_id is not None, closing.winner_id is not None
         connection = self.connection
         if self._one_round_trip:
             stmt = _close_and_record_quotes_statement(one, winner)
             rows = await connection.execute(stmt, params)
-            return [_split(row, _QUOTE_COLUMNS, _QuoteCloseRow) for row in rows]
+            return [_split(row, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
         recorded, closed = _close_quotes_statements(one, winner)
         # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.
         records = {r.quote_id: r for r in await connection.execute(recorded, params)}

@@ -227,7 +227,6 @@ async def close_opportunity(
             closing.changes,
             closing.record,
             quotes=closing.quotes,
-            batch_id=quote_closing.new_batch_id(),
         )
         if done is None:
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)

@@ -37,7 +37,7 @@ from gql_service.graphql.fast_writes import Declined, WritePlan
 from gql_service.graphql.known_reads import KnownRead
 from gql_service.graphql.negotiation import JSON, media_type
 from gql_service.graphql.observability import operation_attributes, operation_span_name
-from gql_service.graphql.request_body import RequestData, decoded_request
+from gql_service.graphql.request_body import decoded_request
 from gql_service.principal import READ_SCOPE, WRITE_SCOPE, Authenticator, Principal
 from gql_service.read_session import ReadSession
 from gql_service.settings import Settings
@@ -84,7 +84,7 @@ class FastLane:
             data = decoded_request(await request.body(), max_depth=self.settings.max_json_depth)
         except Exception:  # the normal path refuses it, with its own error
             return None
-        if not isinstance(data, RequestData) or data.extensions or data.document_id:
+        if data.extensions or data.document_id:
             return None
         variables = data.variables
         if not isinstance(data.query, str) or not isinstance(variables, dict | None):
