@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gql_service import deadlines
+from gql_service.driver_reads import DriverReads
 from gql_service.settings import Settings
 
 # Execution option that marks a connection whose transactions will write.
@@ -26,6 +27,8 @@ UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 
 # Each engine's companion for reads, where it has one (see reads_engine).
 _READERS: WeakKeyDictionary[Engine, AsyncEngine] = WeakKeyDictionary()
+# The asyncpg pool of each companion for reads, where compiled reads use one (driver_reads.py).
+_DRIVER_READS: WeakKeyDictionary[Engine, DriverReads] = WeakKeyDictionary()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -48,16 +51,26 @@ def reads_engine(engine: AsyncEngine) -> AsyncEngine:
     return _READERS.get(engine.sync_engine, engine)
 
 
+def driver_reads(engine: AsyncEngine) -> DriverReads | None:
+    """The asyncpg pool for compiled reads on ``engine`` (a companion for reads), if any."""
+    return _DRIVER_READS.get(engine.sync_engine)
+
+
 def _postgres_engine(settings: Settings) -> AsyncEngine:
     engine = _postgres_pool(settings, settings.isolation_level)
     if settings.reads_autocommit:
         reads = _postgres_pool(settings, "AUTOCOMMIT")
         _READERS[engine.sync_engine] = reads
+        on_asyncpg = DriverReads(settings) if settings.compiled_reads_on_asyncpg else None
+        if on_asyncpg is not None:
+            _DRIVER_READS[reads.sync_engine] = on_asyncpg
 
         @event.listens_for(engine.sync_engine, "engine_disposed")
         def _dispose_reads(_: Engine) -> None:
             # Called inside AsyncEngine.dispose's greenlet, where the async pool may close.
             reads.sync_engine.dispose()
+            if on_asyncpg is not None:
+                on_asyncpg.terminate()
 
     return engine
 

@@ -10,6 +10,7 @@ from pathlib import Path
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/gql_service.sqlite3"
 ENVIRONMENTS = ("development", "production")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+COMPILED_READS_DRIVERS = ("asyncpg", "psycopg")
 TRACE_EXPORTERS = ("otlp", "console")
 
 
@@ -95,6 +96,8 @@ class Settings:
     max_field_repeats: int = 10
     # --- compiled reads, and the fast lane's writes ---
     compiled_reads: bool = True
+    # The driver of compiled reads' statements on PostgreSQL at READ COMMITTED (driver_reads.py).
+    compiled_reads_driver: str = "asyncpg"
     fast_writes: bool = True
     # --- persisted queries ---
     apq_enabled: bool = True
@@ -150,6 +153,14 @@ class Settings:
             raise ValueError(
                 f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}"
             )
+        compiled_reads_driver = (
+            (env.get("COMPILED_READS_DRIVER") or cls.compiled_reads_driver).strip().lower()
+        )
+        if compiled_reads_driver not in COMPILED_READS_DRIVERS:
+            raise ValueError(
+                "COMPILED_READS_DRIVER must be one of "
+                f"{', '.join(COMPILED_READS_DRIVERS)}, got {compiled_reads_driver!r}"
+            )
         # Production turns the explorer, introspection and "did you mean" off unless asked for.
         explorer_default = environment != "production"
         return cls(
@@ -195,6 +206,7 @@ class Settings:
             max_field_repeats=_int(env, "MAX_FIELD_REPEATS", cls.max_field_repeats),
             # --- compiled reads ---
             compiled_reads=_bool(env, "COMPILED_READS", cls.compiled_reads),
+            compiled_reads_driver=compiled_reads_driver,
             fast_writes=_bool(env, "FAST_WRITES", cls.fast_writes),
             # --- persisted queries ---
             apq_enabled=_bool(env, "APQ_ENABLED", cls.apq_enabled),
@@ -268,10 +280,22 @@ class Settings:
         return level in {"READ COMMITTED", "AUTOCOMMIT"}
 
     @property
+    def compiled_reads_on_asyncpg(self) -> bool:
+        """True when compiled reads run on a pool of asyncpg connections (driver_reads.py)."""
+        return (
+            self.reads_autocommit
+            and self.compiled_reads
+            and self.compiled_reads_driver == ("asyncpg")
+        )
+
+    @property
     def pools_per_worker(self) -> int:
-        """Two on PostgreSQL at READ COMMITTED (one for reads, in autocommit, and one for
-        transactions), one otherwise."""
-        return 2 if self.reads_autocommit else 1
+        """On PostgreSQL at READ COMMITTED, two (one for reads, in autocommit, and one for
+        transactions), and a third of asyncpg connections for compiled reads unless
+        COMPILED_READS_DRIVER=psycopg; one otherwise."""
+        if not self.reads_autocommit:
+            return 1
+        return 3 if self.compiled_reads_on_asyncpg else 2
 
     @property
     def pool_size_per_worker(self) -> int:

@@ -15,6 +15,7 @@ import functools
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bench import scenarios
 from gql_service import quote_services, services
 from gql_service.app import create_app
+from gql_service.database import driver_reads, reads_engine
+from gql_service.driver_reads import DriverReads
 from gql_service.graphql import compiled_reads
 from gql_service.seed import seed_demo
 from gql_service.settings import Settings
@@ -248,6 +251,10 @@ def _real(value: Any) -> Any:
 class Pair:
     compiled: httpx.AsyncClient
     plain: httpx.AsyncClient
+    # PostgreSQL: the compiled path with its statements on psycopg (COMPILED_READS_DRIVER),
+    # beside ``compiled``'s on asyncpg (the default).
+    on_psycopg: httpx.AsyncClient | None = None
+    on_asyncpg: DriverReads | None = None
 
     async def compare(
         self,
@@ -255,16 +262,25 @@ class Pair:
         variables: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        """Send the read to both apps, and to the compiling one twice: the second time a
-        compiled query takes the fast lane (fast_lane.py). All three answers must agree."""
+        """Send the read to every app, and to each compiling one twice: the second time a
+        compiled query takes the fast lane (fast_lane.py). All the answers must agree."""
         body = {"query": query, "variables": variables or {}}
         failed = compiled_reads.STATS.failed
         plain = await self.plain.post("/graphql", json=body, headers=headers)
-        for _ in range(2):
-            compiled = await self.compiled.post("/graphql", json=body, headers=headers)
-            assert _answer(compiled) == _answer(plain), query
+        clients = [self.compiled] + ([self.on_psycopg] if self.on_psycopg is not None else [])
+        for client in clients:
+            for _ in range(2):
+                compiled = await client.post("/graphql", json=body, headers=headers)
+                assert _answer(compiled) == _answer(plain), query
         assert compiled_reads.STATS.failed == failed, f"the compiled path failed on {query}"
         return compiled.json()
+
+    def compiling_apps(self) -> int:
+        return 1 if self.on_psycopg is None else 2
+
+    def asyncpg_served(self) -> int:
+        """Compiled statements asyncpg answered (none on SQLite)."""
+        return 0 if self.on_asyncpg is None else self.on_asyncpg.served
 
 
 def _answer(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
@@ -277,6 +293,9 @@ def _answer(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
 async def pair(settings: Settings) -> AsyncIterator[Pair]:
     compiled_app = create_app(settings)
     plain_app = create_app(dataclasses.replace(settings, compiled_reads=False))
+    apps = [compiled_app, plain_app]
+    if settings.compiled_reads_on_asyncpg:
+        apps.append(create_app(dataclasses.replace(settings, compiled_reads_driver="psycopg")))
     await seed_demo(compiled_app.state.engine)
     # Ties and nulls for every ordering: same names, same close dates, no close date.
     for index in range(6):
@@ -289,17 +308,21 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
             estimated_revenue=None if index % 3 == 2 else Decimal("10" if index % 2 else "9.5"),
         )
     await _won_with_lines(compiled_app.state.engine)
-    async with (
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=compiled_app), base_url="http://test"
-        ) as compiled,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=plain_app), base_url="http://test"
-        ) as plain,
-    ):
-        yield Pair(compiled, plain)
-    await compiled_app.state.engine.dispose()
-    await plain_app.state.engine.dispose()
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+            )
+            for app in apps
+        ]
+        yield Pair(
+            clients[0],
+            clients[1],
+            on_psycopg=clients[2] if len(clients) > 2 else None,
+            on_asyncpg=driver_reads(reads_engine(compiled_app.state.engine)),
+        )
+    for app in apps:
+        await app.state.engine.dispose()
 
 
 async def _won_with_lines(engine: AsyncEngine) -> None:
@@ -340,10 +363,14 @@ async def test_hand_written_reads_answer_alike(pair: Pair) -> None:
         await pair.compare(query, {k: _real(v) for k, v in variables.items()})
         compiled += compiled_reads.STATS.compiled - before
         fast += compiled_reads.STATS.fast - before_fast
-    # Each is sent twice; all but the plain path's own refusals compile, the second by the
-    # fast lane.
-    assert compiled >= 2 * (len(HAND_WRITTEN) - 5)
+    # Each is sent twice to each compiling app; all but the plain path's own refusals
+    # compile, the second by the fast lane.
+    apps = pair.compiling_apps()
+    assert compiled >= 2 * apps * (len(HAND_WRITTEN) - 5)
     assert fast >= compiled // 2
+    if pair.on_asyncpg is not None:  # PostgreSQL: asyncpg answered the default app's
+        assert pair.asyncpg_served() >= compiled // (2 * apps)
+        assert pair.on_asyncpg.unserved == 0
 
 
 async def test_negotiated_and_refused_reads_answer_alike(pair: Pair) -> None:
@@ -405,7 +432,8 @@ async def test_every_page_of_every_ordering_answers_alike(pair: Pair) -> None:
                     cursor = info["endCursor"] if forward else info["startCursor"]
                 else:
                     pytest.fail("paging did not end")
-    assert compiled_reads.STATS.compiled - before == 2 * requests  # every page was compiled
+    # Every page was compiled, by each compiling app.
+    assert compiled_reads.STATS.compiled - before == 2 * pair.compiling_apps() * requests
 
 
 @functools.cache
@@ -469,6 +497,9 @@ async def test_generated_reads_answer_alike(pair: Pair) -> None:
         await pair.compare(query, variables)
     compiled = compiled_reads.STATS.compiled - before
     assert compiled >= len(generated_reads()) * 0.6, compiled
+    if pair.on_asyncpg is not None:  # asyncpg ran every statement of the default app
+        assert pair.on_asyncpg.unserved == 0
+        assert pair.asyncpg_served() >= len(generated_reads()) * 0.25
 
 
 async def test_introspection_beside_data_is_left_to_the_plain_path_without_a_failure(

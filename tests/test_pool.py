@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from gql_service.app import create_app
+from gql_service.database import driver_reads, reads_engine
 from gql_service.server import uvicorn_options
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient, sync_engines
@@ -31,22 +32,34 @@ def test_each_worker_gets_its_share_of_the_database_connections() -> None:
     assert Settings.from_env(tiny).pool_size_per_worker == 1
 
 
-def test_on_postgresql_at_read_committed_each_worker_splits_its_share_between_two_pools() -> None:
+def test_on_postgresql_at_read_committed_each_worker_splits_its_share_between_its_pools() -> None:
     postgres = {
         "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none",
         "DB_MAX_CONNECTIONS": "100",
         "DB_RESERVED_CONNECTIONS": "10",
     }
-    for workers, size in (("1", 20), ("2", 20), ("4", 11), ("8", 5), ("50", 1)):
-        settings = Settings.from_env({**postgres, "WORKERS": workers})
-        assert settings.pools_per_worker == 2
-        assert settings.pool_size_per_worker == size, workers
-        if size > 1:  # the pools together fit the connections the service may use
-            assert int(workers) * 2 * size <= 90
+    # Transactions, plain reads, and compiled reads on asyncpg (the default) or on psycopg.
+    sizes = {
+        3: (("1", 20), ("2", 15), ("4", 7), ("8", 3), ("50", 1)),
+        2: (("1", 20), ("2", 20), ("4", 11), ("8", 5), ("50", 1)),
+    }
+    for pools, extra in ((3, {}), (2, {"COMPILED_READS_DRIVER": "psycopg"})):
+        for workers, size in sizes[pools]:
+            settings = Settings.from_env({**postgres, **extra, "WORKERS": workers})
+            assert settings.compiled_reads_on_asyncpg == (pools == 3)
+            assert settings.pools_per_worker == pools
+            assert settings.pool_size_per_worker == size, workers
+            if size > 1:  # the pools together fit the connections the service may use
+                assert int(workers) * pools * size <= 90
+    without_compiled_reads = Settings.from_env({**postgres, "COMPILED_READS": "false"})
+    assert without_compiled_reads.pools_per_worker == 2
     for level in ("REPEATABLE READ", "SERIALIZABLE"):  # reads share one transaction's pool
         settings = Settings.from_env({**postgres, "WORKERS": "4", "DB_ISOLATION_LEVEL": level})
         assert (settings.pools_per_worker, settings.pool_size_per_worker) == (1, 20)
+        assert not settings.compiled_reads_on_asyncpg
     assert Settings.from_env({"WORKERS": "4"}).pools_per_worker == 1  # SQLite
+    with pytest.raises(ValueError, match="COMPILED_READS_DRIVER must be one of asyncpg, psycopg"):
+        Settings.from_env({**postgres, "COMPILED_READS_DRIVER": "pg8000"})
 
 
 async def test_more_concurrent_requests_than_connections_open_no_extra_connection(
@@ -68,11 +81,14 @@ async def test_more_concurrent_requests_than_connections_open_no_extra_connectio
             found = await asyncio.gather(*(read_opportunity(gql, pk) for _ in range(12)))
             assert {o["id"] for o in found} == {pk}
         checked_out = [pool.checkedout() for pool in pools]
+        on_asyncpg = driver_reads(reads_engine(engine))
+        asyncpg_connections = 0 if on_asyncpg is None else on_asyncpg.size()
     await engine.dispose()
 
     # Requests queue for the two pooled connections of each pool (reads and, on PostgreSQL at
     # READ COMMITTED, transactions) instead of opening (and closing) more.
     assert all(len(opened) <= 2 for opened in connects.values()), connects
+    assert asyncpg_connections <= 2  # compiled reads' own pool (PostgreSQL), no more than that
     assert checked_out == [0] * len(pools)
 
 

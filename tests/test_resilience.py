@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gql_service.app import create_app
-from gql_service.database import create_engine, reads_engine
+from gql_service.database import create_engine, driver_reads, reads_engine
 from gql_service.graphql import fast_writes
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.settings import Settings
@@ -219,10 +219,14 @@ async def test_a_pool_checkout_timeout_is_service_unavailable(
     settings = replace(settings, db_pool_size=1, db_pool_timeout_ms=100)
     async with serve(settings) as (http, app), AsyncExitStack() as held:
         # Take every connection the pools may hand out (pools never overflow): the one for
-        # transactions and, on PostgreSQL at READ COMMITTED, the one for reads.
+        # transactions and, on PostgreSQL at READ COMMITTED, the one for reads and the one for
+        # compiled reads.
         engine = app.state.engine
         for each in dict.fromkeys((engine, reads_engine(engine))):
             await held.enter_async_context(each.connect())
+        on_asyncpg = driver_reads(reads_engine(engine))  # compiled reads' own, if any
+        if on_asyncpg is not None:
+            await held.enter_async_context((await on_asyncpg.pool()).acquire())
         with caplog.at_level(logging.WARNING):
             response = await http.post("/graphql", json={"query": LIST})
             ready = await http.get("/readyz")

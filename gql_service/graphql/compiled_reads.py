@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.extensions import SchemaExtension
 
 from gql_service.cursors import offset_cursor
-from gql_service.database import is_unavailable
+from gql_service.database import driver_reads, is_unavailable
 from gql_service.deadlines import DatabaseTimeoutError
+from gql_service.driver_reads import Unserved
 from gql_service.graphql.compiler import CompiledRead, Compilers
 from gql_service.graphql.ids import encode_id
 from gql_service.graphql.known_reads import KnownReads
@@ -130,6 +131,12 @@ async def fetch_row(reads: ReadSession, compiled: CompiledRead) -> Sequence[Any]
         return ()
     on_driver = reads.dialect == "postgresql" and not _observed(reads.engine)
     if on_driver and reads.leases:
+        on_asyncpg = driver_reads(reads.engine)
+        if on_asyncpg is not None:
+            try:
+                return await on_asyncpg.fetch_row(compiled.sql, compiled.params)
+            except Unserved:
+                pass  # psycopg runs it, below
         try:
             return await reads.lease(partial(_execute, compiled, reads.engine.dialect))
         except _BrokenConnectionError:
