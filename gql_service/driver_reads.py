@@ -3,10 +3,10 @@
 A compiled read (graphql/compiler.py) is one statement in autocommit whose columns are JSON
 text: nothing of SQLAlchemy's or psycopg's machinery is needed around it. asyncpg runs it for
 less: in-process under uvloop, R1's statement alone costs ~55 µs of CPU on asyncpg against
-~130 on psycopg, and a whole R1 request ~285 against ~350 µs. So on PostgreSQL at READ
-COMMITTED these statements run on a pool of asyncpg connections of their own (one more pool per
-worker: settings.pools_per_worker). Everything else (transactions, plain reads, LISTEN) stays
-on psycopg through SQLAlchemy.
+~130 on psycopg, and a whole R1 request ~255 against ~350 µs. So on PostgreSQL at READ
+COMMITTED these statements run on asyncpg connections of their own (one more pool per worker:
+settings.pools_per_worker), kept by ``Connections`` rather than asyncpg's pool. Everything
+else (transactions, plain reads, LISTEN) stays on psycopg through SQLAlchemy.
 
 Failures keep the meaning they have on psycopg (database.py tells them apart):
 
@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import asyncpg
@@ -61,15 +63,6 @@ class Unserved(Exception):
     """asyncpg did not run the statement; the psycopg path must."""
 
 
-class _Connection(asyncpg.Connection):  # type: ignore[misc]
-    """No reset query when a connection goes back to the pool: a compiled read leaves no
-    session state (asyncpg's default sends advisory unlock, CLOSE ALL, UNLISTEN and RESET ALL,
-    one more round trip per read)."""
-
-    def get_reset_query(self) -> str:
-        return ""
-
-
 def to_numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     """psycopg's ``%(name)s`` placeholders as asyncpg's ``$n``; the names in ``$n`` order."""
     names: list[str] = []
@@ -85,21 +78,110 @@ def to_numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return _PLACEHOLDER.sub(number, sql), tuple(names)
 
 
+class Connections:
+    """At most ``size`` asyncpg connections, opened when first needed, for one event loop.
+
+    asyncpg's own pool cost about a sixth of an R1 request's CPU (its acquire and release
+    shield a task each way, and wrap the waits in timeouts: ~45 µs in-process, against a
+    few µs here). This one keeps idle connections in a list (the last returned is taken
+    first), and a request that finds none idle and the pool full waits until one comes back or
+    a slot frees, for at most its timeout. A connection that comes back closed frees its slot.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
+        self._connect = connect
+        self._size = size
+        self._idle: list[asyncpg.Connection] = []
+        self._open = 0  # open, or being opened
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return self._open
+
+    async def take(self, within: float) -> asyncpg.Connection:
+        """An idle connection, a new one, or the first to come back within ``within`` seconds
+        (else TimeoutError)."""
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if not connection.is_closed():
+                return connection
+            self._open -= 1  # the server ended it while it was idle
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(loop.time() + within):
+            while True:
+                if self._closed:
+                    raise RuntimeError("the compiled reads' connections are closed")
+                if idle:
+                    connection = idle.pop()
+                    if not connection.is_closed():
+                        return connection
+                    self._open -= 1
+                    continue
+                if self._open < self._size:
+                    self._open += 1
+                    try:
+                        return await self._connect()
+                    except BaseException:
+                        self._open -= 1
+                        self._wake()
+                        raise
+                waiter = loop.create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                except BaseException:
+                    if waiter.done() and not waiter.cancelled():
+                        self._wake()  # woken, but leaving: the next waiter goes instead
+                    raise
+                finally:
+                    if not waiter.done():
+                        waiter.cancel()
+
+    def give(self, connection: asyncpg.Connection) -> None:
+        """Take back a connection; a closed one frees its slot."""
+        if connection.is_closed():
+            self._open -= 1
+        elif self._closed:
+            connection.terminate()
+            self._open -= 1
+        else:
+            self._idle.append(connection)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def terminate(self) -> None:
+        """Close the idle connections now, and the others when they come back."""
+        self._closed = True
+        for connection in self._idle:
+            connection.terminate()
+        self._open -= len(self._idle)
+        self._idle.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # they find the pool closed
+
+
 class DriverReads:
-    """A pool of asyncpg connections for compiled reads, opened on first use in the worker."""
+    """Compiled reads' statements on asyncpg connections of their own, opened on first use."""
 
     def __init__(self, settings: Settings) -> None:
         url = make_url(settings.database_url)
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._size = settings.pool_size_per_worker
         self._pool_timeout = settings.db_pool_timeout_ms / 1000
         self._connect_timeout = settings.db_connect_timeout_ms / 1000
         # Named in pg_stat_activity, so that an operator can tell this pool's connections.
         self._server_settings = {"application_name": APPLICATION_NAME}
         if settings.statement_timeout_ms > 0:
             self._server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
-        self._pool: asyncpg.Pool | None = None
-        self._opening: asyncio.Lock | None = None
+        self._connections = Connections(self._new_connection, settings.pool_size_per_worker)
         self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._refused: set[str] = set()
         self.served = 0  # statements answered here
@@ -114,88 +196,100 @@ class DriverReads:
         if numbered is None:
             numbered = self._numbered[sql] = to_numbered(sql)
         text, names = numbered
-        pool = self._pool or await self.pool()
         budget = deadlines.remaining()
         wait = self._pool_timeout if budget is None else min(self._pool_timeout, budget)
-        loop = asyncio.get_running_loop()
-        connection = None
         try:
-            # One timer for both waits: the checkout's, then the statement's.
-            async with asyncio.timeout(wait) as timer:
-                connection = await pool.acquire()
-                left = deadlines.remaining()
-                timer.reschedule(None if left is None else loop.time() + left)
-                row = await connection.fetchrow(text, *[params[name] for name in names])
+            connection = await self._connections.take(wait)
         except TimeoutError:
-            if connection is None:
-                raise PoolTimeoutError(
-                    f"no connection for a compiled read within {wait * 1000:.0f} ms"
-                ) from None
-            connection.terminate()
-            raise DBAPIError.instance(
-                sql,
-                None,
-                deadlines.DatabaseTimeoutError(
-                    f"the database did not answer within {(budget or 0) * 1000:.0f} ms"
-                ),
-                Exception,
-                connection_invalidated=True,
+            raise PoolTimeoutError(
+                f"no connection for a compiled read within {wait * 1000:.0f} ms"
             ) from None
-        except asyncpg.PostgresError as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Refused, reset, authentication: psycopg's path says what it means.
+            self.unserved += 1
+            log.info("compiled read left to psycopg: no asyncpg connection: %s", exc)
+            raise Unserved from exc
+        try:
+            row = await self._fetch(connection, sql, text, [params[name] for name in names])
+        finally:
+            self._connections.give(connection)
+        self.served += 1
+        return row
+
+    async def _fetch(
+        self, connection: asyncpg.Connection, sql: str, text: str, args: list[Any]
+    ) -> Sequence[Any]:
+        """The row, within the request's deadline: a statement still unanswered then is cut
+        off by terminating its connection, as DeadlineConnection shuts psycopg's socket."""
+        budget = deadlines.remaining()
+        cut_off: list[bool] = []
+        timer = None
+        if budget is not None:
+            timer = asyncio.get_running_loop().call_later(
+                budget, self._cut_off, connection, cut_off
+            )
+        try:
+            row = await connection.fetchrow(text, *args)
+        except Exception as exc:
+            if cut_off:
+                raise DBAPIError.instance(
+                    sql,
+                    None,
+                    deadlines.DatabaseTimeoutError(
+                        f"the database did not answer within {(budget or 0) * 1000:.0f} ms"
+                    ),
+                    Exception,
+                    connection_invalidated=True,
+                ) from None
             if _argument_refused(exc):
                 self.unserved += 1
                 self._refused.add(sql)
                 log.info("compiled read left to psycopg for good: %s", exc)
                 raise Unserved from exc
-            if connection is None or isinstance(exc, _ENDED):  # no connection, or it ended
-                self.unserved += 1
-                self._discard(connection)
-                raise Unserved from exc
-            raise DBAPIError.instance(sql, None, exc, asyncpg.PostgresError) from exc
-        except asyncpg.InterfaceError as exc:  # the connection is unusable
+            if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _ENDED):
+                raise DBAPIError.instance(sql, None, exc, asyncpg.PostgresError) from exc
+            # The connection broke or the server ended it: psycopg's path tells the client
+            # what that means.
+            connection.terminate()
             self.unserved += 1
-            self._discard(connection)
             raise Unserved from exc
-        except OSError as exc:  # refused, reset, broken: psycopg's path says what it means
-            self.unserved += 1
-            self._discard(connection)
-            raise Unserved from exc
+        except BaseException:
+            # Cancelled mid-statement: asyncpg would cancel it in the background; the
+            # connection is given up instead, so that no one meets it busy.
+            connection.terminate()
+            raise
         finally:
-            if connection is not None:
-                # asyncpg shields the release: a cancelled request still gives it back.
-                await pool.release(connection)
+            if timer is not None:
+                timer.cancel()
         if row is None:  # pragma: no cover - a compiled statement always answers one row
             raise LookupError("the compiled statement returned no row")
-        self.served += 1
         return cast(Sequence[Any], row)
 
     @staticmethod
-    def _discard(connection: asyncpg.Connection | None) -> None:
-        if connection is not None:
-            connection.terminate()
+    def _cut_off(connection: asyncpg.Connection, cut_off: list[bool]) -> None:
+        cut_off.append(True)
+        connection.terminate()
 
-    async def pool(self) -> asyncpg.Pool:
-        """asyncpg's pool, opened on first use (no connection until one is needed)."""
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=0,
-                    max_size=self._size,
-                    timeout=self._connect_timeout,
-                    connection_class=_Connection,
-                    server_settings=self._server_settings,
-                )
-            return self._pool
+    async def _new_connection(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self._dsn,
+            timeout=self._connect_timeout,
+            server_settings=self._server_settings,
+        )
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """Hold one of the connections (within the pool timeout) until the block ends."""
+        connection = await self._connections.take(self._pool_timeout)
+        try:
+            yield connection
+        finally:
+            self._connections.give(connection)
 
     def size(self) -> int:
         """The connections open now."""
-        return 0 if self._pool is None else int(self._pool.get_size())
+        return len(self._connections)
 
     def terminate(self) -> None:
-        """Close every connection at once (the engine is being disposed)."""
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool = None
+        """Close the connections (the engine is being disposed)."""
+        self._connections.terminate()

@@ -6,20 +6,29 @@ terminated backend ends a connection, and an argument asyncpg will not encode is
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import scenarios
 from gql_service.app import create_app
 from gql_service.database import driver_reads, reads_engine
-from gql_service.driver_reads import APPLICATION_NAME, DriverReads, Unserved, to_numbered
+from gql_service.driver_reads import (
+    APPLICATION_NAME,
+    Connections,
+    DriverReads,
+    Unserved,
+    to_numbered,
+)
 from gql_service.seed import seed_demo
 from gql_service.settings import Settings
 from tests.hostile_operations import raw_id
@@ -178,3 +187,75 @@ async def test_an_argument_asyncpg_will_not_encode_is_left_to_psycopg_for_good(
     other = "SELECT (%(p0)s::int + 2)::text"
     assert tuple(await served.reads.fetch_row(other, {"p0": 40})) == ("42",)
     assert served.reads.size() == 1  # the connection was not given up for it
+
+
+def _connections(settings: Settings, size: int) -> Connections:
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    return Connections(lambda: asyncpg.connect(dsn.render_as_string(hide_password=False)), size)
+
+
+@on_postgres
+async def test_the_connections_never_exceed_their_number_and_every_waiter_gets_one(
+    settings: Settings,
+) -> None:
+    connections = _connections(settings, 2)
+    seen: set[int] = set()
+    busy = 0
+    most = 0
+
+    async def use() -> None:
+        nonlocal busy, most
+        connection = await connections.take(10)
+        busy += 1
+        most = max(most, busy)
+        seen.add(id(connection))
+        assert await connection.fetchval("SELECT 1") == 1
+        await asyncio.sleep(0.01)
+        busy -= 1
+        connections.give(connection)
+
+    await asyncio.gather(*(use() for _ in range(12)))
+    assert most == 2
+    assert len(seen) == 2  # reused, never more opened
+    assert len(connections) == 2
+    connections.terminate()
+    assert len(connections) == 0
+
+
+@on_postgres
+async def test_a_wait_past_its_time_fails_and_leaves_the_connections_as_they_were(
+    settings: Settings,
+) -> None:
+    connections = _connections(settings, 1)
+    held = await connections.take(10)
+    with pytest.raises(TimeoutError):
+        await connections.take(0.05)
+    connections.give(held)
+    again = await connections.take(0.05)  # the one idle connection, at once
+    assert again is held
+    assert len(connections) == 1
+    # A connection that comes back closed frees its slot for a new one.
+    again.terminate()
+    connections.give(again)
+    assert len(connections) == 0
+    fresh = await connections.take(10)
+    assert fresh is not held
+    assert await fresh.fetchval("SELECT 2") == 2
+    connections.give(fresh)
+    connections.terminate()
+
+
+@on_postgres
+async def test_a_woken_waiter_that_leaves_passes_its_turn_on(settings: Settings) -> None:
+    connections = _connections(settings, 1)
+    held = await connections.take(10)
+    first = asyncio.create_task(connections.take(10))
+    second = asyncio.create_task(connections.take(10))
+    await asyncio.sleep(0.01)  # both wait
+    connections.give(held)  # wakes the first ...
+    first.cancel()  # ... which leaves before it runs
+    assert await asyncio.wait_for(second, 5) is held
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    connections.give(held)
+    connections.terminate()

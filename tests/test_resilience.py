@@ -226,7 +226,7 @@ async def test_a_pool_checkout_timeout_is_service_unavailable(
             await held.enter_async_context(each.connect())
         on_asyncpg = driver_reads(reads_engine(engine))  # compiled reads' own, if any
         if on_asyncpg is not None:
-            await held.enter_async_context((await on_asyncpg.pool()).acquire())
+            await held.enter_async_context(on_asyncpg.connection())
         with caplog.at_level(logging.WARNING):
             response = await http.post("/graphql", json={"query": LIST})
             ready = await http.get("/readyz")
