@@ -84,8 +84,9 @@ class Connections:
     asyncpg's own pool cost about a sixth of an R1 request's CPU (its acquire and release
     shield a task each way, and wrap the waits in timeouts: ~45 µs in-process, against a
     few µs here). This one keeps idle connections in a list (the last returned is taken
-    first), and a request that finds none idle and the pool full waits until one comes back or
-    a slot frees, for at most its timeout. A connection that comes back closed frees its slot.
+    first). A request that finds none idle and all open waits, for at most its timeout, in
+    line: a connection that comes back goes to the longest waiter, not to whoever asks next,
+    and one that comes back closed frees its slot for the longest waiter to open another.
     """
 
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
@@ -93,15 +94,16 @@ class Connections:
         self._size = size
         self._idle: list[asyncpg.Connection] = []
         self._open = 0  # open, or being opened
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # Each waiter gets a connection, or None when a slot is free for it to open one.
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
 
     def __len__(self) -> int:
         return self._open
 
     async def take(self, within: float) -> asyncpg.Connection:
-        """An idle connection, a new one, or the first to come back within ``within`` seconds
-        (else TimeoutError)."""
+        """An idle connection, a new one, or one handed over within ``within`` seconds (else
+        TimeoutError)."""
         idle = self._idle
         while idle:
             connection = idle.pop()
@@ -113,49 +115,52 @@ class Connections:
             while True:
                 if self._closed:
                     raise RuntimeError("the compiled reads' connections are closed")
-                if idle:
-                    connection = idle.pop()
-                    if not connection.is_closed():
-                        return connection
-                    self._open -= 1
-                    continue
                 if self._open < self._size:
                     self._open += 1
                     try:
                         return await self._connect()
                     except BaseException:
-                        self._open -= 1
-                        self._wake()
+                        self._slot_freed()
                         raise
-                waiter = loop.create_future()
+                waiter: asyncio.Future[asyncpg.Connection | None] = loop.create_future()
                 self._waiters.append(waiter)
                 try:
-                    await waiter
+                    handed = await waiter
                 except BaseException:
                     if waiter.done() and not waiter.cancelled():
-                        self._wake()  # woken, but leaving: the next waiter goes instead
-                    raise
-                finally:
-                    if not waiter.done():
+                        # Handed something, but leaving: it goes to the next in line.
+                        left = waiter.result()
+                        if left is None:
+                            self._hand_over(None)
+                        else:
+                            self.give(left)
+                    else:
                         waiter.cancel()
+                    raise
+                if handed is not None:
+                    return handed
 
     def give(self, connection: asyncpg.Connection) -> None:
-        """Take back a connection; a closed one frees its slot."""
-        if connection.is_closed():
-            self._open -= 1
-        elif self._closed:
+        """Take back a connection: to the longest waiter, else idle; a closed one (or any,
+        once terminated) frees its slot."""
+        if self._closed and not connection.is_closed():
             connection.terminate()
-            self._open -= 1
-        else:
+        if connection.is_closed():
+            self._slot_freed()
+        elif not self._hand_over(connection):
             self._idle.append(connection)
-        self._wake()
 
-    def _wake(self) -> None:
+    def _slot_freed(self) -> None:
+        self._open -= 1
+        self._hand_over(None)
+
+    def _hand_over(self, connection: asyncpg.Connection | None) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                waiter.set_result(connection)
+                return True
+        return False
 
     def terminate(self) -> None:
         """Close the idle connections now, and the others when they come back."""
@@ -164,9 +169,8 @@ class Connections:
             connection.terminate()
         self._open -= len(self._idle)
         self._idle.clear()
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)  # they find the pool closed
+        while self._hand_over(None):  # waiters find the pool closed
+            pass
 
 
 class DriverReads:

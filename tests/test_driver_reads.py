@@ -259,3 +259,20 @@ async def test_a_woken_waiter_that_leaves_passes_its_turn_on(settings: Settings)
         await first
     connections.give(held)
     connections.terminate()
+
+
+@on_postgres
+async def test_a_connection_given_back_goes_to_the_longest_waiter_not_to_a_newcomer(
+    settings: Settings,
+) -> None:
+    connections = _connections(settings, 1)
+    held = await connections.take(10)
+    waiting = asyncio.create_task(connections.take(10))
+    await asyncio.sleep(0.01)  # it waits
+    connections.give(held)  # handed to it, before it has run again
+    with pytest.raises(TimeoutError):
+        await connections.take(0.05)  # the newcomer waits its turn, and gives up
+    assert await waiting is held
+    connections.give(held)
+    connections.terminate()
+    assert len(connections) == 0
