@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -14,8 +15,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gql_service import deadlines
-from gql_service.driver_reads import DriverReads
+from gql_service.driver_reads import DriverReads, asyncpg_target
 from gql_service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Execution option that marks a connection whose transactions will write.
 WRITE_OPTION = "gql_service_write"
@@ -61,7 +64,15 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
     if settings.reads_autocommit:
         reads = _postgres_pool(settings, "AUTOCOMMIT")
         _READERS[engine.sync_engine] = reads
-        on_asyncpg = DriverReads(settings) if settings.compiled_reads_on_asyncpg else None
+        on_asyncpg = None
+        if settings.compiled_reads_on_asyncpg:
+            if asyncpg_target(settings.database_url) is not None:
+                on_asyncpg = DriverReads(settings)
+            else:
+                log.warning(
+                    "compiled reads stay on psycopg: DATABASE_URL has parameters that asyncpg "
+                    "cannot take (COMPILED_READS_DRIVER=psycopg says so and saves the pool)"
+                )
         if on_asyncpg is not None:
             _DRIVER_READS[reads.sync_engine] = on_asyncpg
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -51,6 +52,66 @@ _ENDED = (
     asyncpg.CannotConnectNowError,
 )
 APPLICATION_NAME = "gql_service compiled reads"
+
+
+# What asyncpg reads from a connection URL itself; it would send any other query parameter to
+# the server as a setting, and libpq-only ones (connect_timeout, keepalives, ...) would make
+# every connection fail.
+_ASYNCPG_PARAMETERS = frozenset(
+    {
+        "host", "port", "dbname", "database", "user", "password", "passfile", "service",
+        "sslmode", "sslcert", "sslkey", "sslrootcert", "sslnegotiation", "sslcrl",
+        "sslpassword", "ssl_min_protocol_version", "ssl_max_protocol_version",
+        "target_session_attrs", "krbsrvname", "gsslib",
+    }
+)  # fmt: skip
+# After a failed connect, compiled reads stay on psycopg this long before asyncpg is tried again.
+REST_SECONDS = 5.0
+
+
+def asyncpg_target(database_url: str) -> tuple[str, dict[str, str]] | None:
+    """asyncpg's DSN and server settings for ``database_url`` (SQLAlchemy's, for psycopg), or
+    None when it says something asyncpg cannot: then compiled reads stay on psycopg.
+    libpq's ``options`` are taken as the ``-c name=value`` settings they hold."""
+    url = make_url(database_url)
+    settings: dict[str, str] = {}
+    query: dict[str, str | tuple[str, ...]] = {}
+    for name, value in url.query.items():
+        if name == "options" and isinstance(value, str):
+            given = _options(value)
+            if given is None:
+                return None
+            settings.update(given)
+        elif name == "application_name" and isinstance(value, str):
+            continue  # the compiled reads' connections have a name of their own
+        elif name in _ASYNCPG_PARAMETERS:
+            query[name] = value
+        else:
+            return None
+    dsn = url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
+    return dsn, settings
+
+
+def _options(value: str) -> dict[str, str] | None:
+    """libpq's ``options`` (``-c name=value``, ``-cname=value``, ``--name=value``) as server
+    settings; None for anything else (other switches, escaped spaces)."""
+    if "\\" in value:
+        return None
+    words = value.split()
+    settings: dict[str, str] = {}
+    while words:
+        word = words.pop(0)
+        if word == "-c" and words:
+            word = words.pop(0)
+        elif word.startswith(("-c", "--")):
+            word = word[2:]
+        else:
+            return None
+        name, equals, setting = word.partition("=")
+        if not equals or not name:
+            return None
+        settings[name.replace("-", "_")] = setting
+    return settings
 
 
 def _argument_refused(exc: Exception) -> bool:
@@ -177,23 +238,27 @@ class DriverReads:
     """Compiled reads' statements on asyncpg connections of their own, opened on first use."""
 
     def __init__(self, settings: Settings) -> None:
-        url = make_url(settings.database_url)
-        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        target = asyncpg_target(settings.database_url)
+        if target is None:
+            raise ValueError("DATABASE_URL has parameters asyncpg cannot take")
+        self._dsn, server_settings = target
         self._pool_timeout = settings.db_pool_timeout_ms / 1000
         self._connect_timeout = settings.db_connect_timeout_ms / 1000
         # Named in pg_stat_activity, so that an operator can tell this pool's connections.
-        self._server_settings = {"application_name": APPLICATION_NAME}
+        self._server_settings = {**server_settings, "application_name": APPLICATION_NAME}
         if settings.statement_timeout_ms > 0:
             self._server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
         self._connections = Connections(self._new_connection, settings.pool_size_per_worker)
         self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._refused: set[str] = set()
+        self._resting_until = 0.0
         self.served = 0  # statements answered here
         self.unserved = 0  # statements handed to psycopg (Unserved)
+        self.failed_connects = 0
 
     async def fetch_row(self, sql: str, params: dict[str, Any]) -> Sequence[Any]:
         """The statement's one row. Raises Unserved when the psycopg path must run it."""
-        if sql in self._refused:
+        if sql in self._refused or self._resting_until > time.monotonic():
             self.unserved += 1
             raise Unserved
         numbered = self._numbered.get(sql)
@@ -209,9 +274,14 @@ class DriverReads:
                 f"no connection for a compiled read within {wait * 1000:.0f} ms"
             ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # Refused, reset, authentication: psycopg's path says what it means.
+            # Refused, reset, authentication: psycopg's path says what it means, and answers
+            # compiled reads for a while rather than each paying for a connect that fails.
             self.unserved += 1
-            log.info("compiled read left to psycopg: no asyncpg connection: %s", exc)
+            self.failed_connects += 1
+            self._resting_until = time.monotonic() + REST_SECONDS
+            log.info(
+                "compiled reads on psycopg for %.0f s: no asyncpg connection: %s", REST_SECONDS, exc
+            )
             raise Unserved from exc
         try:
             row = await self._fetch(connection, sql, text, [params[name] for name in names])

@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import scenarios
 from gql_service.app import create_app
-from gql_service.database import driver_reads, reads_engine
+from gql_service.database import create_engine, driver_reads, reads_engine
 from gql_service.driver_reads import (
     APPLICATION_NAME,
     Connections,
     DriverReads,
     Unserved,
+    asyncpg_target,
     to_numbered,
 )
 from gql_service.seed import seed_demo
@@ -276,3 +277,57 @@ async def test_a_connection_given_back_goes_to_the_longest_waiter_not_to_a_newco
     connections.give(held)
     connections.terminate()
     assert len(connections) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg://u:p@db:5433/app", ("postgresql://u:p@db:5433/app", {})),
+        (
+            "postgresql+psycopg://u@db/app?sslmode=require&target_session_attrs=read-write",
+            ("postgresql://u@db/app?sslmode=require&target_session_attrs=read-write", {}),
+        ),
+        (
+            "postgresql+psycopg://u@/app?host=/run/postgresql&application_name=mine",
+            ("postgresql://u@/app?host=%2Frun%2Fpostgresql", {}),  # asyncpg unquotes it
+        ),
+        (
+            "postgresql+psycopg://u@db/app?options=-c%20search_path%3Dsales%20-cwork_mem%3D8MB",
+            ("postgresql://u@db/app", {"search_path": "sales", "work_mem": "8MB"}),
+        ),
+        (
+            "postgresql+psycopg://u@db/app?options=--lock-timeout%3D5s",
+            ("postgresql://u@db/app", {"lock_timeout": "5s"}),
+        ),
+        ("postgresql+psycopg://u@db/app?connect_timeout=5", None),  # libpq's own
+        ("postgresql+psycopg://u@db/app?keepalives=1", None),
+        ("postgresql+psycopg://u@db/app?options=-e", None),  # not a setting
+    ],
+)
+def test_a_database_url_becomes_asyncpgs_or_keeps_compiled_reads_on_psycopg(
+    url: str, expected: tuple[str, dict[str, str]] | None
+) -> None:
+    assert asyncpg_target(url) == expected
+
+
+def test_a_url_asyncpg_cannot_take_leaves_the_engine_without_asyncpg() -> None:
+    settings = Settings(database_url="postgresql+psycopg://u@127.0.0.1:9/app?connect_timeout=5")
+    assert settings.compiled_reads_on_asyncpg
+    engine = create_engine(settings)
+    assert driver_reads(reads_engine(engine)) is None
+
+
+@on_postgres
+async def test_after_a_failed_connect_compiled_reads_rest_on_psycopg(
+    settings: Settings,
+) -> None:
+    closed = make_url(settings.database_url).set(port=9)  # nothing listens there
+    reads = DriverReads(
+        dataclasses.replace(settings, database_url=closed.render_as_string(hide_password=False))
+    )
+    for _ in range(3):
+        with pytest.raises(Unserved):
+            await reads.fetch_row("SELECT 1::text", {})
+    assert reads.failed_connects == 1  # tried once, then left to psycopg for REST_SECONDS
+    assert reads.unserved == 3
+    reads.terminate()
