@@ -62,6 +62,10 @@ def deadline(seconds: float) -> Iterator[Deadline]:
 class DatabaseTimeoutError(psycopg.OperationalError):
     """The database did not answer within the deadline; the connection was cut off."""
 
+    @classmethod
+    def after(cls, seconds: float) -> DatabaseTimeoutError:
+        return cls(f"the database did not answer within {seconds * 1000:.0f} ms")
+
 
 class DeadlineConnection(psycopg.AsyncConnection[Any]):
     """A psycopg connection whose every round trip ends by the current deadline."""
@@ -79,9 +83,7 @@ class DeadlineConnection(psycopg.AsyncConnection[Any]):
         except psycopg.Error as exc:
             if not self._was_cut_off:
                 raise
-            raise DatabaseTimeoutError(
-                f"the database did not answer within {seconds * 1000:.0f} ms"
-            ) from exc
+            raise DatabaseTimeoutError.after(seconds) from exc
         finally:
             cut_off.cancel()
 

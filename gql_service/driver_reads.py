@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import asyncpg
+from cachetools import LRUCache
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -65,6 +66,8 @@ _ASYNCPG_PARAMETERS = frozenset(
         "target_session_attrs", "krbsrvname", "gsslib",
     }
 )  # fmt: skip
+# Statement texts remembered (as graphql/compiler.py's Compilers remember statements).
+STATEMENTS = 512
 # After a failed connect, compiled reads stay on psycopg this long before asyncpg is tried again.
 REST_SECONDS = 5.0
 
@@ -249,8 +252,10 @@ class DriverReads:
         if settings.statement_timeout_ms > 0:
             self._server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
         self._connections = Connections(self._new_connection, settings.pool_size_per_worker)
-        self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self._refused: set[str] = set()
+        # Per statement text, bounded as the compiler's cache of statements is: its asyncpg
+        # form, and whether asyncpg refused it.
+        self._numbered: LRUCache[str, tuple[str, tuple[str, ...]]] = LRUCache(STATEMENTS)
+        self._refused: LRUCache[str, bool] = LRUCache(STATEMENTS)
         self._resting_until = 0.0
         self.served = 0  # statements answered here
         self.unserved = 0  # statements handed to psycopg (Unserved)
@@ -309,15 +314,13 @@ class DriverReads:
                 raise DBAPIError.instance(
                     sql,
                     None,
-                    deadlines.DatabaseTimeoutError(
-                        f"the database did not answer within {(budget or 0) * 1000:.0f} ms"
-                    ),
+                    deadlines.DatabaseTimeoutError.after(budget or 0),
                     Exception,
                     connection_invalidated=True,
                 ) from None
             if _argument_refused(exc):
                 self.unserved += 1
-                self._refused.add(sql)
+                self._refused[sql] = True
                 log.info("compiled read left to psycopg for good: %s", exc)
                 raise Unserved from exc
             if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _ENDED):
@@ -359,6 +362,11 @@ class DriverReads:
             yield connection
         finally:
             self._connections.give(connection)
+
+    @property
+    def remembered(self) -> int:
+        """Statement texts whose asyncpg form is remembered (at most STATEMENTS)."""
+        return len(self._numbered)
 
     def size(self) -> int:
         """The connections open now."""

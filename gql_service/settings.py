@@ -31,6 +31,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _trace_exporters(env: Mapping[str, str]) -> tuple[str, ...]:
     """The span exporters the standard OTEL_* variables ask for; empty: tracing is off.
 
@@ -143,24 +150,11 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        environment = (env.get("GQL_ENV") or cls.environment).strip().lower()
-        if environment not in ENVIRONMENTS:
-            raise ValueError(
-                f"GQL_ENV must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}"
-            )
-        event_loop = (env.get("EVENT_LOOP") or cls.event_loop).strip().lower()
-        if event_loop not in EVENT_LOOPS:
-            raise ValueError(
-                f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}"
-            )
-        compiled_reads_driver = (
-            (env.get("COMPILED_READS_DRIVER") or cls.compiled_reads_driver).strip().lower()
+        environment = _choice(env, "GQL_ENV", cls.environment, ENVIRONMENTS)
+        event_loop = _choice(env, "EVENT_LOOP", cls.event_loop, EVENT_LOOPS)
+        compiled_reads_driver = _choice(
+            env, "COMPILED_READS_DRIVER", cls.compiled_reads_driver, COMPILED_READS_DRIVERS
         )
-        if compiled_reads_driver not in COMPILED_READS_DRIVERS:
-            raise ValueError(
-                "COMPILED_READS_DRIVER must be one of "
-                f"{', '.join(COMPILED_READS_DRIVERS)}, got {compiled_reads_driver!r}"
-            )
         # Production turns the explorer, introspection and "did you mean" off unless asked for.
         explorer_default = environment != "production"
         return cls(
@@ -285,7 +279,7 @@ class Settings:
         return (
             self.reads_autocommit
             and self.compiled_reads
-            and self.compiled_reads_driver == ("asyncpg")
+            and self.compiled_reads_driver == "asyncpg"
         )
 
     @property

@@ -24,6 +24,7 @@ from gql_service.app import create_app
 from gql_service.database import create_engine, driver_reads, reads_engine
 from gql_service.driver_reads import (
     APPLICATION_NAME,
+    STATEMENTS,
     Connections,
     DriverReads,
     Unserved,
@@ -331,3 +332,13 @@ async def test_after_a_failed_connect_compiled_reads_rest_on_psycopg(
     assert reads.failed_connects == 1  # tried once, then left to psycopg for REST_SECONDS
     assert reads.unserved == 3
     reads.terminate()
+
+
+@on_postgres
+async def test_the_statements_remembered_stay_bounded(served: Served) -> None:
+    """Every distinct selection is a distinct statement text: a client sending ever new
+    queries must not grow what the pool remembers without bound."""
+    for index in range(STATEMENTS + 20):
+        row = await served.reads.fetch_row(f"SELECT '{index}'::text", {})
+        assert tuple(row) == (str(index),)
+    assert served.reads.remembered == STATEMENTS
