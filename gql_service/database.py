@@ -23,17 +23,6 @@ log = logging.getLogger(__name__)
 
 # Execution option that marks a connection whose transactions will write.
 WRITE_OPTION = "gql_service_write"
-_for_writes: WeakKeyDictionary[AsyncEngine, AsyncEngine] = WeakKeyDictionary()
-
-
-def for_writes(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` marked with WRITE_OPTION, made once per engine (a write asks for it each
-    time, and making it costs a close ~2% of its CPU)."""
-    marked = _for_writes.get(engine)
-    if marked is None:
-        marked = _for_writes[engine] = engine.execution_options(**{WRITE_OPTION: True})
-    return marked
-
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 # Connection exception, insufficient resources, operator intervention (statement timeout 57014,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from gql_service.database import for_writes
+from gql_service.database import WRITE_OPTION
 from gql_service.messages import TranslatableError, msg
 from gql_service.models import IdempotencyKey
 from gql_service.persisted_queries import document_hash
@@ -148,7 +148,7 @@ class IdempotencyStore:
 
     def __init__(self, engine: AsyncEngine, *, purge_interval_seconds: float = 60.0) -> None:
         self._engine = engine
-        self._writer = for_writes(engine)
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._purge_interval = purge_interval_seconds
         self._next_purge = 0.0
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_service.database import for_writes
+from gql_service.database import WRITE_OPTION
 from gql_service.models import PersistedQuery
 
 HASH_PREFIX = "sha256:"
@@ -113,7 +113,7 @@ class PersistedQueryStore:
             .values(sha256=sha256, document=document, created_at=datetime.now(UTC))
             .on_conflict_do_nothing(index_elements=["sha256"])
         )
-        async with for_writes(self.engine).begin() as connection:
+        async with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
             await connection.execute(statement)
         self._remember(sha256, document)
 

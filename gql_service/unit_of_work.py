@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import idempotency, metrics
 from gql_service.announcements import Broker
-from gql_service.database import for_writes, is_dead_connection, is_retryable, outcome_unknown
+from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
 from gql_service.repositories import Repository
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ class UnitOfWork:
         broker: Broker | None = None,
         dry_run: bool = False,
     ) -> None:
-        self._engine = for_writes(engine)
+        self._engine = engine.execution_options(**{WRITE_OPTION: True})
         self.actor = actor
         self.max_attempts = max(1, max_attempts)
         # A dry run spends no key: it commits nothing, so there is no response to replay.

@@ -1,5 +1,5 @@
-"""psycopg, trimmed (psycopg_tuning.py): lean column descriptions, long statements' parsing kept;
-and the engine marked for writes made once."""
+"""psycopg, trimmed (psycopg_tuning.py): lean column descriptions, long statements' parsing
+kept."""
 
 from __future__ import annotations
 
@@ -11,11 +11,7 @@ from psycopg import _queries
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_service.database import WRITE_OPTION, for_writes
-from gql_service.models import CloseOutcome
 from gql_service.psycopg_tuning import LeanCursor
-from gql_service.services import close_opportunity, create_opportunity
-from gql_service.unit_of_work import UnitOfWork
 
 
 async def _driver_connection(engine: AsyncEngine, run: Any) -> Any:
@@ -68,22 +64,3 @@ async def test_a_long_statement_is_parsed_once(engine: AsyncEngine) -> None:
             assert row.column_number_7 == 7
         after = _queries._query2pg.cache_info()
     assert after.hits - before.hits >= 2  # parsed at most once: fails at psycopg's limit
-
-
-async def test_the_engine_for_writes_is_made_once_and_marks_its_connections(
-    engine: AsyncEngine,
-) -> None:
-    writes = for_writes(engine)
-    assert for_writes(engine) is writes
-    assert writes.get_execution_options()[WRITE_OPTION] is True
-    assert WRITE_OPTION not in engine.get_execution_options()
-    # Writes through it still commit (on SQLite, in BEGIN IMMEDIATE: database.py).
-    opportunity = await create_opportunity(
-        UnitOfWork(engine, actor="tester"), name="Tuned", customer_name="C", currency_code="EUR"
-    )
-    closed = await close_opportunity(
-        UnitOfWork(engine, actor="tester"),
-        opportunity_id=opportunity.id,
-        outcome=CloseOutcome.WON,
-    )
-    assert closed.opportunity.state == "WON"
