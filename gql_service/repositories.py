@@ -9,13 +9,15 @@ from functools import cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Executable, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import SQLModel, col
 
 from gql_service import audit
 from gql_service.announcements import CHANNEL
 from gql_service.errors import ValidationFailedError, not_found
+from gql_service.lean_statements import Runner
+from gql_service.lean_statements import runner as lean_runner
 from gql_service.messages import msg
 from gql_service.models import (
     OPEN_QUOTE_STATES,
@@ -60,7 +62,9 @@ def _param(name: str, table: sa.Table, column: str) -> sa.BindParameter[Any]:
     return bindparam(name, type_=table.c[column].type)
 
 
-_OPEN_QUOTE = _QUOTE.c.state.in_(OPEN_QUOTE_STATES)
+# Equalities rather than IN: an IN list is expanded into the text at each execution
+# (SQLAlchemy's "post-compile" parameters), which lean_statements.py leaves to SQLAlchemy.
+_OPEN_QUOTE = sa.or_(*(_QUOTE.c.state == state for state in OPEN_QUOTE_STATES))
 _OPPORTUNITY_COLUMNS = len(_OPPORTUNITY.c)
 _QUOTE_COLUMNS = len(_QUOTE.c)
 # Where a closed quote's columns, and its record's, start in a row of _close_all_statement.
@@ -337,6 +341,19 @@ class Repository:
         self.announce = announce
         # The opportunities this transaction locked, and so changed (stamped ``now``).
         self.changed: set[int] = set()
+        # Runs prebuilt statements on psycopg (lean_statements.py); False where it cannot.
+        self._runner: Runner | bool | None = None
+
+    async def _rows(self, stmt: Executable, params: dict[str, Any]) -> list[Any]:
+        """A prebuilt statement's rows: on psycopg itself where nothing listens to statements
+        (lean_statements.py), else through SQLAlchemy."""
+        runner = self._runner
+        if runner is None:
+            runner = self._runner = await lean_runner(self.connection) or False
+        if runner is False:
+            return list((await self.connection.execute(stmt, params)).all())
+        assert isinstance(runner, Runner)
+        return await runner.rows(stmt, params)
 
     @property
     def today(self) -> date:
@@ -392,10 +409,9 @@ class Repository:
             stmt = _LOCK_ANNOUNCED[at_version]
         else:
             stmt = _LOCK_OPPORTUNITY_AT_VERSION if at_version else _LOCK_OPPORTUNITY
-        locked: OpportunityRecord | None = (
-            await self.connection.execute(stmt, params)
-        ).one_or_none()
-        if locked is not None:
+        rows = await self._rows(stmt, params)
+        if rows:
+            locked: OpportunityRecord = rows[0]
             self.changed.add(opportunity_id)
             return locked
         raise await self._not_locked(opportunity_id, expected_version)
@@ -532,8 +548,8 @@ class Repository:
         if self._one_round_trip:
             params.update({f"r_{name}": value for name, value in values.items()})
             stmt = _close_and_record_statement(tuple(changes), tuple(values))
-            row = (await connection.execute(stmt, params)).one_or_none()
-            return None if row is None else _split(row, _OPPORTUNITY_COLUMNS, _OpportunityCloseRow)
+            rows = await self._rows(stmt, params)
+            return _split(rows[0], _OPPORTUNITY_COLUMNS, _OpportunityCloseRow) if rows else None
         moved = (
             await connection.execute(_close_opportunity_statement(tuple(changes)), params)
         ).one_or_none()
@@ -553,7 +569,7 @@ class Repository:
         params.update({f"o_{name}": value for name, value in changes.items()}, o_id=opportunity_id)
         params.update({f"r_{name}": value for name, value in values.items()})
         stmt = _close_all_statement(tuple(changes), tuple(values))
-        rows = (await self.connection.execute(stmt, params)).all()
+        rows = await self._rows(stmt, params)
         if not rows:
             return None
         first = rows[0]
@@ -606,7 +622,7 @@ class Repository:
         connection = self.connection
         if self._one_round_trip:
             stmt = _close_and_record_quotes_statement(one, winner)
-            rows = await connection.execute(stmt, params)
+            rows = await self._rows(stmt, params)
             return [_split(row, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
         recorded, closed = _close_quotes_statements(one, winner)
         # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.

@@ -1,0 +1,250 @@
+"""Prebuilt statements on psycopg itself (lean_statements.py): the rows and the failures that
+SQLAlchemy's path gives, on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gql_service import deadlines, lean_statements
+from gql_service.database import is_dead_connection, is_unavailable
+from gql_service.deadlines import DatabaseTimeoutError
+from gql_service.models import CloseOutcome, Competitor, table_of
+from gql_service.repositories import _LOCK_OPPORTUNITY
+from gql_service.services import close_opportunity, create_opportunity
+from gql_service.settings import Settings
+from gql_service.unit_of_work import UnitOfWork
+from tests.conftest import GraphQLClient
+from tests.operations import CLOSE_OPPORTUNITY, ok
+from tests.operations import create_opportunity as create_through_api
+
+pytestmark = pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+
+
+async def _opportunity(engine: AsyncEngine, name: str = "Lean") -> int:
+    created = await create_opportunity(
+        UnitOfWork(engine, actor="tester"),
+        name=name,
+        customer_name="Contoso",
+        currency_code="EUR",
+    )
+    return created.id
+
+
+async def test_a_prebuilt_statement_returns_the_rows_sqlalchemy_returns(
+    engine: AsyncEngine,
+) -> None:
+    pk = await _opportunity(engine)
+    params = {"p_id": pk, "p_now": datetime.now(UTC), "p_actor": "tester"}
+    async with engine.connect() as connection, connection.begin() as transaction:
+        runner = await lean_statements.runner(connection)
+        assert runner is not None
+        served = runner.lean.served
+        (lean,) = await runner.rows(_LOCK_OPPORTUNITY, params)
+        assert runner.lean.served == served + 1
+        (plain,) = (await connection.execute(_LOCK_OPPORTUNITY, params)).all()
+        await transaction.rollback()
+    assert lean._fields == plain._fields
+    for key in plain._fields:
+        if key == "version":  # each statement bumped it
+            assert plain.version == lean.version + 1
+            continue
+        # Enum members, UTC timestamps and money come back as SQLAlchemy's types make them.
+        assert getattr(lean, key) == getattr(plain, key), key
+        assert type(getattr(lean, key)) is type(getattr(plain, key)), key
+
+
+async def test_a_server_error_is_raised_as_sqlalchemy_raises_it(engine: AsyncEngine) -> None:
+    competitor = table_of(Competitor)
+    values = {"name": "Proseware", "created_at": datetime.now(UTC), "created_by": "tester"}
+    statement = insert(competitor).returning(competitor.c.id)
+    async with engine.connect() as connection:
+        async with connection.begin():
+            runner = await lean_statements.runner(connection)
+            assert runner is not None
+            await runner.rows(statement, values)
+        transaction = await connection.begin()
+        runner = await lean_statements.runner(connection)
+        assert runner is not None
+        with pytest.raises(IntegrityError) as raised:
+            await runner.rows(statement, values)
+        await transaction.rollback()
+        assert getattr(raised.value.orig, "sqlstate", None) == "23505"
+        assert not raised.value.connection_invalidated
+        # The connection is still good for the next transaction.
+        assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+
+
+async def test_a_close_succeeds_after_the_server_killed_every_session(
+    settings: Settings, gql: GraphQLClient
+) -> None:
+    first = await create_through_api(gql)
+    second = await create_through_api(gql)
+    close = {"outcome": "LOST", "closeDate": "2025-06-30"}
+    # The pool now holds connections; the server ends them all.
+    ok(
+        await gql(CLOSE_OPPORTUNITY, input={"opportunityId": first["id"], **close}),
+        "closeOpportunity",
+    )
+    base, _, database = settings.database_url.rpartition("/")
+    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        killed = (
+            await connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :database AND pid <> pg_backend_pid()"
+                ),
+                {"database": database},
+            )
+        ).scalar()
+    await admin.dispose()
+    assert killed
+    # The lean statement meets a dead connection: retried once on a fresh one, as on
+    # SQLAlchemy's path (unit_of_work.py).
+    closed = ok(
+        await gql(CLOSE_OPPORTUNITY, input={"opportunityId": second["id"], **close}),
+        "closeOpportunity",
+    )
+    assert closed["opportunity"]["state"] == "LOST"
+
+
+async def test_the_deadline_cuts_a_lean_statement_off(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine)
+    async with engine.connect() as blocker, blocker.begin():
+        # Another transaction holds the row lock the close's first statement waits for.
+        await blocker.execute(
+            text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE"), {"id": pk}
+        )
+        started = time.monotonic()
+        with deadlines.deadline(0.3), pytest.raises(DBAPIError) as raised:
+            await close_opportunity(
+                UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.LOST
+            )
+        elapsed = time.monotonic() - started
+    assert isinstance(raised.value.orig, DatabaseTimeoutError)
+    assert raised.value.connection_invalidated
+    assert is_unavailable(raised.value)
+    assert not is_dead_connection(raised.value)  # not sent again
+    assert elapsed < 2
+    # The cut-off connection went nowhere: the next close gets a good one.
+    closed = await close_opportunity(
+        UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.LOST
+    )
+    assert closed.opportunity.state == "LOST"
+
+
+async def test_statements_someone_listens_to_take_sqlalchemys_path(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine)
+    seen: list[str] = []
+
+    def listen(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        async with engine.connect() as connection:
+            assert await lean_statements.runner(connection) is None
+        await close_opportunity(
+            UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.WON
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listen)
+    assert any(statement.startswith("UPDATE opportunity") for statement in seen)
+    assert any("INSERT INTO opportunity_close" in statement for statement in seen)
+
+
+async def test_concurrent_closes_on_the_lean_path_close_each_once(engine: AsyncEngine) -> None:
+    pks = [await _opportunity(engine, f"Race {i}") for i in range(4)]
+
+    async def close(pk: int, outcome: CloseOutcome) -> str:
+        try:
+            done = await close_opportunity(
+                UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=outcome
+            )
+        except Exception as exc:  # the loser: already closed, as a typed error
+            return type(exc).__name__
+        return str(done.opportunity.state)
+
+    results = await asyncio.gather(
+        *(close(pk, outcome) for pk in pks for outcome in (CloseOutcome.WON, CloseOutcome.LOST))
+    )
+    for index in range(len(pks)):
+        pair = results[2 * index : 2 * index + 2]
+        assert sorted(r in ("WON", "LOST") for r in pair) == [False, True], pair
+        assert "ValidationFailedError" in pair, pair  # OPPORTUNITY_ALREADY_CLOSED
+
+
+async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
+    settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = await _opportunity(engine, "First"), await _opportunity(engine, "Second")
+    await close_opportunity(
+        UnitOfWork(engine, actor="tester"), opportunity_id=first, outcome=CloseOutcome.WON
+    )
+    async with engine.connect() as connection:
+        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+    # The pool's one connection (the close's, and this one's) ends on the server.
+    base, _, _ = settings.database_url.rpartition("/")
+    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await admin.dispose()
+    with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
+        closed = await close_opportunity(
+            UnitOfWork(engine, actor="tester"), opportunity_id=second, outcome=CloseOutcome.LOST
+        )
+    assert closed.opportunity.state == "LOST"
+    assert any("fresh connection" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_statement_on_a_connection_the_server_ended_says_so(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    pk = await _opportunity(engine)
+    params = {"p_id": pk, "p_now": datetime.now(UTC), "p_actor": "tester"}
+    base, _, _ = settings.database_url.rpartition("/")
+    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+        await connection.commit()
+        async with admin.connect() as killer:
+            await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await admin.dispose()
+        transaction = await connection.begin()
+        runner = await lean_statements.runner(connection)
+        assert runner is not None
+        with pytest.raises(DBAPIError) as raised:
+            await runner.rows(_LOCK_OPPORTUNITY, params)
+        # As SQLAlchemy raises it: a dead connection, invalidated, for the unit of work to
+        # retry on a fresh one (and the pool's older connections are replaced).
+        assert raised.value.connection_invalidated
+        assert is_dead_connection(raised.value)
+        assert connection.invalidated
+        await transaction.rollback()
+
+
+async def test_a_statement_the_deadline_cut_off_says_so(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine)
+    params = {"p_id": pk, "p_now": datetime.now(UTC), "p_actor": "tester"}
+    lock = text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE")
+    async with engine.connect() as blocker, blocker.begin(), engine.connect() as connection:
+        await blocker.execute(lock, {"id": pk})
+        transaction = await connection.begin()
+        runner = await lean_statements.runner(connection)
+        assert runner is not None
+        with deadlines.deadline(0.3), pytest.raises(DBAPIError) as raised:
+            await runner.rows(_LOCK_OPPORTUNITY, params)
+        assert isinstance(raised.value.orig, DatabaseTimeoutError)
+        assert raised.value.connection_invalidated  # never back to the pool
+        assert connection.invalidated
+        assert not is_dead_connection(raised.value)  # not sent again
+        await transaction.rollback()
