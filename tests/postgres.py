@@ -146,3 +146,26 @@ def restartable_cluster() -> Iterator[Cluster]:
             cluster.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def terminate_sessions(database_url: str, pid: int | None = None) -> int:
+    """End on the server the sessions of ``database_url``'s database (only ``pid``, if given),
+    as an administrator or a restart would; how many were ended."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    base, _, database = database_url.rpartition("/")
+    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            ended = await connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :database AND pid <> pg_backend_pid() "
+                    "AND (CAST(:pid AS integer) IS NULL OR pid = :pid)"
+                ),
+                {"database": database, "pid": pid},
+            )
+            return int(ended.scalar() or 0)
+    finally:
+        await admin.dispose()

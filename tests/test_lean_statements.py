@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import deadlines, lean_statements
 from gql_service.database import is_dead_connection, is_unavailable
@@ -25,6 +25,7 @@ from gql_service.unit_of_work import UnitOfWork
 from tests.conftest import GraphQLClient
 from tests.operations import CLOSE_OPPORTUNITY, ok
 from tests.operations import create_opportunity as create_through_api
+from tests.postgres import terminate_sessions
 
 pytestmark = pytest.mark.parametrize("settings", ["postgres"], indirect=True)
 
@@ -94,19 +95,7 @@ async def test_a_close_succeeds_after_the_server_killed_every_session(
         await gql(CLOSE_OPPORTUNITY, input={"opportunityId": first["id"], **close}),
         "closeOpportunity",
     )
-    base, _, database = settings.database_url.rpartition("/")
-    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        killed = (
-            await connection.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = :database AND pid <> pg_backend_pid()"
-                ),
-                {"database": database},
-            )
-        ).scalar()
-    await admin.dispose()
+    killed = await terminate_sessions(settings.database_url)
     assert killed
     # The lean statement meets a dead connection: retried once on a fresh one, as on
     # SQLAlchemy's path (unit_of_work.py).
@@ -193,11 +182,7 @@ async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
     async with engine.connect() as connection:
         pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
     # The pool's one connection (the close's, and this one's) ends on the server.
-    base, _, _ = settings.database_url.rpartition("/")
-    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    await admin.dispose()
+    assert await terminate_sessions(settings.database_url, pid) == 1
     with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
         closed = await close_opportunity(
             UnitOfWork(engine, actor="tester"), opportunity_id=second, outcome=CloseOutcome.LOST
@@ -211,14 +196,10 @@ async def test_a_statement_on_a_connection_the_server_ended_says_so(
 ) -> None:
     pk = await _opportunity(engine)
     params = {"p_id": pk, "p_now": datetime.now(UTC), "p_actor": "tester"}
-    base, _, _ = settings.database_url.rpartition("/")
-    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     async with engine.connect() as connection:
         pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
         await connection.commit()
-        async with admin.connect() as killer:
-            await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        await admin.dispose()
+        assert await terminate_sessions(settings.database_url, pid) == 1
         transaction = await connection.begin()
         runner = await lean_statements.runner(connection)
         assert runner is not None

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -30,6 +29,7 @@ from gql_service.outages import OutageGuard, OutageLog
 from gql_service.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.operations import CREATE_OPPORTUNITY, cost, create_opportunity, read_opportunity
+from tests.postgres import terminate_sessions
 
 # Port 9 (discard) has no listener on loopback: every connection attempt is refused.
 REFUSED_URL = "postgresql+psycopg://nobody@127.0.0.1:9/none"
@@ -77,19 +77,7 @@ async def test_requests_succeed_after_the_server_killed_every_session(
     settings: Settings, gql: GraphQLClient
 ) -> None:
     opportunity = await create_opportunity(gql)
-    base, _, database = settings.database_url.rpartition("/")
-    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        killed = (
-            await connection.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = :database AND pid <> pg_backend_pid()"
-                ),
-                {"database": database},
-            )
-        ).scalar()
-    await admin.dispose()
+    killed = await terminate_sessions(settings.database_url)
     assert killed
 
     assert (await read_opportunity(gql, opportunity["id"]))["id"] == opportunity["id"]
