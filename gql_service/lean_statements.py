@@ -111,7 +111,11 @@ def _prepare(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
     ):
         return None
     names = tuple(column[0] for column in compiled._result_columns)
-    if len(set(names)) != len(names) or not all(name.isidentifier() for name in names):
+    try:
+        # (Refuses repeated names, keywords, and names that are not identifiers or start with
+        # an underscore: SQLAlchemy's rows would name those columns differently.)
+        row = namedtuple("Row", names)  # type: ignore[misc]
+    except ValueError:
         return None
     binds = tuple(
         (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
@@ -123,7 +127,7 @@ def _prepare(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
         binds=binds,
         keys=names,
         types=tuple(column[3] for column in compiled._result_columns),
-        row=namedtuple("Row", names),
+        row=row,
     )
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert, literal, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -229,3 +229,22 @@ async def test_a_statement_the_deadline_cut_off_says_so(engine: AsyncEngine) -> 
         assert connection.invalidated
         assert not is_dead_connection(raised.value)  # not sent again
         await transaction.rollback()
+
+
+async def test_statements_a_named_tuple_or_a_fixed_text_cannot_carry_go_to_sqlalchemy(
+    engine: AsyncEngine,
+) -> None:
+    keyword = select(literal(1).label("class"), literal(2).label("_hidden"))
+    expanding = select(literal(3).label("three")).where(literal(1).in_([1, 2]))
+    plain = select(literal(4).label("four"))
+    async with engine.connect() as connection:
+        runner = await lean_statements.runner(connection)
+        assert runner is not None
+        served = runner.lean.served
+        (row,) = await runner.rows(keyword, {})
+        assert tuple(row) == (1, 2)
+        assert [tuple(r) for r in await runner.rows(expanding, {})] == [(3,)]
+        assert runner.lean.served == served  # both through SQLAlchemy
+        (row,) = await runner.rows(plain, {})
+        assert row.four == 4
+        assert runner.lean.served == served + 1
