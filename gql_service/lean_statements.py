@@ -71,9 +71,8 @@ class Prepared:
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
         values = self.compiled.construct_params(params)
         return {
-            name: value if process is None or value is None else process(value)
+            name: values[name] if process is None else process(values[name])
             for name, process in self.binds
-            for value in (values[name],)
         }
 
     def rows(
