@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import deadlines, lean_statements
-from gql_service.database import is_dead_connection, is_unavailable
+from gql_service.database import create_engine, is_dead_connection, is_unavailable
 from gql_service.deadlines import DatabaseTimeoutError
 from gql_service.models import CloseOutcome, Competitor, table_of
 from gql_service.repositories import _LOCK_OPPORTUNITY
@@ -248,3 +249,30 @@ async def test_statements_a_named_tuple_or_a_fixed_text_cannot_carry_go_to_sqlal
         (row,) = await runner.rows(plain, {})
         assert row.four == 4
         assert runner.lean.served == served + 1
+
+
+async def test_a_statement_timeout_on_the_lean_path_is_unavailable_and_keeps_the_connection(
+    settings: Settings,
+) -> None:
+    engine = create_engine(replace(settings, statement_timeout_ms=200))
+    try:
+        pk = await _opportunity(engine)
+        lock = text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE")
+        async with engine.connect() as blocker, blocker.begin():
+            await blocker.execute(lock, {"id": pk})
+            with pytest.raises(DBAPIError) as raised:
+                await close_opportunity(
+                    UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.WON
+                )
+        # The server's own time-out: SQLSTATE 57014, unavailable (503), not sent again, and
+        # the connection, still sound, stays in the pool.
+        assert getattr(raised.value.orig, "sqlstate", None) == "57014"
+        assert is_unavailable(raised.value)
+        assert not raised.value.connection_invalidated
+        assert not is_dead_connection(raised.value)
+        closed = await close_opportunity(
+            UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.WON
+        )
+        assert closed.opportunity.state == "WON"
+    finally:
+        await engine.dispose()
