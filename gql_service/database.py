@@ -67,8 +67,9 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         _READERS[engine.sync_engine] = reads
         on_asyncpg = None
         if settings.compiled_reads_on_asyncpg:
-            if asyncpg_target(settings.database_url) is not None:
-                on_asyncpg = DriverReads(settings)
+            target = asyncpg_target(settings.database_url)
+            if target is not None:
+                on_asyncpg = DriverReads(settings, target)
             else:
                 log.warning(
                     "compiled reads stay on psycopg: DATABASE_URL has parameters that asyncpg "

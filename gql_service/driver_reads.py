@@ -240,8 +240,11 @@ class Connections:
 class DriverReads:
     """Compiled reads' statements on asyncpg connections of their own, opened on first use."""
 
-    def __init__(self, settings: Settings) -> None:
-        target = asyncpg_target(settings.database_url)
+    def __init__(
+        self, settings: Settings, target: tuple[str, dict[str, str]] | None = None
+    ) -> None:
+        """``target``: ``asyncpg_target(settings.database_url)``, if the caller has it."""
+        target = target or asyncpg_target(settings.database_url)
         if target is None:
             raise ValueError("DATABASE_URL has parameters asyncpg cannot take")
         self._dsn, server_settings = target

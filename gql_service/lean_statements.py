@@ -63,7 +63,6 @@ class Prepared:
     sql: str
     compiled: SQLCompiler
     binds: tuple[tuple[str, Process], ...]  # each parameter's name and processor
-    keys: tuple[str, ...]
     types: tuple[Any, ...]
     row: Any  # the named tuple of its rows
     results: tuple[Process, ...] | None = None  # per column; known after the first execution
@@ -124,7 +123,6 @@ def _prepare(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
         sql=compiled.string,
         compiled=compiled,
         binds=binds,
-        keys=names,
         types=tuple(column[3] for column in compiled._result_columns),
         row=row,
     )
@@ -147,6 +145,13 @@ class Lean:
         except KeyError:
             prepared = self._prepared[key] = _prepare(statement, key[1], self.dialect)
             return prepared
+
+
+async def through_sqlalchemy(
+    connection: AsyncConnection, statement: Executable, params: dict[str, Any]
+) -> list[Any]:
+    """``statement``'s rows by SQLAlchemy's own execution, where the lean path is not taken."""
+    return list((await connection.execute(statement, params)).all())
 
 
 def _handle_failure(exc: Exception, sql: str, values: dict[str, Any], sync: Connection) -> None:
@@ -186,7 +191,7 @@ class Runner:
         them."""
         prepared = self.lean.prepared(statement, params)
         if prepared is None:
-            return list((await self.connection.execute(statement, params)).all())
+            return await through_sqlalchemy(self.connection, statement, params)
         values = prepared.parameters(params)
         driver = self.driver
         try:

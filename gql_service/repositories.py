@@ -16,7 +16,7 @@ from sqlmodel import SQLModel, col
 from gql_service import audit
 from gql_service.announcements import CHANNEL
 from gql_service.errors import ValidationFailedError, not_found
-from gql_service.lean_statements import Runner
+from gql_service.lean_statements import Runner, through_sqlalchemy
 from gql_service.lean_statements import runner as lean_runner
 from gql_service.messages import msg
 from gql_service.models import (
@@ -351,7 +351,7 @@ class Repository:
         if runner is None:
             runner = self._runner = await lean_runner(self.connection) or False
         if runner is False:
-            return list((await self.connection.execute(stmt, params)).all())
+            return await through_sqlalchemy(self.connection, stmt, params)
         assert isinstance(runner, Runner)
         return await runner.rows(stmt, params)
 

@@ -196,6 +196,17 @@ def _connections(settings: Settings, size: int) -> Connections:
     return Connections(lambda: asyncpg.connect(dsn.render_as_string(hide_password=False)), size)
 
 
+async def _one_held(
+    settings: Settings, waiters: int
+) -> tuple[Connections, asyncpg.Connection, list[asyncio.Task[asyncpg.Connection]]]:
+    """One connection, taken, and ``waiters`` tasks waiting in line for it."""
+    connections = _connections(settings, 1)
+    held = await connections.take(10)
+    waiting = [asyncio.create_task(connections.take(10)) for _ in range(waiters)]
+    await asyncio.sleep(0.01)  # they wait
+    return connections, held, waiting
+
+
 @on_postgres
 async def test_the_connections_never_exceed_their_number_and_every_waiter_gets_one(
     settings: Settings,
@@ -249,11 +260,7 @@ async def test_a_wait_past_its_time_fails_and_leaves_the_connections_as_they_wer
 
 @on_postgres
 async def test_a_woken_waiter_that_leaves_passes_its_turn_on(settings: Settings) -> None:
-    connections = _connections(settings, 1)
-    held = await connections.take(10)
-    first = asyncio.create_task(connections.take(10))
-    second = asyncio.create_task(connections.take(10))
-    await asyncio.sleep(0.01)  # both wait
+    connections, held, (first, second) = await _one_held(settings, 2)
     connections.give(held)  # wakes the first ...
     first.cancel()  # ... which leaves before it runs
     assert await asyncio.wait_for(second, 5) is held
@@ -267,10 +274,7 @@ async def test_a_woken_waiter_that_leaves_passes_its_turn_on(settings: Settings)
 async def test_a_connection_given_back_goes_to_the_longest_waiter_not_to_a_newcomer(
     settings: Settings,
 ) -> None:
-    connections = _connections(settings, 1)
-    held = await connections.take(10)
-    waiting = asyncio.create_task(connections.take(10))
-    await asyncio.sleep(0.01)  # it waits
+    connections, held, (waiting,) = await _one_held(settings, 1)
     connections.give(held)  # handed to it, before it has run again
     with pytest.raises(TimeoutError):
         await connections.take(0.05)  # the newcomer waits its turn, and gives up

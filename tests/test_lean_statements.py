@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, literal, select, text
+from sqlalchemy import Integer, TypeDecorator, bindparam, cast, event, insert, literal, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -276,3 +276,25 @@ async def test_a_statement_timeout_on_the_lean_path_is_unavailable_and_keeps_the
         assert closed.opportunity.state == "WON"
     finally:
         await engine.dispose()
+
+
+class _NoneAsZero(TypeDecorator[int]):
+    """A column type whose bind processor gives None a value (as a TypeDecorator may)."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> int:
+        return 0 if value is None else value
+
+
+async def test_parameters_go_through_their_type_even_when_none(engine: AsyncEngine) -> None:
+    statement = select(cast(bindparam("v", type_=_NoneAsZero()), Integer).label("v"))
+    async with engine.connect() as connection:
+        runner = await lean_statements.runner(connection)
+        assert runner is not None
+        served = runner.lean.served
+        (lean,) = await runner.rows(statement, {"v": None})
+        assert runner.lean.served == served + 1
+        (plain,) = (await connection.execute(statement, {"v": None})).all()
+    assert lean.v == plain.v == 0
