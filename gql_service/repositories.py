@@ -331,7 +331,13 @@ class Repository:
     """Statements of one transaction, stamped with its actor and clock."""
 
     def __init__(
-        self, connection: AsyncConnection, *, actor: str, now: datetime, announce: bool = False
+        self,
+        connection: AsyncConnection,
+        *,
+        actor: str,
+        now: datetime,
+        announce: bool = False,
+        runner: Runner | bool | None = None,
     ) -> None:
         self.connection = connection
         self._session: AsyncSession | None = None
@@ -341,8 +347,9 @@ class Repository:
         self.announce = announce
         # The opportunities this transaction locked, and so changed (stamped ``now``).
         self.changed: set[int] = set()
-        # Runs prebuilt statements on psycopg (lean_statements.py); False where it cannot.
-        self._runner: Runner | bool | None = None
+        # Runs prebuilt statements on psycopg (lean_statements.py); False where it cannot,
+        # None until the first statement asks.
+        self._runner = runner
 
     async def _rows(self, stmt: Executable, params: dict[str, Any]) -> list[Any]:
         """A prebuilt statement's rows: on psycopg itself where nothing listens to statements
@@ -365,6 +372,8 @@ class Repository:
         Core statements on the connection alone, and a session costs a close a tenth of its
         CPU for nothing."""
         if self._session is None:
+            if isinstance(self._runner, Runner):
+                self._runner.join_sqlalchemy()
             self._session = AsyncSession(self.connection, expire_on_commit=False)
         return self._session
 

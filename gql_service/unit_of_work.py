@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_service import idempotency, metrics
+from gql_service import idempotency, lean_statements, metrics
 from gql_service.announcements import Broker
 from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
 from gql_service.repositories import Repository
@@ -32,6 +32,10 @@ class UnitOfWork:
     is returned, so that the request never holds two). With a ``broker``, the opportunities
     the work changed are announced to subscribers: by the transaction's own NOTIFY on
     PostgreSQL, by the broker once committed otherwise (announcements.py).
+
+    On PostgreSQL with psycopg, where nothing listens to statements or transactions, the
+    transaction is psycopg's, begun by its first statement and ended on the driver
+    (lean_statements.Transaction); elsewhere it is SQLAlchemy's ``begin()``.
 
     A ``dry_run`` does the same work with the same statements and locks, then rolls back
     instead of committing: the work's result or its errors, and nothing written. It claims no
@@ -68,7 +72,15 @@ class UnitOfWork:
             claim = self.claim if self.claim is not None and not self.claim.committed else None
             async with self._engine.connect() as connection:
                 try:
-                    async with connection.begin() as transaction:
+                    # On psycopg, where nothing listens, the prebuilt statements and the
+                    # transaction's end go to the driver itself (lean_statements.py).
+                    runner = await lean_statements.runner(connection)
+                    begun = (
+                        connection.begin()
+                        if runner is None
+                        else lean_statements.Transaction(runner)
+                    )
+                    async with begun as transaction:
                         if claim is not None:
                             # First statement: a twin request waits here, then finds it taken.
                             await idempotency.take(connection, claim, now)
@@ -77,6 +89,7 @@ class UnitOfWork:
                             actor=self.actor,
                             now=now,
                             announce=self.broker is not None and self.broker.in_transaction,
+                            runner=runner or False,
                         )
                         try:
                             result = await work(repo)

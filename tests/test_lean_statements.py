@@ -10,15 +10,23 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Integer, TypeDecorator, bindparam, cast, event, insert, literal, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import deadlines, lean_statements
-from gql_service.database import create_engine, is_dead_connection, is_unavailable
+from gql_service.database import (
+    create_engine,
+    is_dead_connection,
+    is_unavailable,
+    outcome_unknown,
+)
 from gql_service.deadlines import DatabaseTimeoutError
+from gql_service.errors import ValidationFailedError
 from gql_service.models import CloseOutcome, Competitor, table_of
+from gql_service.quote_services import create_quote
 from gql_service.repositories import _LOCK_OPPORTUNITY
 from gql_service.services import close_opportunity, create_opportunity
 from gql_service.settings import Settings
@@ -298,3 +306,88 @@ async def test_parameters_go_through_their_type_even_when_none(engine: AsyncEngi
         assert runner.lean.served == served + 1
         (plain,) = (await connection.execute(statement, {"v": None})).all()
     assert lean.v == plain.v == 0
+
+
+# A deferred trigger that fails the COMMIT.
+_FAILING_COMMIT = [
+    """
+    CREATE FUNCTION failing_close_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'refused at commit'; END $$
+    """,
+    """
+    CREATE CONSTRAINT TRIGGER failing_close_commit AFTER INSERT ON opportunity_close
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION failing_close_commit()
+    """,
+]
+
+
+async def _version(engine: AsyncEngine, pk: int) -> int:
+    async with engine.connect() as connection:
+        query = text("SELECT version FROM opportunity WHERE id = :id")
+        version: int = (await connection.execute(query, {"id": pk})).scalar_one()
+        return version
+
+
+async def test_a_close_commits_on_psycopg_and_a_session_joins_the_same_transaction(
+    engine: AsyncEngine,
+) -> None:
+    pk = await _opportunity(engine)
+    commits: list[object] = []
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    async with engine.connect() as connection:
+        runner = await lean_statements.runner(connection)
+        assert runner is not None
+        async with lean_statements.Transaction(runner) as transaction:
+            await runner.rows(
+                _LOCK_OPPORTUNITY, {"p_id": pk, "p_now": datetime.now(UTC), "p_actor": "tester"}
+            )
+            # Nothing of SQLAlchemy's has begun: the commit will be psycopg's alone.
+            assert not connection.in_transaction()
+            event.listen(engine.sync_engine, "commit", committed)
+            runner.join_sqlalchemy()
+            assert connection.in_transaction()
+        event.remove(engine.sync_engine, "commit", committed)
+        assert transaction._ended
+    # The session's (or a fallback statement's) transaction was SQLAlchemy's to commit, and
+    # it carried the lean statement's change with it.
+    assert len(commits) == 1
+    assert await _version(engine, pk) == 2
+
+
+async def test_a_refused_close_on_the_lean_path_leaves_nothing_behind(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine)
+    await create_quote(UnitOfWork(engine, actor="tester"), opportunity_id=pk, name="Open")
+    version = await _version(engine, pk)
+    with pytest.raises(ValidationFailedError) as refused:
+        await close_opportunity(
+            UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.LOST
+        )
+    assert refused.value.violations[0].code == "OPPORTUNITY_HAS_OPEN_QUOTES"
+    # The locking UPDATE ran and was rolled back when the connection went back to the pool.
+    assert await _version(engine, pk) == version
+    async with engine.connect() as connection:
+        state = (await connection.get_raw_connection()).driver_connection.info.transaction_status
+        assert state == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_a_failed_commit_on_the_lean_path_is_raised_as_a_failed_commit(
+    engine: AsyncEngine,
+) -> None:
+    pk = await _opportunity(engine)
+    version = await _version(engine, pk)
+    async with engine.begin() as connection:
+        for statement in _FAILING_COMMIT:
+            await connection.execute(text(statement))
+    with pytest.raises(DBAPIError) as raised:
+        await close_opportunity(
+            UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.LOST
+        )
+    # Raised as SQLAlchemy's commit raises it, marked as a failure of the COMMIT (for a broken
+    # connection, the client is told the close may or may not have been applied).
+    assert getattr(raised.value.orig, "sqlstate", None) == "P0001"
+    assert outcome_unknown(raised.value)
+    assert not raised.value.connection_invalidated
+    assert await _version(engine, pk) == version
