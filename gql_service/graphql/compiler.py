@@ -14,7 +14,7 @@ Field collection (fragments, @skip/@include) and argument coercion are graphql-c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -72,16 +72,15 @@ class CompiledRead:
     # Parameter -> the ID variable whose primary key it binds (see ``Compilers``' cache).
     linked: dict[str, str] = field(default_factory=dict)
 
-    def rebound(self, variables: dict[str, Any]) -> CompiledRead:
-        """The same statement for other values of its ID variables (same types)."""
+    def rebound(self, keys: dict[str, int]) -> CompiledRead:
+        """The same statement for other primary keys of its ID variables (``keys``: each
+        variable's, of the same types)."""
         if not self.linked:
             return self
         params = dict(self.params)
         for param, variable in self.linked.items():
-            parsed = parse_id(variables[variable])
-            assert parsed is not None
-            params[param] = parsed[1]
-        return replace(self, params=params)
+            params[param] = keys[variable]
+        return CompiledRead(self.sql, params, self.fields, self.linked)
 
     def data(self, row: Sequence[str | None]) -> dict[str, Any]:
         values = [None if text is None else orjson.loads(text) for text in row]
@@ -894,6 +893,10 @@ class Compilers:
         self._cache: LRUCache[tuple[Any, ...], tuple[DocumentNode, CompiledRead | None]] = LRUCache(
             maxsize=size
         )
+        # Per document and operation: the names of its variables of type ID.
+        self._id_names: LRUCache[tuple[int, str | None], tuple[DocumentNode, list[str]]] = LRUCache(
+            maxsize=size
+        )
 
     def compile(
         self,
@@ -906,24 +909,41 @@ class Compilers:
     ) -> CompiledRead | None:
         """The operation as one statement, or None when the plain path must answer it."""
         variables = variables or {}
-        ids = _id_variables(document, operation_name, variables)
+        ids = self._ids(document, operation_name, variables)
         try:
             shape = orjson.dumps(
                 {
-                    name: ["id", parse_id(value)[0]] if name in ids else ["value", value]  # type: ignore[index]
+                    name: ["id", ids[name][0]] if name in ids else ["value", value]
                     for name, value in variables.items()
                 },
                 option=orjson.OPT_SORT_KEYS,
             )
         except TypeError:  # e.g. an integer beyond 64 bits: compile it without the cache
-            return self._compile(schema, document, operation_name, variables, dialect, ids)
+            return self._compile(schema, document, operation_name, variables, dialect, set(ids))
         key = (id(schema), id(document), operation_name, dialect, shape)
         cached = self._cache.get(key)
         if cached is not None and cached[0] is document:
-            return None if cached[1] is None else cached[1].rebound(variables)
-        compiled = self._compile(schema, document, operation_name, variables, dialect, ids)
+            if cached[1] is None:
+                return None
+            return cached[1].rebound({name: parsed[1] for name, parsed in ids.items()})
+        compiled = self._compile(schema, document, operation_name, variables, dialect, set(ids))
         self._cache[key] = (document, compiled)
         return compiled
+
+    def _ids(
+        self, document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
+    ) -> dict[str, tuple[str, int]]:
+        """The operation's ID variables that hold a global id we issue, each parsed."""
+        key = (id(document), operation_name)
+        known = self._id_names.get(key)
+        if known is None or known[0] is not document:
+            known = self._id_names[key] = (document, _id_variables(document, operation_name))
+        ids = {}
+        for name in known[1]:
+            value = variables.get(name)
+            if isinstance(value, str) and (parsed := parse_id(value)) is not None:
+                ids[name] = parsed
+        return ids
 
     def _compile(
         self,
@@ -948,11 +968,9 @@ class Compilers:
         return compiled
 
 
-def _id_variables(
-    document: DocumentNode, operation_name: str | None, variables: dict[str, Any]
-) -> set[str]:
-    """The operation's variables of type ID (or ID!) whose value is a global id we issue."""
-    names = set()
+def _id_variables(document: DocumentNode, operation_name: str | None) -> list[str]:
+    """The names of the operation's variables of type ID (or ID!)."""
+    names = []
     for definition in document.definitions:
         if not isinstance(definition, OperationDefinitionNode):
             continue
@@ -964,13 +982,6 @@ def _id_variables(
             type_node = variable.type
             if isinstance(type_node, NonNullTypeNode):
                 type_node = type_node.type
-            name = variable.variable.name.value
-            value = variables.get(name)
-            if (
-                isinstance(type_node, NamedTypeNode)
-                and type_node.name.value == "ID"
-                and isinstance(value, str)
-                and parse_id(value) is not None
-            ):
-                names.add(name)
+            if isinstance(type_node, NamedTypeNode) and type_node.name.value == "ID":
+                names.append(variable.variable.name.value)
     return names
