@@ -151,9 +151,10 @@ def create_app(
             ),
         )
     routes: list[BaseRoute] = [
+        # First: the router tries routes in order, and nearly every request is for it.
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/graphql", endpoint, methods=["GET", "POST"]),
     ]
     if settings.graphiql:
         files = GraphiQLFiles()

@@ -161,3 +161,18 @@ async def test_a_body_is_decoded_once_per_request() -> None:
     assert await asyncio.create_task(elsewhere(), context=contextvars.Context()) is None
     with pytest.raises(LocalizedHTTPError):  # a malformed body is still refused every time
         decoded_request(b"[]", max_depth=8)
+
+
+@pytest.mark.parametrize("depth", [1, 31, 32, 33, 40])
+@pytest.mark.parametrize("padding", [0, 100])
+def test_json_is_refused_exactly_past_its_nesting_limit(depth: int, padding: int) -> None:
+    # Brackets inside strings count toward nothing but the quick bound: with ``padding`` of
+    # them the depth is still walked, and told the same.
+    text = (
+        '{"s": "' + "[{" * padding + '", "v": ' + "[" * (depth - 1) + "1" + "]" * (depth - 1) + "}"
+    )
+    if depth > 32:
+        with pytest.raises(LocalizedHTTPError):
+            request_body.decode_json(text.encode(), max_depth=32)
+    else:
+        assert request_body.decode_json(text.encode(), max_depth=32)["s"].startswith("[{" * padding)
