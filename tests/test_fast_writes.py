@@ -10,6 +10,7 @@ which are masked, and nothing else (status, headers and every other byte are com
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,8 +19,9 @@ import graphql
 import httpx
 import pytest
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLList, GraphQLNonNull, Undefined
+from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.utilities import coerce_input_value
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -526,3 +528,82 @@ def test_the_lanes_input_conversion_is_strawberrys(field: str) -> None:
         assert plan.convert(raw) == expected
 
     converts_alike()
+
+
+def _graphql_literal(value: Any, type_: Any) -> str:
+    """``value`` (as a client sends it in JSON) written as a GraphQL literal of ``type_``."""
+    inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if value is None:
+        return "null"
+    if isinstance(inner, GraphQLList):
+        items = value if isinstance(value, list) else [value]
+        return "[" + ", ".join(_graphql_literal(item, inner.of_type) for item in items) + "]"
+    if isinstance(inner, GraphQLInputObjectType):
+        fields = (f"{k}: {_graphql_literal(v, inner.fields[k].type)}" for k, v in value.items())
+        return "{" + ", ".join(fields) + "}"
+    if isinstance(inner, GraphQLEnumType):
+        return str(value)
+    return json.dumps(value)
+
+
+@pytest.mark.parametrize("field", sorted(FAST_WRITES))
+def test_the_lanes_literal_inputs_coerce_as_graphql_core_does(field: str) -> None:
+    """An input written as an object literal, each of its fields a constant, a variable (given
+    a value, null, or none) or absent: the lane's coercion (constants once per document) gives
+    what graphql-core's get_argument_values gives, and refuses what it refuses."""
+    schema = build_schema()
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    input_type = mutation.fields[field].args["input"].type.of_type
+
+    @given(st.data())
+    @hypothesis_settings(max_examples=150, deadline=None)
+    def coerces_alike(data: st.DataObject) -> None:
+        definitions, fields, variables = [], [], {}
+        for name, input_field in input_type.fields.items():
+            # (A document that leaves out a required field, or a variable that a non-null
+            # type requires, is refused before any coercion.)
+            required = graphql.is_required_input_field(input_field)
+            ways = ["constant", "variable"] if required else ["absent", "constant", "variable"]
+            how = data.draw(st.sampled_from(ways), label=name)
+            if how == "constant":
+                value = data.draw(_json_values(input_field.type), label=f"{name} value")
+                fields.append(f"{name}: {_graphql_literal(value, input_field.type)}")
+            elif how == "variable":
+                type_ = input_field.type
+                declared = str(type_)
+                if isinstance(type_, GraphQLNonNull) and data.draw(st.booleans()):
+                    # A nullable variable with a default may fill a non-null field; sent as
+                    # null, it makes the input invalid.
+                    type_ = type_.of_type
+                    default = data.draw(_json_values(input_field.type), label=f"{name} default")
+                    declared = f"{type_} = {_graphql_literal(default, type_)}"
+                definitions.append(f"${name}: {declared}")
+                fields.append(f"{name}: ${name}")
+                nullable = not isinstance(type_, GraphQLNonNull)
+                if not nullable or data.draw(st.booleans(), label=f"{name} given"):
+                    variables[name] = data.draw(_json_values(type_))
+        header = f"({', '.join(definitions)})" if definitions else ""
+        document = graphql.parse(
+            f"mutation{header} {{ {field}(input: {{{', '.join(fields)}}}) "
+            "{ errors { __typename } } }"
+        )
+        assume(not graphql.validate(schema._schema, document))
+        plan = plan_write(schema, document, None)
+        assert plan is not None
+        assert plan.literal is not None
+        coerced = get_variable_values(
+            schema._schema, plan.operation.variable_definitions or (), variables
+        )
+        assume(not isinstance(coerced, list))  # execution refuses the variables first
+        try:
+            expected = get_argument_values(plan.field, plan.node, coerced)["input"]
+        except graphql.GraphQLError:
+            expected = "refused"
+        try:
+            actual = plan.literal(coerced)
+        except fast_writes.Declined:
+            actual = "refused"
+        assert actual == expected
+
+    coerces_alike()
