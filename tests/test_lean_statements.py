@@ -49,6 +49,15 @@ async def _opportunity(engine: AsyncEngine, name: str = "Lean") -> int:
     return created.id
 
 
+async def _failing_close(engine: AsyncEngine, pk: int, outcome: CloseOutcome) -> DBAPIError:
+    """The database error a close of ``pk`` fails with."""
+    with pytest.raises(DBAPIError) as raised:
+        await close_opportunity(
+            UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=outcome
+        )
+    return raised.value
+
+
 async def test_a_prebuilt_statement_returns_the_rows_sqlalchemy_returns(
     engine: AsyncEngine,
 ) -> None:
@@ -268,16 +277,13 @@ async def test_a_statement_timeout_on_the_lean_path_is_unavailable_and_keeps_the
         lock = text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE")
         async with engine.connect() as blocker, blocker.begin():
             await blocker.execute(lock, {"id": pk})
-            with pytest.raises(DBAPIError) as raised:
-                await close_opportunity(
-                    UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.WON
-                )
+            failure = await _failing_close(engine, pk, CloseOutcome.WON)
         # The server's own time-out: SQLSTATE 57014, unavailable (503), not sent again, and
         # the connection, still sound, stays in the pool.
-        assert getattr(raised.value.orig, "sqlstate", None) == "57014"
-        assert is_unavailable(raised.value)
-        assert not raised.value.connection_invalidated
-        assert not is_dead_connection(raised.value)
+        assert getattr(failure.orig, "sqlstate", None) == "57014"
+        assert is_unavailable(failure)
+        assert not failure.connection_invalidated
+        assert not is_dead_connection(failure)
         closed = await close_opportunity(
             UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.WON
         )
@@ -381,13 +387,10 @@ async def test_a_failed_commit_on_the_lean_path_is_raised_as_a_failed_commit(
     async with engine.begin() as connection:
         for statement in _FAILING_COMMIT:
             await connection.execute(text(statement))
-    with pytest.raises(DBAPIError) as raised:
-        await close_opportunity(
-            UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.LOST
-        )
+    failure = await _failing_close(engine, pk, CloseOutcome.LOST)
     # Raised as SQLAlchemy's commit raises it, marked as a failure of the COMMIT (for a broken
     # connection, the client is told the close may or may not have been applied).
-    assert getattr(raised.value.orig, "sqlstate", None) == "P0001"
-    assert outcome_unknown(raised.value)
-    assert not raised.value.connection_invalidated
+    assert getattr(failure.orig, "sqlstate", None) == "P0001"
+    assert outcome_unknown(failure)
+    assert not failure.connection_invalidated
     assert await _version(engine, pk) == version
