@@ -253,6 +253,8 @@ class Runner:
     lean: Lean
     connection: AsyncConnection
     driver: psycopg.AsyncConnection[Any]
+    # One client-side cursor for the transaction's statements (it holds no server state).
+    _cursor: psycopg.AsyncCursor[Any] | None = None
 
     def join_sqlalchemy(self) -> None:
         """Has SQLAlchemy's connection begin its transaction, where a ``Transaction`` left it
@@ -272,11 +274,14 @@ class Runner:
             return await through_sqlalchemy(self.connection, statement, params)
         values = prepared.parameters(params)
         driver = self.driver
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = driver.cursor()
         try:
-            async with driver.cursor() as cursor:
-                await cursor.execute(prepared.sql, values)
-                fetched = await cursor.fetchall()
-                description = cursor.description
+            await cursor.execute(prepared.sql, values)
+            fetched = await cursor.fetchall()
+            # The columns' types are read once, with the first rows.
+            description = cursor.description if prepared.results is None else None
         except psycopg.Error as exc:
             if driver.broken or isinstance(exc, DatabaseTimeoutError):
                 # SQLAlchemy tells what broke, invalidates, and raises the error to retry on.
