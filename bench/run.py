@@ -168,6 +168,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        # Its log's directory goes with it (each server start made one).
+        shutil.rmtree(self.log.parent, ignore_errors=True)
 
 
 def start_server(name: str, port: int, database: str, environment: dict[str, str]) -> Server:
@@ -199,14 +201,17 @@ def start_server(name: str, port: int, database: str, environment: dict[str, str
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{name} did not start:\n{log.read_text()}")
+            output = log.read_text()
+            shutil.rmtree(log.parent, ignore_errors=True)
+            raise SystemExit(f"{name} did not start:\n{output}")
         with contextlib.suppress(httpx.HTTPError):
             # Several tries, so that every worker is likely to have answered once.
             if httpx.post(server.url, json={"query": "{ __typename }"}).status_code in (200, 401):
                 return server
         time.sleep(0.2)
+    output = log.read_text()
     server.stop()
-    raise SystemExit(f"{name} did not answer within 60 s:\n{log.read_text()}")
+    raise SystemExit(f"{name} did not answer within 60 s:\n{output}")
 
 
 def post(server: Server, token: str, operation: str, variables: dict[str, Any]) -> Any:
