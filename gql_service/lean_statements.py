@@ -71,6 +71,8 @@ class Prepared:
     types: tuple[Any, ...]
     row: Any  # the named tuple of its rows
     results: tuple[Process, ...] | None = None  # per column; known after the first execution
+    # The columns that have a processor, with it (most have none).
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
 
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
         values = self.compiled.construct_params(params)
@@ -82,20 +84,25 @@ class Prepared:
     def rows(
         self, fetched: Sequence[Sequence[Any]], dialect: Dialect, description: Any
     ) -> list[Any]:
-        results = self.results
-        if results is None:
-            results = self.results = tuple(
+        if self.results is None:
+            self.results = tuple(
                 type_.dialect_impl(dialect).result_processor(dialect, column[1])
                 for type_, column in zip(self.types, description, strict=True)
             )
-        make = self.row._make
-        return [
-            make(
-                value if process is None else process(value)
-                for process, value in zip(results, row, strict=True)
+            self.processed = tuple(
+                (index, process)
+                for index, process in enumerate(self.results)
+                if process is not None
             )
-            for row in fetched
-        ]
+        make = self.row._make
+        processed = self.processed
+        rows = []
+        for row in fetched:
+            values = list(row)
+            for index, process in processed:
+                values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
 
 
 def _prepare(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> Prepared | None:
