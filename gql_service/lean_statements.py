@@ -70,9 +70,9 @@ class Prepared:
     binds: tuple[tuple[str, Process], ...]  # each parameter's name and processor
     types: tuple[Any, ...]
     row: Any  # the named tuple of its rows
-    results: tuple[Process, ...] | None = None  # per column; known after the first execution
-    # The columns that have a processor, with it (most have none).
-    processed: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+    # The columns that have a result processor, with it (most have none); known after the
+    # first execution, from the columns' types as the server describes them.
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
 
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
         values = self.compiled.construct_params(params)
@@ -84,18 +84,16 @@ class Prepared:
     def rows(
         self, fetched: Sequence[Sequence[Any]], dialect: Dialect, description: Any
     ) -> list[Any]:
-        if self.results is None:
-            self.results = tuple(
+        processed = self.processed
+        if processed is None:
+            results = (
                 type_.dialect_impl(dialect).result_processor(dialect, column[1])
                 for type_, column in zip(self.types, description, strict=True)
             )
-            self.processed = tuple(
-                (index, process)
-                for index, process in enumerate(self.results)
-                if process is not None
+            processed = self.processed = tuple(
+                (index, process) for index, process in enumerate(results) if process is not None
             )
         make = self.row._make
-        processed = self.processed
         rows = []
         for row in fetched:
             values = list(row)
@@ -288,7 +286,7 @@ class Runner:
             await cursor.execute(prepared.sql, values)
             fetched = await cursor.fetchall()
             # The columns' types are read once, with the first rows.
-            description = cursor.description if prepared.results is None else None
+            description = cursor.description if prepared.processed is None else None
         except psycopg.Error as exc:
             if driver.broken or isinstance(exc, DatabaseTimeoutError):
                 # SQLAlchemy tells what broke, invalidates, and raises the error to retry on.

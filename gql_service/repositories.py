@@ -17,7 +17,6 @@ from gql_service import audit
 from gql_service.announcements import CHANNEL
 from gql_service.errors import ValidationFailedError, not_found
 from gql_service.lean_statements import Runner, through_sqlalchemy
-from gql_service.lean_statements import runner as lean_runner
 from gql_service.messages import msg
 from gql_service.models import (
     OPEN_QUOTE_STATES,
@@ -337,7 +336,7 @@ class Repository:
         actor: str,
         now: datetime,
         announce: bool = False,
-        runner: Runner | bool | None = None,
+        runner: Runner | None = None,
     ) -> None:
         self.connection = connection
         self._session: AsyncSession | None = None
@@ -347,20 +346,16 @@ class Repository:
         self.announce = announce
         # The opportunities this transaction locked, and so changed (stamped ``now``).
         self.changed: set[int] = set()
-        # Runs prebuilt statements on psycopg (lean_statements.py); False where it cannot,
-        # None until the first statement asks.
+        # Runs prebuilt statements on psycopg (lean_statements.py), where the unit of work
+        # found that it can.
         self._runner = runner
 
     async def _rows(self, stmt: Executable, params: dict[str, Any]) -> list[Any]:
         """A prebuilt statement's rows: on psycopg itself where nothing listens to statements
         (lean_statements.py), else through SQLAlchemy."""
-        runner = self._runner
-        if runner is None:
-            runner = self._runner = await lean_runner(self.connection) or False
-        if runner is False:
+        if self._runner is None:
             return await through_sqlalchemy(self.connection, stmt, params)
-        assert isinstance(runner, Runner)
-        return await runner.rows(stmt, params)
+        return await self._runner.rows(stmt, params)
 
     @property
     def today(self) -> date:
@@ -372,7 +367,7 @@ class Repository:
         Core statements on the connection alone, and a session costs a close a tenth of its
         CPU for nothing."""
         if self._session is None:
-            if isinstance(self._runner, Runner):
+            if self._runner is not None:
                 self._runner.join_sqlalchemy()
             self._session = AsyncSession(self.connection, expire_on_commit=False)
         return self._session

@@ -89,7 +89,7 @@ class UnitOfWork:
                             actor=self.actor,
                             now=now,
                             announce=self.broker is not None and self.broker.in_transaction,
-                            runner=runner or False,
+                            runner=runner,
                         )
                         try:
                             result = await work(repo)

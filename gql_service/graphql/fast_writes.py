@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cachetools import LRUCache
 from graphql import (
@@ -212,10 +212,7 @@ def _literal_input(field: GraphQLField, node: FieldNode) -> Callable[[VariableVa
     given = {each.name.value: each.value for each in arguments[0].value.fields}
     if any(name not in type_.fields for name in given):
         return None
-    # Per field: (out name, its constant or Undefined, its variable's name or None, the
-    # default for a variable without a value or Undefined, whether it is required, whether
-    # its type is non-null: a field with a default may be both non-null and not required).
-    parts: list[tuple[str, Any, str | None, Any, bool, bool]] = []
+    parts: list[_Part] = []
     for name, input_field in type_.fields.items():
         out = input_field.out_name or name
         value = given.get(name)
@@ -225,17 +222,17 @@ def _literal_input(field: GraphQLField, node: FieldNode) -> Callable[[VariableVa
             if required:
                 return None
             if default is not Undefined:
-                parts.append((out, default, None, Undefined, False, False))
+                parts.append(_Part(out, constant=default))
         elif isinstance(value, VariableNode):
             non_null = isinstance(input_field.type, GraphQLNonNull)
-            parts.append((out, Undefined, value.name.value, default, required, non_null))
+            parts.append(_Part(out, Undefined, value.name.value, default, required, non_null))
         else:
             if _has_variables(value):
                 return None
             constant = coerce_input_literal(value, input_field.type)
             if constant is Undefined:
                 return None
-            parts.append((out, constant, None, Undefined, False, False))
+            parts.append(_Part(out, constant=constant))
     out_type = type_.out_type
 
     def literal(variables: VariableValues) -> Any:
@@ -257,6 +254,18 @@ def _literal_input(field: GraphQLField, node: FieldNode) -> Callable[[VariableVa
         return out_type(coerced)
 
     return literal
+
+
+class _Part(NamedTuple):
+    """One field of a literal input: a constant, or a variable to read."""
+
+    out: str  # its key in the coerced input
+    constant: Any = Undefined
+    variable: str | None = None
+    default: Any = Undefined  # for a variable without a value (Undefined: none)
+    required: bool = False
+    # A field with a default may be non-null without being required.
+    non_null: bool = False
 
 
 def _has_variables(value: ValueNode) -> bool:
