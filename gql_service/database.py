@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gql_service import deadlines
 from gql_service.driver_reads import DriverReads, asyncpg_target
+from gql_service.driver_writes import DriverWrites
 from gql_service.psycopg_tuning import LeanCursor
 from gql_service.settings import Settings
 
@@ -33,6 +34,8 @@ UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 _READERS: WeakKeyDictionary[Engine, AsyncEngine] = WeakKeyDictionary()
 # The asyncpg pool of each companion for reads, where compiled reads use one (driver_reads.py).
 _DRIVER_READS: WeakKeyDictionary[Engine, DriverReads] = WeakKeyDictionary()
+# Each engine's transactions on that pool, where they run there first (driver_writes.py).
+_DRIVER_WRITES: WeakKeyDictionary[Engine, DriverWrites] = WeakKeyDictionary()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -60,6 +63,11 @@ def driver_reads(engine: AsyncEngine) -> DriverReads | None:
     return _DRIVER_READS.get(engine.sync_engine)
 
 
+def driver_writes(engine: AsyncEngine) -> DriverWrites | None:
+    """Where ``engine``'s units of work try asyncpg first (driver_writes.py), if anywhere."""
+    return _DRIVER_WRITES.get(engine.sync_engine)
+
+
 def _postgres_engine(settings: Settings) -> AsyncEngine:
     engine = _postgres_pool(settings, settings.isolation_level)
     if settings.reads_autocommit:
@@ -77,6 +85,8 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
                 )
         if on_asyncpg is not None:
             _DRIVER_READS[reads.sync_engine] = on_asyncpg
+            if settings.writes_driver == "asyncpg":
+                _DRIVER_WRITES[engine.sync_engine] = DriverWrites(on_asyncpg)
 
         @event.listens_for(engine.sync_engine, "engine_disposed")
         def _dispose_reads(_: Engine) -> None:

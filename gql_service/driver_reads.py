@@ -46,13 +46,13 @@ log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 # The server ended the connection: class 08, or shut down (57P01-57P03; not 57014, a statement
 # time-out, which a second try would only wait for again).
-_ENDED = (
+ENDED = (
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
 )
-APPLICATION_NAME = "gql_service compiled reads"
+APPLICATION_NAME = "gql_service asyncpg"
 
 
 # What asyncpg reads from a connection URL itself; it would send any other query parameter to
@@ -117,7 +117,7 @@ def _options(value: str) -> dict[str, str] | None:
     return settings
 
 
-def _argument_refused(exc: Exception) -> bool:
+def argument_refused(exc: Exception) -> bool:
     """asyncpg would not encode an argument: its DataError, raised before anything was sent,
     carries no severity (the server's errors all do)."""
     return isinstance(exc, asyncpg.DataError) and getattr(exc, "severity", None) is None
@@ -226,6 +226,13 @@ class Connections:
                 return True
         return False
 
+    def forget_idle(self) -> None:
+        """Close the idle connections (the open ones stay; a closed one frees its slot)."""
+        for connection in self._idle:
+            connection.terminate()
+        self._open -= len(self._idle)
+        self._idle.clear()  # (no one waits while a connection is idle)
+
     def terminate(self) -> None:
         """Close the idle connections now, and the others when they come back."""
         self._closed = True
@@ -266,37 +273,50 @@ class DriverReads:
 
     async def fetch_row(self, sql: str, params: dict[str, Any]) -> Sequence[Any]:
         """The statement's one row. Raises Unserved when the psycopg path must run it."""
-        if sql in self._refused or self._resting_until > time.monotonic():
+        if sql in self._refused:
             self.unserved += 1
             raise Unserved
         numbered = self._numbered.get(sql)
         if numbered is None:
             numbered = self._numbered[sql] = to_numbered(sql)
         text, names = numbered
-        budget = deadlines.remaining()
-        wait = self._pool_timeout if budget is None else min(self._pool_timeout, budget)
-        try:
-            connection = await self._connections.take(wait)
-        except TimeoutError:
-            raise PoolTimeoutError(
-                f"no connection for a compiled read within {wait * 1000:.0f} ms"
-            ) from None
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # Refused, reset, authentication: psycopg's path says what it means, and answers
-            # compiled reads for a while rather than each paying for a connect that fails.
-            self.unserved += 1
-            self.failed_connects += 1
-            self._resting_until = time.monotonic() + REST_SECONDS
-            log.info(
-                "compiled reads on psycopg for %.0f s: no asyncpg connection: %s", REST_SECONDS, exc
-            )
-            raise Unserved from exc
+        connection = await self.take()
         try:
             row = await self._fetch(connection, sql, text, [params[name] for name in names])
         finally:
             self._connections.give(connection)
         self.served += 1
         return row
+
+    async def take(self) -> asyncpg.Connection:
+        """A connection, within the pool timeout and the request's deadline (else a pool
+        time-out). Raises Unserved when asyncpg is resting or cannot connect."""
+        if self._resting_until > time.monotonic():
+            self.unserved += 1
+            raise Unserved
+        budget = deadlines.remaining()
+        wait = self._pool_timeout if budget is None else min(self._pool_timeout, budget)
+        try:
+            return await self._connections.take(wait)
+        except TimeoutError:
+            raise PoolTimeoutError(f"no asyncpg connection within {wait * 1000:.0f} ms") from None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Refused, reset, authentication: psycopg's path says what it means, and takes
+            # the statements for a while rather than each paying for a connect that fails.
+            self.unserved += 1
+            self.failed_connects += 1
+            self._resting_until = time.monotonic() + REST_SECONDS
+            log.info("psycopg's path for %.0f s: no asyncpg connection: %s", REST_SECONDS, exc)
+            raise Unserved from exc
+
+    def give(self, connection: asyncpg.Connection) -> None:
+        """Take back a connection from ``take``."""
+        self._connections.give(connection)
+
+    def forget_idle(self) -> None:
+        """Close the idle connections: one was found dead, so the server may have restarted
+        and the others be dead too (as SQLAlchemy's pool invalidates its older ones)."""
+        self._connections.forget_idle()
 
     async def _fetch(
         self, connection: asyncpg.Connection, sql: str, text: str, args: list[Any]
@@ -321,12 +341,12 @@ class DriverReads:
                     Exception,
                     connection_invalidated=True,
                 ) from None
-            if _argument_refused(exc):
+            if argument_refused(exc):
                 self.unserved += 1
                 self._refused[sql] = True
                 log.info("compiled read left to psycopg for good: %s", exc)
                 raise Unserved from exc
-            if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _ENDED):
+            if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, ENDED):
                 raise DBAPIError.instance(sql, None, exc, asyncpg.PostgresError) from exc
             # The connection broke or the server ended it: psycopg's path tells the client
             # what that means.

@@ -43,12 +43,12 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from weakref import WeakKeyDictionary
 
 import psycopg
 from cachetools import LRUCache
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement, Executable
@@ -81,6 +81,14 @@ class Prepared:
             for name, process in self.binds
         }
 
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        """The parameters in the order of a positional statement's placeholders."""
+        values = self.compiled.construct_params(params)
+        return [
+            values[name] if process is None else process(values[name])
+            for name, process in self.binds
+        ]
+
     def rows(
         self, fetched: Sequence[Sequence[Any]], dialect: Dialect, description: Any
     ) -> list[Any]:
@@ -111,7 +119,7 @@ def _prepare(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
         cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys)),
     )
     if (
-        compiled.positional
+        compiled.positional != dialect.positional
         or compiled.literal_execute_params
         or compiled.post_compile_params
         or compiled.escaped_bind_names
@@ -125,9 +133,13 @@ def _prepare(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
         row = namedtuple("Row", names)  # type: ignore[misc]
     except ValueError:
         return None
+    # (A positional statement's in the order of its placeholders; asyncpg's numbered ones
+    # name each parameter once.)
+    named = {name: bind for bind, name in compiled.bind_names.items()}
+    order = compiled.positiontup if compiled.positional else named
+    assert order is not None
     binds = tuple(
-        (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
-        for bind, name in compiled.bind_names.items()
+        (name, named[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in order
     )
     return Prepared(
         sql=compiled.string,
@@ -173,20 +185,41 @@ def _handle_failure(
 _LEAN: WeakKeyDictionary[Dialect, Lean] = WeakKeyDictionary()
 
 
-async def runner(connection: AsyncConnection) -> Runner | None:
-    """Runs ``connection``'s prebuilt statements on psycopg; None where SQLAlchemy's path must:
-    another driver, or something listening to the statements or to transactions."""
-    dialect = connection.dialect
-    if dialect.driver != "psycopg":
-        return None
-    dispatch = connection.sync_engine.dispatch
-    if (
+class NeedsSqlAlchemy(Exception):
+    """The work asked for what only SQLAlchemy's connection has (its ORM session, a statement
+    for its own execution): the unit of work runs it there instead (driver_writes.py)."""
+
+
+class StatementRunner(Protocol):
+    """Runs a transaction's prebuilt statements on its driver: ``Runner`` on psycopg,
+    ``driver_writes.DriverTransaction`` on asyncpg."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]: ...
+
+    def join_sqlalchemy(self) -> None: ...
+
+
+def observed(engine: Engine) -> bool:
+    """True when something listens to ``engine``'s statements or transactions (tracing, the
+    tests that count statements): then they go through SQLAlchemy, where it sees them."""
+    dispatch = engine.dispatch
+    return bool(
         dispatch.before_cursor_execute
         or dispatch.after_cursor_execute
         or dispatch.begin
         or dispatch.commit
         or dispatch.rollback
-    ):
+    )
+
+
+async def runner(connection: AsyncConnection) -> Runner | None:
+    """Runs ``connection``'s prebuilt statements on psycopg; None where SQLAlchemy's path must:
+    another driver, or something listening to the statements or to transactions."""
+    dialect = connection.dialect
+    if dialect.driver != "psycopg" or observed(connection.sync_engine):
         return None
     lean = _LEAN.get(dialect)
     if lean is None:
@@ -260,6 +293,10 @@ class Runner:
     driver: psycopg.AsyncConnection[Any]
     # One client-side cursor for the transaction's statements (it holds no server state).
     _cursor: psycopg.AsyncCursor[Any] | None = None
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.lean.dialect
 
     def join_sqlalchemy(self) -> None:
         """Has SQLAlchemy's connection begin its transaction, where a ``Transaction`` left it

@@ -16,7 +16,7 @@ from sqlmodel import SQLModel, col
 from gql_service import audit
 from gql_service.announcements import CHANNEL
 from gql_service.errors import ValidationFailedError, not_found
-from gql_service.lean_statements import Runner, through_sqlalchemy
+from gql_service.lean_statements import NeedsSqlAlchemy, StatementRunner, through_sqlalchemy
 from gql_service.messages import msg
 from gql_service.models import (
     OPEN_QUOTE_STATES,
@@ -331,14 +331,14 @@ class Repository:
 
     def __init__(
         self,
-        connection: AsyncConnection,
+        connection: AsyncConnection | None,
         *,
         actor: str,
         now: datetime,
         announce: bool = False,
-        runner: Runner | None = None,
+        runner: StatementRunner | None = None,
     ) -> None:
-        self.connection = connection
+        self._connection = connection
         self._session: AsyncSession | None = None
         self.actor = actor
         self.now = now
@@ -346,9 +346,19 @@ class Repository:
         self.announce = announce
         # The opportunities this transaction locked, and so changed (stamped ``now``).
         self.changed: set[int] = set()
-        # Runs prebuilt statements on psycopg (lean_statements.py), where the unit of work
-        # found that it can.
+        # Runs prebuilt statements on the driver (lean_statements.py on psycopg, or
+        # driver_writes.py on asyncpg without a SQLAlchemy connection), where the unit of
+        # work found that it can.
         self._runner = runner
+        self._dialect = (runner.dialect if runner is not None else self.connection.dialect).name
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """SQLAlchemy's connection; on asyncpg there is none, and the unit of work runs the
+        work again on one (NeedsSqlAlchemy)."""
+        if self._connection is None:
+            raise NeedsSqlAlchemy("SQLAlchemy's connection")
+        return self._connection
 
     async def _rows(self, stmt: Executable, params: dict[str, Any]) -> list[Any]:
         """A prebuilt statement's rows: on psycopg itself where nothing listens to statements
@@ -516,7 +526,7 @@ class Repository:
     def _one_round_trip(self) -> bool:
         """Whether a write and its record's INSERT go as one statement: PostgreSQL runs
         data-modifying CTEs, SQLite does not."""
-        return self.connection.dialect.name == "postgresql"
+        return self._dialect == "postgresql"
 
     async def close_opportunity(
         self,
@@ -548,12 +558,12 @@ class Repository:
     ) -> tuple[OpportunityRecord, OpportunityCloseRecord] | None:
         params = {f"p_{name}": value for name, value in changes.items()}
         params["p_id"] = opportunity_id
-        connection = self.connection
         if self._one_round_trip:
             params.update({f"r_{name}": value for name, value in values.items()})
             stmt = _close_and_record_statement(tuple(changes), tuple(values))
             rows = await self._rows(stmt, params)
             return _split(rows[0], _OPPORTUNITY_COLUMNS, _OpportunityCloseRow) if rows else None
+        connection = self.connection
         moved = (
             await connection.execute(_close_opportunity_statement(tuple(changes)), params)
         ).one_or_none()
@@ -623,11 +633,11 @@ class Repository:
         """
         params = self._quote_params(closing)
         one, winner = closing.quote_id is not None, closing.winner_id is not None
-        connection = self.connection
         if self._one_round_trip:
             stmt = _close_and_record_quotes_statement(one, winner)
             rows = await self._rows(stmt, params)
             return [_split(row, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
+        connection = self.connection
         recorded, closed = _close_quotes_statements(one, winner)
         # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.
         records = {r.quote_id: r for r in await connection.execute(recorded, params)}

@@ -10,7 +10,7 @@ from pathlib import Path
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/gql_service.sqlite3"
 ENVIRONMENTS = ("development", "production")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
-COMPILED_READS_DRIVERS = ("asyncpg", "psycopg")
+DRIVERS = ("asyncpg", "psycopg")
 TRACE_EXPORTERS = ("otlp", "console")
 
 
@@ -105,6 +105,8 @@ class Settings:
     compiled_reads: bool = True
     # The driver of compiled reads' statements on PostgreSQL at READ COMMITTED (driver_reads.py).
     compiled_reads_driver: str = "asyncpg"
+    # Where units of work run first when compiled reads are on asyncpg (driver_writes.py).
+    writes_driver: str = "asyncpg"
     fast_writes: bool = True
     # --- persisted queries ---
     apq_enabled: bool = True
@@ -153,8 +155,9 @@ class Settings:
         environment = _choice(env, "GQL_ENV", cls.environment, ENVIRONMENTS)
         event_loop = _choice(env, "EVENT_LOOP", cls.event_loop, EVENT_LOOPS)
         compiled_reads_driver = _choice(
-            env, "COMPILED_READS_DRIVER", cls.compiled_reads_driver, COMPILED_READS_DRIVERS
+            env, "COMPILED_READS_DRIVER", cls.compiled_reads_driver, DRIVERS
         )
+        writes_driver = _choice(env, "WRITES_DRIVER", cls.writes_driver, DRIVERS)
         # Production turns the explorer, introspection and "did you mean" off unless asked for.
         explorer_default = environment != "production"
         return cls(
@@ -201,6 +204,7 @@ class Settings:
             # --- compiled reads ---
             compiled_reads=_bool(env, "COMPILED_READS", cls.compiled_reads),
             compiled_reads_driver=compiled_reads_driver,
+            writes_driver=writes_driver,
             fast_writes=_bool(env, "FAST_WRITES", cls.fast_writes),
             # --- persisted queries ---
             apq_enabled=_bool(env, "APQ_ENABLED", cls.apq_enabled),

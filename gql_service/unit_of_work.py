@@ -9,11 +9,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_service import idempotency, lean_statements, metrics
+from gql_service import database, idempotency, lean_statements, metrics
 from gql_service.announcements import Broker
 from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
+from gql_service.driver_reads import Unserved
+from gql_service.driver_writes import DriverWrites
+from gql_service.lean_statements import NeedsSqlAlchemy, StatementRunner
 from gql_service.repositories import Repository
 
 T = TypeVar("T")
@@ -33,9 +36,12 @@ class UnitOfWork:
     the work changed are announced to subscribers: by the transaction's own NOTIFY on
     PostgreSQL, by the broker once committed otherwise (announcements.py).
 
-    On PostgreSQL with psycopg, where nothing listens to statements or transactions, the
-    transaction is psycopg's, begun by its first statement and ended on the driver
-    (lean_statements.Transaction); elsewhere it is SQLAlchemy's ``begin()``.
+    On PostgreSQL at READ COMMITTED, where nothing listens to statements or transactions,
+    the work runs first on asyncpg, without SQLAlchemy (driver_writes.py); work that needs
+    more than prebuilt statements is handed back and run again from the start on SQLAlchemy's
+    connection. There, on psycopg, where nothing listens, the transaction is psycopg's, begun
+    by its first statement and ended on the driver (lean_statements.Transaction); elsewhere
+    it is SQLAlchemy's ``begin()``.
 
     A ``dry_run`` does the same work with the same statements and locks, then rolls back
     instead of committing: the work's result or its errors, and nothing written. It claims no
@@ -54,6 +60,11 @@ class UnitOfWork:
         dry_run: bool = False,
     ) -> None:
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
+        # The transaction on asyncpg, where the work allows (driver_writes.py).
+        driver = database.driver_writes(engine)
+        self._driver = (
+            None if driver is None or lean_statements.observed(engine.sync_engine) else driver
+        )
         self.actor = actor
         self.max_attempts = max(1, max_attempts)
         # A dry run spends no key: it commits nothing, so there is no response to replay.
@@ -65,59 +76,93 @@ class UnitOfWork:
     async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
         if self.before is not None:
             await self.before()
+        # (A claim is inserted through SQLAlchemy: such work takes its path.)
+        driver = self._driver if self.claim is None else None
         attempt = 1
         reconnected = False
         while True:
             now = datetime.now(UTC)
             claim = self.claim if self.claim is not None and not self.claim.committed else None
-            async with self._engine.connect() as connection:
-                try:
-                    # On psycopg, where nothing listens, the prebuilt statements and the
-                    # transaction's end go to the driver itself (lean_statements.py).
-                    runner = await lean_statements.runner(connection)
-                    begun = (
-                        connection.begin()
-                        if runner is None
-                        else lean_statements.Transaction(runner)
-                    )
-                    async with begun as transaction:
-                        if claim is not None:
-                            # First statement: a twin request waits here, then finds it taken.
-                            await idempotency.take(connection, claim, now)
-                        repo = Repository(
-                            connection,
-                            actor=self.actor,
-                            now=now,
-                            announce=self.broker is not None and self.broker.in_transaction,
-                            runner=runner,
-                        )
-                        try:
-                            result = await work(repo)
-                            await repo.flush()
-                        finally:
-                            # What the result or the violations refer to stays readable after
-                            # the rollback or commit.
-                            await repo.close()
-                        if self.dry_run:
-                            # Undo everything it wrote.
-                            await transaction.rollback()
-                            return result
-                    if claim is not None:
-                        claim.committed = True
-                    if self.broker is not None:
-                        self.broker.committed(repo.changed, now)
-                    return result
-                except Exception as exc:
-                    if not reconnected and is_dead_connection(exc) and not outcome_unknown(exc):
-                        # Not applied: the server dropped the transaction with the connection.
-                        reconnected = True
-                        metrics.note_retry("dead_connection")
-                        log.info("retrying transaction on a fresh connection after %s", exc)
+            try:
+                if driver is not None:
+                    try:
+                        result, repo = await self._on_driver(driver, work, now)
+                    except (NeedsSqlAlchemy, Unserved):
+                        # Run again, from the start, where SQLAlchemy's connection is.
+                        driver.handed_back += 1
+                        driver = None
                         continue
-                    if not is_retryable(exc) or attempt >= self.max_attempts:
-                        raise
-                    metrics.note_retry("contention")
-                    log.info("retrying transaction after %s (attempt %d)", exc, attempt)
+                else:
+                    result, repo = await self._on_sqlalchemy(work, now, claim)
+                if self.dry_run:
+                    return result
+                if claim is not None:
+                    claim.committed = True
+                if self.broker is not None:
+                    self.broker.committed(repo.changed, now)
+                return result
+            except Exception as exc:
+                if not reconnected and is_dead_connection(exc) and not outcome_unknown(exc):
+                    # Not applied: the server dropped the transaction with the connection.
+                    reconnected = True
+                    metrics.note_retry("dead_connection")
+                    log.info("retrying transaction on a fresh connection after %s", exc)
+                    continue
+                if not is_retryable(exc) or attempt >= self.max_attempts:
+                    raise
+                metrics.note_retry("contention")
+                log.info("retrying transaction after %s (attempt %d)", exc, attempt)
             # Jittered exponential back-off keeps retrying writers from marching in step.
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
             attempt += 1
+
+    def _repository(
+        self, connection: AsyncConnection | None, now: datetime, runner: StatementRunner | None
+    ) -> Repository:
+        return Repository(
+            connection,
+            actor=self.actor,
+            now=now,
+            announce=self.broker is not None and self.broker.in_transaction,
+            runner=runner,
+        )
+
+    async def _on_driver(
+        self, driver: DriverWrites, work: Callable[[Repository], Awaitable[T]], now: datetime
+    ) -> tuple[T, Repository]:
+        """The work in a transaction on asyncpg (driver_writes.py)."""
+        async with driver.transaction() as transaction:
+            repo = self._repository(None, now, transaction)
+            # (No ORM session here: asking for one hands the work to SQLAlchemy's path.)
+            result = await work(repo)
+            await (transaction.rollback() if self.dry_run else transaction.commit())
+        return result, repo
+
+    async def _on_sqlalchemy(
+        self,
+        work: Callable[[Repository], Awaitable[T]],
+        now: datetime,
+        claim: idempotency.Claim | None,
+    ) -> tuple[T, Repository]:
+        """The work in a transaction on SQLAlchemy's connection."""
+        async with self._engine.connect() as connection:
+            # On psycopg, where nothing listens, the prebuilt statements and the
+            # transaction's end go to the driver itself (lean_statements.py).
+            runner = await lean_statements.runner(connection)
+            begun = connection.begin() if runner is None else lean_statements.Transaction(runner)
+            async with begun as transaction:
+                if claim is not None:
+                    # First statement: a twin request waits here, then finds it taken.
+                    await idempotency.take(connection, claim, now)
+                repo = self._repository(connection, now, runner)
+                try:
+                    result = await work(repo)
+                    await repo.flush()
+                finally:
+                    # What the result or the violations refer to stays readable after
+                    # the rollback or commit.
+                    await repo.close()
+                if self.dry_run:
+                    # Undo everything it wrote.
+                    await transaction.rollback()
+        return result, repo

@@ -88,8 +88,14 @@ async def settings(
     admin = create_async_engine(f"{postgres_template}/postgres", isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         await connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
+    marked = request.node.get_closest_marker("writes_driver")
+    writes_driver = marked.args[0] if marked else Settings.writes_driver
     try:
-        yield Settings(database_url=f"{postgres_template}/{name}", acting_user="tester")
+        yield Settings(
+            database_url=f"{postgres_template}/{name}",
+            acting_user="tester",
+            writes_driver=writes_driver,
+        )
     finally:
         async with admin.connect() as connection:
             await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

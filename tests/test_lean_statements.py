@@ -1,5 +1,5 @@
 """Prebuilt statements on psycopg itself (lean_statements.py): the rows and the failures that
-SQLAlchemy's path gives, on real PostgreSQL."""
+SQLAlchemy's path gives, on real PostgreSQL, with WRITES_DRIVER=psycopg."""
 
 from __future__ import annotations
 
@@ -36,7 +36,12 @@ from tests.operations import CLOSE_OPPORTUNITY, ok
 from tests.operations import create_opportunity as create_through_api
 from tests.postgres import terminate_sessions
 
-pytestmark = pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+# The units of work here run on SQLAlchemy's connection with psycopg (test_driver_writes.py
+# has the same cases on asyncpg, where they run first by default).
+pytestmark = [
+    pytest.mark.parametrize("settings", ["postgres"], indirect=True),
+    pytest.mark.writes_driver("psycopg"),
+]
 
 
 async def _opportunity(engine: AsyncEngine, name: str = "Lean") -> int:

@@ -1,0 +1,217 @@
+"""The unit of work's transaction on asyncpg, for work made of prebuilt statements.
+
+The closes run prebuilt Core statements in their transaction (repositories.py): the locking
+UPDATE, then one statement that closes and records. On psycopg, even without SQLAlchemy's
+execution around them (lean_statements.py), a close's transaction cost ~620 µs of CPU
+in-process: SQLAlchemy's pool checkout and return, and psycopg's four round trips with their
+waits. The same transaction on asyncpg, with the same statements, costs ~210 µs. So on
+PostgreSQL at READ COMMITTED, where the compiled reads have their asyncpg connections
+(driver_reads.py), a unit of work runs there first, on one of those connections:
+
+- Each statement is compiled once per set of parameter names with SQLAlchemy's asyncpg
+  dialect, which casts every placeholder to its type (``$1::INTEGER``), and its parameters
+  and results go through that dialect's processors of the same SQLAlchemy types: the rows are
+  the named tuples ``lean_statements`` makes, with the keys SQLAlchemy's rows have.
+- BEGIN goes with the first statement; COMMIT or ROLLBACK ends it, and a connection given back
+  inside a transaction (the work failed) is rolled back first, or closed.
+- Work that needs more than prebuilt statements (the ORM session, a statement SQLAlchemy must
+  execute itself, an argument asyncpg will not encode) raises ``NeedsSqlAlchemy`` where it
+  asks for it; the unit of work rolls this transaction back and runs the work again on
+  SQLAlchemy's connection, from the start. So does an idempotency claim, and anything that
+  listens to statements or transactions (tracing, the tests that count statements): they
+  never come here.
+
+Failures mean what they mean on psycopg (database.py tells them apart, the unit of work
+retries on them):
+
+- a round trip still unanswered when the request's deadline runs out is cut off: the
+  connection is terminated and ``DatabaseTimeoutError`` raised, connection invalidated;
+- an error the server reports keeps its SQLSTATE (serialization failures and deadlocks are
+  retried; an integrity violation is SQLAlchemy's IntegrityError);
+- a connection that broke is invalidated, and the idle ones with it (the server may have
+  restarted): the unit of work retries a dead connection once;
+- any failure of COMMIT is marked ``during_commit``: its outcome is unknown, and it is never
+  sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+from cachetools import LRUCache
+from sqlalchemy import Dialect
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql import Executable
+
+from gql_service import deadlines
+from gql_service.driver_reads import ENDED, DriverReads, argument_refused
+from gql_service.lean_statements import Lean, NeedsSqlAlchemy
+
+T = TypeVar("T")
+
+# Statement texts asyncpg refused an argument of (then SQLAlchemy's path runs them).
+REFUSED = 256
+
+
+class DriverWrites:
+    """Units of work's transactions on the compiled reads' asyncpg connections."""
+
+    def __init__(self, connections: DriverReads) -> None:
+        self.connections = connections
+        self.lean = Lean(asyncpg_dialect())  # type: ignore[no-untyped-call]
+        self._refused: LRUCache[str, bool] = LRUCache(REFUSED)
+        self.committed = 0  # transactions committed here
+        self.handed_back = 0  # units of work sent to SQLAlchemy's path (NeedsSqlAlchemy)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DriverTransaction]:
+        """A transaction on a connection held until the block ends; rolled back then unless
+        it was ended. Raises ``Unserved`` (driver_reads.py) when there is no connection."""
+        connection = await self.connections.take()
+        transaction = DriverTransaction(self, connection)
+        try:
+            yield transaction
+        finally:
+            await transaction.release()
+
+
+class DriverTransaction:
+    """One transaction's prebuilt statements on its asyncpg connection (the repository's
+    runner, as ``lean_statements.Runner`` is on psycopg)."""
+
+    def __init__(self, driver: DriverWrites, connection: asyncpg.Connection) -> None:
+        self.driver = driver
+        self.connection = connection
+        self._begun = False
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.driver.lean.dialect
+
+    def join_sqlalchemy(self) -> None:
+        """The ORM session was asked for: the work must run on SQLAlchemy's connection."""
+        raise NeedsSqlAlchemy("the ORM session")
+
+    async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]:
+        """``statement``'s rows, as ``connection.execute(statement, params).all()`` returns
+        them."""
+        lean = self.driver.lean
+        prepared = lean.prepared(statement, params)
+        if prepared is None or prepared.sql in self.driver._refused:
+            raise NeedsSqlAlchemy("a statement for SQLAlchemy's execution")
+        arguments = prepared.arguments(params)
+        connection = self.connection
+        if not self._begun:
+            await self._round_trip("BEGIN", connection.execute, "BEGIN")
+            self._begun = True
+        try:
+            if prepared.processed is None:
+                # The first time: the columns' types, from the statement as the server
+                # describes it (the dialect's processors choose by them).
+                statement_ = await self._round_trip(prepared.sql, connection.prepare, prepared.sql)
+                fetched = await self._round_trip(prepared.sql, statement_.fetch, *arguments)
+                description = [
+                    (attribute.name, attribute.type.oid)
+                    for attribute in statement_.get_attributes()
+                ]
+            else:
+                fetched = await self._round_trip(
+                    prepared.sql, connection.fetch, prepared.sql, *arguments
+                )
+                description = None
+        except _Refused:
+            self.driver._refused[prepared.sql] = True
+            raise NeedsSqlAlchemy("an argument asyncpg would not encode") from None
+        lean.served += 1
+        return prepared.rows(fetched, lean.dialect, description)
+
+    async def commit(self) -> None:
+        if self._begun:
+            await self._round_trip("COMMIT", self.connection.execute, "COMMIT", committing=True)
+            self._begun = False
+        self.driver.committed += 1
+
+    async def rollback(self) -> None:
+        if self._begun:
+            await self._round_trip("ROLLBACK", self.connection.execute, "ROLLBACK")
+            self._begun = False
+
+    async def release(self) -> None:
+        """Give the connection back: rolled back if still in a transaction, closed if that
+        fails (or if it was cancelled mid-way)."""
+        connection = self.connection
+        try:
+            if not connection.is_closed() and connection.is_in_transaction():
+                await self._round_trip("ROLLBACK", connection.execute, "ROLLBACK")
+        except Exception:
+            connection.terminate()
+        finally:
+            self.driver.connections.give(connection)
+
+    async def _round_trip(
+        self,
+        sql: str,
+        call: Callable[..., Awaitable[T]],
+        *arguments: Any,
+        committing: bool = False,
+    ) -> T:
+        """``call(*arguments)`` within the request's deadline, its failure as SQLAlchemy would
+        raise it on psycopg."""
+        connection = self.connection
+        budget = deadlines.remaining()
+        cut_off: list[bool] = []
+        timer = None
+        if budget is not None:
+            timer = asyncio.get_running_loop().call_later(budget, _cut_off, connection, cut_off)
+        try:
+            return await call(*arguments)
+        except Exception as exc:
+            raise self._failure(exc, sql, cut_off, budget, committing) from exc
+        except BaseException:
+            # Cancelled mid-round-trip: asyncpg would cancel the statement in the background;
+            # the connection is given up instead, so that no one meets it busy.
+            connection.terminate()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _failure(
+        self,
+        exc: Exception,
+        sql: str,
+        cut_off: list[bool],
+        budget: float | None,
+        committing: bool,
+    ) -> Exception:
+        if argument_refused(exc) and not cut_off:
+            return _Refused()
+        orig: Exception = exc
+        invalidated = True
+        if cut_off:
+            orig = deadlines.DatabaseTimeoutError.after(budget or 0)
+        elif isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, ENDED):
+            invalidated = False  # the server's own error: the connection still answers
+        if invalidated:
+            self.connection.terminate()
+            self.driver.connections.forget_idle()
+        if committing:
+            # The server may have committed before the failure: the outcome is unknown.
+            orig.during_commit = True  # type: ignore[attr-defined]
+        sqlstate = getattr(orig, "sqlstate", None) or ""
+        kind = IntegrityError if sqlstate.startswith("23") else DBAPIError
+        return kind(sql, None, orig, connection_invalidated=invalidated)
+
+
+class _Refused(Exception):
+    """asyncpg refused an argument before sending anything."""
+
+
+def _cut_off(connection: asyncpg.Connection, cut_off: list[bool]) -> None:
+    cut_off.append(True)
+    connection.terminate()

@@ -1,0 +1,437 @@
+"""Units of work on asyncpg (driver_writes.py): the results and the failures that SQLAlchemy's
+path gives, on real PostgreSQL, and the way back to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Integer, bindparam, event, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_service import deadlines
+from gql_service.database import (
+    create_engine,
+    driver_writes,
+    is_dead_connection,
+    is_unavailable,
+    outcome_unknown,
+)
+from gql_service.deadlines import DatabaseTimeoutError
+from gql_service.driver_reads import APPLICATION_NAME
+from gql_service.driver_writes import DriverWrites
+from gql_service.errors import ValidationFailedError
+from gql_service.lean_statements import NeedsSqlAlchemy
+from gql_service.models import CloseOutcome, OpportunityStatusReason
+from gql_service.quote_services import create_quote
+from gql_service.services import (
+    close_opportunity,
+    close_quotes,
+    create_competitor,
+    create_opportunity,
+    reopen_opportunity,
+)
+from gql_service.settings import Settings
+from gql_service.unit_of_work import UnitOfWork
+from tests.test_lean_statements import _FAILING_COMMIT, _version
+
+pytestmark = pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+
+
+def _uow(engine: AsyncEngine, **options: Any) -> UnitOfWork:
+    return UnitOfWork(engine, actor="tester", **options)
+
+
+def _driver(engine: AsyncEngine) -> DriverWrites:
+    driver = driver_writes(engine)
+    assert driver is not None
+    return driver
+
+
+async def _opportunity(engine: AsyncEngine, quotes: int = 0) -> int:
+    created = await create_opportunity(
+        _uow(engine), name="Driver", customer_name="Contoso", currency_code="EUR"
+    )
+    for number in range(quotes):
+        await create_quote(_uow(engine), opportunity_id=created.id, name=f"Quote {number}")
+    return created.id
+
+
+def _comparable(value: Any) -> Any:
+    """A result's attributes without what differs between two closes (ids, clocks, names)."""
+    fields = getattr(value, "_fields", None) or getattr(value, "__dataclass_fields__", None)
+    if fields is None:
+        return [_comparable(item) for item in value] if isinstance(value, list) else value
+    return {
+        name: _comparable(getattr(value, name))
+        for name in fields
+        if name not in {"id", "name"} and not name.endswith(("_id", "_at", "_on", "quote_number"))
+    }
+
+
+async def test_closes_run_on_asyncpg_and_return_what_sqlalchemys_path_returns(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    on_psycopg = create_engine(replace(settings, writes_driver="psycopg"))
+    assert driver_writes(on_psycopg) is None
+    driver = _driver(engine)
+    try:
+        results = []
+        for target in (engine, on_psycopg):
+            one_step = await _opportunity(engine, quotes=2)
+            quoted = await _opportunity(engine, quotes=3)
+            plain = await _opportunity(engine)
+            committed = driver.committed
+            results.append(
+                [
+                    await close_opportunity(
+                        _uow(target),
+                        opportunity_id=one_step,
+                        outcome=CloseOutcome.LOST,
+                        close_open_quotes=True,
+                    ),
+                    await close_quotes(_uow(target), opportunity_id=quoted),
+                    await close_opportunity(
+                        _uow(target),
+                        opportunity_id=plain,
+                        outcome=CloseOutcome.WON,
+                        actual_revenue=Decimal("1234.50"),
+                        status_reason=OpportunityStatusReason.WON,
+                    ),
+                ]
+            )
+            # Three transactions here on asyncpg; none on psycopg's engine.
+            assert driver.committed - committed == (3 if target is engine else 0)
+        on_asyncpg, on_sqlalchemy = results
+        assert _comparable(on_asyncpg) == _comparable(on_sqlalchemy)
+        closed = on_asyncpg[0]
+        assert closed.opportunity.state == "LOST"
+        assert [q.quote.state for q in closed.closed_quotes] == ["CLOSED", "CLOSED"]
+        assert on_asyncpg[2].opportunity.actual_revenue == Decimal("1234.50")
+    finally:
+        await on_psycopg.dispose()
+
+
+async def test_work_that_needs_the_session_runs_again_on_sqlalchemy_from_the_start(
+    engine: AsyncEngine,
+) -> None:
+    driver = _driver(engine)
+    competitor = await create_competitor(_uow(engine), name="Fabrikam")
+    pk = await _opportunity(engine)
+    version = await _version(engine, pk)
+    handed_back = driver.handed_back
+    # The competitor is looked up through the ORM session, after the lock on asyncpg.
+    closed = await close_opportunity(
+        _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, competitor_id=competitor.id
+    )
+    assert closed.opportunity.state == "LOST"
+    assert driver.handed_back == handed_back + 1
+    # The lock taken on asyncpg was rolled back: the version moved once, by the rerun.
+    assert await _version(engine, pk) == version + 1
+    # Reopening locks through the session from its first statement.
+    reopened = await reopen_opportunity(_uow(engine), opportunity_id=pk)
+    assert reopened.opportunity.state == "OPEN"
+    assert driver.handed_back == handed_back + 2
+    assert await _version(engine, pk) == version + 2
+
+
+async def test_a_refused_close_on_asyncpg_leaves_nothing_behind(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine, quotes=1)
+    version = await _version(engine, pk)
+    driver = _driver(engine)
+    committed, handed_back = driver.committed, driver.handed_back
+    with pytest.raises(ValidationFailedError) as refused:
+        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    assert refused.value.violations[0].code == "OPPORTUNITY_HAS_OPEN_QUOTES"
+    # The open quotes are named through the session: the work ran again on SQLAlchemy's path,
+    # and the locking UPDATE on asyncpg was rolled back.
+    assert driver.handed_back == handed_back + 1
+    assert driver.committed == committed
+    assert await _version(engine, pk) == version
+    # The connection went back idle, outside any transaction.
+    async with driver.connections.connection() as connection:
+        assert not connection.is_in_transaction()
+
+
+async def test_a_dry_run_on_asyncpg_writes_nothing(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine, quotes=2)
+    version = await _version(engine, pk)
+    closed = await close_opportunity(
+        _uow(engine, dry_run=True),
+        opportunity_id=pk,
+        outcome=CloseOutcome.LOST,
+        close_open_quotes=True,
+    )
+    assert closed.opportunity.state == "LOST"
+    assert len(closed.closed_quotes) == 2
+    assert await _version(engine, pk) == version
+    async with engine.connect() as connection:
+        states = (
+            await connection.execute(
+                text("SELECT state FROM quote WHERE opportunity_id = :id"), {"id": pk}
+            )
+        ).scalars()
+        assert set(states) == {"DRAFT"}
+
+
+async def test_a_failed_commit_on_asyncpg_is_raised_as_a_failed_commit(
+    engine: AsyncEngine,
+) -> None:
+    pk = await _opportunity(engine)
+    version = await _version(engine, pk)
+    async with engine.begin() as connection:
+        for statement in _FAILING_COMMIT:
+            await connection.execute(text(statement))
+    with pytest.raises(DBAPIError) as raised:
+        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    # As SQLAlchemy raises a failed COMMIT on psycopg: the server's SQLSTATE, and marked as a
+    # failure of the COMMIT (for a broken connection, the outcome is unknown to the client).
+    assert getattr(raised.value.orig, "sqlstate", None) == "P0001"
+    assert outcome_unknown(raised.value)
+    assert not raised.value.connection_invalidated
+    assert await _version(engine, pk) == version
+
+
+async def test_a_server_error_keeps_its_sqlstate_and_the_connection(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "CREATE FUNCTION refuse_close() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN RAISE EXCEPTION 'no' USING ERRCODE = '23514'; END $$"
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE TRIGGER refuse_close BEFORE INSERT ON opportunity_close "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_close()"
+            )
+        )
+    driver = _driver(engine)
+    with pytest.raises(DBAPIError) as raised:
+        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    assert raised.value.orig is not None
+    assert getattr(raised.value.orig, "sqlstate", None) == "23514"
+    assert type(raised.value).__name__ == "IntegrityError"  # as SQLAlchemy names class 23
+    assert not raised.value.connection_invalidated
+    assert not outcome_unknown(raised.value)
+    # The connection was rolled back and kept.
+    assert driver.connections.size() >= 1
+    async with driver.connections.connection() as connection:
+        assert not connection.is_in_transaction()
+
+
+# The server ends the session of the first transaction that locks an opportunity (a sequence
+# counts across rolled-back transactions), as a restart or an administrator would.
+_ENDED_ONCE = [
+    "CREATE SEQUENCE ended_once",
+    """
+    CREATE FUNCTION end_once() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF nextval('ended_once') = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+        PERFORM pg_sleep(5);
+      END IF;
+      RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER end_once BEFORE UPDATE ON opportunity
+    FOR EACH ROW EXECUTE FUNCTION end_once()
+    """,
+]
+
+
+async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    pks = [await _opportunity(engine) for _ in range(3)]
+    # Two closes at once leave two idle asyncpg connections.
+    await asyncio.gather(
+        *(
+            close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.WON)
+            for pk in pks[:2]
+        )
+    )
+    driver = _driver(engine)
+    assert driver.connections.size() == 2
+    before = await _asyncpg_sessions(engine)
+    assert len(before) == 2
+    async with engine.begin() as connection:
+        for statement in _ENDED_ONCE:
+            await connection.execute(text(statement))
+    committed = driver.committed
+    with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
+        closed = await close_opportunity(
+            _uow(engine), opportunity_id=pks[2], outcome=CloseOutcome.LOST
+        )
+    # Retried once, on asyncpg, on a fresh connection: the other idle one was let go with the
+    # dead one (the server may have restarted), as SQLAlchemy's pool replaces its older ones.
+    assert closed.opportunity.state == "LOST"
+    assert [r for r in caplog.records if "fresh connection" in r.getMessage()]
+    assert driver.committed == committed + 1
+    assert driver.connections.size() == 1
+    assert not (await _asyncpg_sessions(engine)) & before
+
+
+async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
+    """The server processes of the asyncpg connections."""
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": APPLICATION_NAME},
+        )
+        return set(found.scalars())
+
+
+async def test_the_deadline_cuts_a_statement_on_asyncpg_off(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    pk = await _opportunity(engine)
+    driver = _driver(engine)
+    async with engine.connect() as blocker, blocker.begin():
+        # Another transaction holds the row lock the close's first statement waits for.
+        await blocker.execute(
+            text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE"), {"id": pk}
+        )
+        started = time.monotonic()
+        with deadlines.deadline(0.3), pytest.raises(DBAPIError) as raised:
+            await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+        elapsed = time.monotonic() - started
+    assert isinstance(raised.value.orig, DatabaseTimeoutError)
+    assert raised.value.connection_invalidated
+    assert is_unavailable(raised.value)
+    assert not is_dead_connection(raised.value)  # not sent again
+    assert elapsed < 2
+    assert driver.connections.size() == 0  # terminated, not given back
+    closed = await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    assert closed.opportunity.state == "LOST"
+
+
+_SLOW_COMMIT = [
+    """
+    CREATE FUNCTION slow_close_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_sleep(10); RETURN NULL; END $$
+    """,
+    """
+    CREATE CONSTRAINT TRIGGER slow_close_commit AFTER INSERT ON opportunity_close
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_close_commit()
+    """,
+]
+
+
+async def test_a_commit_the_deadline_cut_off_has_an_unknown_outcome(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine)
+    async with engine.begin() as connection:
+        for statement in _SLOW_COMMIT:
+            await connection.execute(text(statement))
+    committed = _driver(engine).committed
+    started = time.monotonic()
+    with deadlines.deadline(0.5), pytest.raises(DBAPIError) as raised:
+        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    assert time.monotonic() - started < 2
+    assert isinstance(raised.value.orig, DatabaseTimeoutError)
+    # Cut off while committing: the client is told it may or may not have been applied, and
+    # it is not sent again.
+    assert outcome_unknown(raised.value)
+    assert not is_dead_connection(raised.value)
+    assert _driver(engine).committed == committed
+
+
+async def test_a_close_cancelled_mid_way_gives_its_connection_up(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    pk = await _opportunity(engine)
+    driver = _driver(engine)
+    async with engine.connect() as blocker, blocker.begin():
+        await blocker.execute(
+            text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE"), {"id": pk}
+        )
+        task = asyncio.create_task(
+            close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+        )
+        await asyncio.sleep(0.3)  # waiting on the lock, on asyncpg
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Terminated rather than given back busy; its server session ends.
+        assert driver.connections.size() == 0
+    for _ in range(50):
+        if not await _asyncpg_sessions(engine):
+            break
+        await asyncio.sleep(0.05)
+    assert not await _asyncpg_sessions(engine)
+    closed = await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    assert closed.opportunity.state == "LOST"
+
+
+async def test_concurrent_closes_on_asyncpg_close_each_once(engine: AsyncEngine) -> None:
+    pks = [await _opportunity(engine) for _ in range(4)]
+
+    async def close(pk: int, outcome: CloseOutcome) -> str:
+        try:
+            await close_opportunity(_uow(engine), opportunity_id=pk, outcome=outcome)
+        except ValidationFailedError as failed:
+            return failed.violations[0].code
+        return "CLOSED"
+
+    answers = await asyncio.gather(
+        *(close(pk, outcome) for pk in pks for outcome in (CloseOutcome.WON, CloseOutcome.LOST))
+    )
+    for index in range(len(pks)):
+        pair = sorted(answers[2 * index : 2 * index + 2])
+        assert pair == ["CLOSED", "OPPORTUNITY_ALREADY_CLOSED"]
+
+
+async def test_an_argument_asyncpg_refuses_sends_the_statement_to_sqlalchemy(
+    engine: AsyncEngine,
+) -> None:
+    driver = _driver(engine)
+    statement = select(bindparam("x", type_=Integer).label("x"))
+    async with driver.transaction() as transaction:
+        assert [tuple(row) for row in await transaction.rows(statement, {"x": 7})] == [(7,)]
+        with pytest.raises(NeedsSqlAlchemy):
+            await transaction.rows(statement, {"x": "seven"})
+        # Remembered: not offered to asyncpg again, even with an argument it takes.
+        with pytest.raises(NeedsSqlAlchemy):
+            await transaction.rows(statement, {"x": 8})
+
+
+async def test_statements_someone_listens_to_take_sqlalchemys_path(engine: AsyncEngine) -> None:
+    pk = await _opportunity(engine)
+    driver = _driver(engine)
+    committed = driver.committed
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listen)
+    assert driver.committed == committed
+    assert any(statement.startswith("UPDATE opportunity") for statement in seen)
+
+
+async def test_writes_driver_psycopg_keeps_units_of_work_on_sqlalchemy(settings: Settings) -> None:
+    assert settings.writes_driver == "asyncpg"
+    for changed, expected in (
+        ({"writes_driver": "psycopg"}, False),
+        ({"compiled_reads_driver": "psycopg"}, False),
+        ({}, True),
+    ):
+        engine = create_engine(replace(settings, **changed))
+        try:
+            assert (driver_writes(engine) is not None) is expected
+        finally:
+            await engine.dispose()
+    with pytest.raises(ValueError, match="WRITES_DRIVER must be one of asyncpg, psycopg"):
+        Settings.from_env({"DATABASE_URL": settings.database_url, "WRITES_DRIVER": "pg8000"})
