@@ -59,7 +59,7 @@ class UnitOfWork:
         broker: Broker | None = None,
         dry_run: bool = False,
     ) -> None:
-        self._engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._engine = engine
         # The transaction on asyncpg, where the work allows (driver_writes.py).
         driver = database.driver_writes(engine)
         self._driver = (
@@ -145,7 +145,9 @@ class UnitOfWork:
         claim: idempotency.Claim | None,
     ) -> tuple[T, Repository]:
         """The work in a transaction on SQLAlchemy's connection."""
-        async with self._engine.connect() as connection:
+        # (Marked as a writer's here, not up front: a close on asyncpg never uses it.)
+        writer = self._engine.execution_options(**{WRITE_OPTION: True})
+        async with writer.connect() as connection:
             # On psycopg, where nothing listens, the prebuilt statements and the
             # transaction's end go to the driver itself (lean_statements.py).
             runner = await lean_statements.runner(connection)
