@@ -88,6 +88,12 @@ class DriverTransaction:
         self.driver = driver
         self.connection = connection
         self._begun = False
+        # One timer for the transaction's round trips, armed by the first: at the request's
+        # deadline it terminates the connection (a timer per round trip cost ~10 µs each).
+        self._armed = False
+        self._budget: float | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._cut_off: list[bool] = []
 
     @property
     def dialect(self) -> Dialect:
@@ -151,6 +157,8 @@ class DriverTransaction:
         except Exception:
             connection.terminate()
         finally:
+            if self._deadline is not None:
+                self._deadline.cancel()
             self.driver.connections.give(connection)
 
     async def _round_trip(
@@ -162,39 +170,31 @@ class DriverTransaction:
     ) -> T:
         """``call(*arguments)`` within the request's deadline, its failure as SQLAlchemy would
         raise it on psycopg."""
-        connection = self.connection
-        budget = deadlines.remaining()
-        cut_off: list[bool] = []
-        timer = None
-        if budget is not None:
-            timer = asyncio.get_running_loop().call_later(budget, _cut_off, connection, cut_off)
+        if not self._armed:
+            self._armed = True
+            budget = self._budget = deadlines.remaining()
+            if budget is not None:
+                self._deadline = asyncio.get_running_loop().call_later(
+                    budget, _cut_off, self.connection, self._cut_off
+                )
         try:
             return await call(*arguments)
         except Exception as exc:
-            raise self._failure(exc, sql, cut_off, budget, committing) from exc
+            raise self._failure(exc, sql, committing) from exc
         except BaseException:
             # Cancelled mid-round-trip: asyncpg would cancel the statement in the background;
             # the connection is given up instead, so that no one meets it busy.
-            connection.terminate()
+            self.connection.terminate()
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
 
-    def _failure(
-        self,
-        exc: Exception,
-        sql: str,
-        cut_off: list[bool],
-        budget: float | None,
-        committing: bool,
-    ) -> Exception:
+    def _failure(self, exc: Exception, sql: str, committing: bool) -> Exception:
+        cut_off = bool(self._cut_off)
         if argument_refused(exc) and not cut_off:
             return _Refused()
         orig: Exception = exc
         invalidated = True
         if cut_off:
-            orig = deadlines.DatabaseTimeoutError.after(budget or 0)
+            orig = deadlines.DatabaseTimeoutError.after(self._budget or 0)
         elif isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, ENDED):
             invalidated = False  # the server's own error: the connection still answers
         if invalidated:
