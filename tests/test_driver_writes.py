@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -20,7 +22,6 @@ from gql_service.database import (
     create_engine,
     driver_writes,
     is_dead_connection,
-    is_unavailable,
     outcome_unknown,
 )
 from gql_service.deadlines import DatabaseTimeoutError
@@ -39,7 +40,7 @@ from gql_service.services import (
 )
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
-from tests.test_lean_statements import _FAILING_COMMIT, _version
+from tests.test_lean_statements import _version
 
 pytestmark = pytest.mark.parametrize("settings", ["postgres"], indirect=True)
 
@@ -61,6 +62,16 @@ async def _opportunity(engine: AsyncEngine, quotes: int = 0) -> int:
     for number in range(quotes):
         await create_quote(_uow(engine), opportunity_id=created.id, name=f"Quote {number}")
     return created.id
+
+
+@asynccontextmanager
+async def _row_locked(engine: AsyncEngine, pk: int) -> AsyncIterator[None]:
+    """Another transaction holds the row lock a close's first statement waits for."""
+    async with engine.connect() as blocker, blocker.begin():
+        await blocker.execute(
+            text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE"), {"id": pk}
+        )
+        yield
 
 
 def _comparable(value: Any) -> Any:
@@ -180,24 +191,6 @@ async def test_a_dry_run_on_asyncpg_writes_nothing(engine: AsyncEngine) -> None:
         assert set(states) == {"DRAFT"}
 
 
-async def test_a_failed_commit_on_asyncpg_is_raised_as_a_failed_commit(
-    engine: AsyncEngine,
-) -> None:
-    pk = await _opportunity(engine)
-    version = await _version(engine, pk)
-    async with engine.begin() as connection:
-        for statement in _FAILING_COMMIT:
-            await connection.execute(text(statement))
-    with pytest.raises(DBAPIError) as raised:
-        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
-    # As SQLAlchemy raises a failed COMMIT on psycopg: the server's SQLSTATE, and marked as a
-    # failure of the COMMIT (for a broken connection, the outcome is unknown to the client).
-    assert getattr(raised.value.orig, "sqlstate", None) == "P0001"
-    assert outcome_unknown(raised.value)
-    assert not raised.value.connection_invalidated
-    assert await _version(engine, pk) == version
-
-
 async def test_a_server_error_keeps_its_sqlstate_and_the_connection(engine: AsyncEngine) -> None:
     pk = await _opportunity(engine)
     async with engine.begin() as connection:
@@ -290,30 +283,6 @@ async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
         return set(found.scalars())
 
 
-async def test_the_deadline_cuts_a_statement_on_asyncpg_off(
-    settings: Settings, engine: AsyncEngine
-) -> None:
-    pk = await _opportunity(engine)
-    driver = _driver(engine)
-    async with engine.connect() as blocker, blocker.begin():
-        # Another transaction holds the row lock the close's first statement waits for.
-        await blocker.execute(
-            text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE"), {"id": pk}
-        )
-        started = time.monotonic()
-        with deadlines.deadline(0.3), pytest.raises(DBAPIError) as raised:
-            await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
-        elapsed = time.monotonic() - started
-    assert isinstance(raised.value.orig, DatabaseTimeoutError)
-    assert raised.value.connection_invalidated
-    assert is_unavailable(raised.value)
-    assert not is_dead_connection(raised.value)  # not sent again
-    assert elapsed < 2
-    assert driver.connections.size() == 0  # terminated, not given back
-    closed = await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
-    assert closed.opportunity.state == "LOST"
-
-
 _SLOW_COMMIT = [
     """
     CREATE FUNCTION slow_close_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -349,10 +318,7 @@ async def test_a_close_cancelled_mid_way_gives_its_connection_up(
 ) -> None:
     pk = await _opportunity(engine)
     driver = _driver(engine)
-    async with engine.connect() as blocker, blocker.begin():
-        await blocker.execute(
-            text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE"), {"id": pk}
-        )
+    async with _row_locked(engine, pk):
         task = asyncio.create_task(
             close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
         )

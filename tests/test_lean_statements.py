@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gql_service import deadlines, lean_statements
 from gql_service.database import (
     create_engine,
+    driver_writes,
     is_dead_connection,
     is_unavailable,
     outcome_unknown,
@@ -37,7 +38,8 @@ from tests.operations import create_opportunity as create_through_api
 from tests.postgres import terminate_sessions
 
 # The units of work here run on SQLAlchemy's connection with psycopg (test_driver_writes.py
-# has the same cases on asyncpg, where they run first by default).
+# has the same cases on asyncpg, where they run first by default; the cases marked
+# _BOTH_DRIVERS run on each).
 pytestmark = [
     pytest.mark.parametrize("settings", ["postgres"], indirect=True),
     pytest.mark.writes_driver("psycopg"),
@@ -129,7 +131,20 @@ async def test_a_close_succeeds_after_the_server_killed_every_session(
     assert closed["opportunity"]["state"] == "LOST"
 
 
-async def test_the_deadline_cuts_a_lean_statement_off(engine: AsyncEngine) -> None:
+_BOTH_DRIVERS = pytest.mark.parametrize(
+    "driver",
+    [
+        pytest.param("psycopg"),
+        pytest.param("asyncpg", marks=pytest.mark.writes_driver("asyncpg")),
+    ],
+)
+
+
+@_BOTH_DRIVERS
+async def test_the_deadline_cuts_a_close_off(engine: AsyncEngine, driver: str) -> None:
+    # (The unit of work runs on asyncpg there, on psycopg here: test_driver_writes.py.)
+    on_asyncpg = driver_writes(engine)
+    assert (on_asyncpg is not None) is (driver == "asyncpg")
     pk = await _opportunity(engine)
     async with engine.connect() as blocker, blocker.begin():
         # Another transaction holds the row lock the close's first statement waits for.
@@ -147,6 +162,8 @@ async def test_the_deadline_cuts_a_lean_statement_off(engine: AsyncEngine) -> No
     assert is_unavailable(raised.value)
     assert not is_dead_connection(raised.value)  # not sent again
     assert elapsed < 2
+    if on_asyncpg is not None:
+        assert on_asyncpg.connections.size() == 0  # terminated, not given back
     # The cut-off connection went nowhere: the next close gets a good one.
     closed = await close_opportunity(
         UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.LOST
@@ -384,9 +401,11 @@ async def test_a_refused_close_on_the_lean_path_leaves_nothing_behind(engine: As
         assert state == psycopg.pq.TransactionStatus.IDLE
 
 
-async def test_a_failed_commit_on_the_lean_path_is_raised_as_a_failed_commit(
-    engine: AsyncEngine,
+@_BOTH_DRIVERS
+async def test_a_failed_commit_is_raised_as_a_failed_commit(
+    engine: AsyncEngine, driver: str
 ) -> None:
+    assert (driver_writes(engine) is not None) is (driver == "asyncpg")
     pk = await _opportunity(engine)
     version = await _version(engine, pk)
     async with engine.begin() as connection:
