@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from gql_service import metrics
 from gql_service.authentication import build_authenticator
-from gql_service.database import create_engine, reads_engine
+from gql_service.database import create_engine, driver_reads, reads_engine
 from gql_service.frontend import app_routes
 from gql_service.graphiql import PREFIX as GRAPHIQL_FILES
 from gql_service.graphiql import GraphiQLFiles
@@ -84,6 +85,12 @@ def create_app(
         observe_pool(engine, "default")
         if reads is not engine:
             observe_pool(reads, "reads")
+        on_asyncpg = driver_reads(reads)
+        if on_asyncpg is not None:
+            # Compiled reads and, first, units of work (driver_writes.py).
+            on_asyncpg.observe(
+                metrics.POOL_SIZE.labels("asyncpg"), metrics.POOL_CHECKED_OUT.labels("asyncpg")
+            )
     authenticator = build_authenticator(settings, engine)
     broker = live_broker(settings, engine)
     endpoint = GraphQLEndpoint(

@@ -34,6 +34,7 @@ from typing import Any, cast
 
 import asyncpg
 from cachetools import LRUCache
+from prometheus_client import Gauge
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -165,6 +166,11 @@ class Connections:
     def __len__(self) -> int:
         return self._open
 
+    @property
+    def capacity(self) -> int:
+        """The most connections open at once."""
+        return self._size
+
     async def take(self, within: float) -> asyncpg.Connection:
         """An idle connection, a new one, or one handed over within ``within`` seconds (else
         TimeoutError)."""
@@ -270,6 +276,7 @@ class DriverReads:
         self.served = 0  # statements answered here
         self.unserved = 0  # statements handed to psycopg (Unserved)
         self.failed_connects = 0
+        self._checked_out: Gauge | None = None  # (observe)
 
     async def fetch_row(self, sql: str, params: dict[str, Any]) -> Sequence[Any]:
         """The statement's one row. Raises Unserved when the psycopg path must run it."""
@@ -284,7 +291,7 @@ class DriverReads:
         try:
             row = await self._fetch(connection, sql, text, [params[name] for name in names])
         finally:
-            self._connections.give(connection)
+            self.give(connection)
         self.served += 1
         return row
 
@@ -297,7 +304,7 @@ class DriverReads:
         budget = deadlines.remaining()
         wait = self._pool_timeout if budget is None else min(self._pool_timeout, budget)
         try:
-            return await self._connections.take(wait)
+            connection = await self._connections.take(wait)
         except TimeoutError:
             raise PoolTimeoutError(f"no asyncpg connection within {wait * 1000:.0f} ms") from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -308,10 +315,20 @@ class DriverReads:
             self._resting_until = time.monotonic() + REST_SECONDS
             log.info("psycopg's path for %.0f s: no asyncpg connection: %s", REST_SECONDS, exc)
             raise Unserved from exc
+        if self._checked_out is not None:
+            self._checked_out.inc()
+        return connection
 
     def give(self, connection: asyncpg.Connection) -> None:
         """Take back a connection from ``take``."""
         self._connections.give(connection)
+        if self._checked_out is not None:
+            self._checked_out.dec()
+
+    def observe(self, size: Gauge, checked_out: Gauge) -> None:
+        """Keep the pool gauges current: its size, and the connections in use."""
+        size.set(self._connections.capacity)
+        self._checked_out = checked_out
 
     def forget_idle(self) -> None:
         """Close the idle connections: one was found dead, so the server may have restarted
@@ -380,11 +397,11 @@ class DriverReads:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """Hold one of the connections (within the pool timeout) until the block ends."""
-        connection = await self._connections.take(self._pool_timeout)
+        connection = await self.take()
         try:
             yield connection
         finally:
-            self._connections.give(connection)
+            self.give(connection)
 
     @property
     def remembered(self) -> int:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import OperationalError
 
 from gql_service.app import create_app
-from gql_service.database import reads_engine
+from gql_service.database import driver_reads, reads_engine
 from gql_service.graphql.compiled_reads import STATS
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
@@ -178,16 +178,23 @@ async def test_pool_gauges_follow_checked_out_connections(settings: Settings) ->
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as http:
         reads = reads_engine(engine)
-        pools = {"default": engine} if reads is engine else {"default": engine, "reads": reads}
+        pools: dict[str, Any] = {"default": engine.connect()}
+        if reads is not engine:
+            pools["reads"] = reads.connect()
+        on_asyncpg = driver_reads(reads)
+        if on_asyncpg is not None:
+            # Compiled reads' and, first, units of work's (driver_writes.py).
+            pools["asyncpg"] = on_asyncpg.connection()
         before = await scrape(http)
         async with AsyncExitStack() as held:
             for each in pools.values():
-                await held.enter_async_context(each.connect())
+                await held.enter_async_context(each)
             during = await scrape(http)
         after = await scrape(http)
     await engine.dispose()
 
-    assert list(pools) == (["default"] if settings.is_sqlite else ["default", "reads"])
+    expected = ["default"] if settings.is_sqlite else ["default", "reads", "asyncpg"]
+    assert list(pools) == expected
     checked_out = "gql_db_pool_checked_out"
     for pool in pools:
         assert value(during, checked_out, pool=pool) - value(
