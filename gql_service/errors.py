@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gql_service.messages import Message
-from gql_service.models import Quote
+from gql_service.records import QuoteRecord
 
 
 class ErrorCode(enum.StrEnum):
@@ -47,7 +47,7 @@ class InvalidStatusReason(Violation):
 
 @dataclass(frozen=True, slots=True)
 class OpenQuotesBlock(Violation):
-    open_quotes: tuple[Quote, ...] = field(default=())
+    open_quotes: tuple[QuoteRecord, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

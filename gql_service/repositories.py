@@ -64,6 +64,11 @@ def _param(name: str, table: sa.Table, column: str) -> sa.BindParameter[Any]:
 # Equalities rather than IN: an IN list is expanded into the text at each execution
 # (SQLAlchemy's "post-compile" parameters), which lean_statements.py leaves to SQLAlchemy.
 _OPEN_QUOTE = sa.or_(*(_QUOTE.c.state == state for state in OPEN_QUOTE_STATES))
+_OPEN_QUOTES = (
+    select(_QUOTE)
+    .where((_QUOTE.c.opportunity_id == bindparam("p_opportunity_id")) & _OPEN_QUOTE)
+    .order_by(_QUOTE.c.id)
+)
 _OPPORTUNITY_COLUMNS = len(_OPPORTUNITY.c)
 _QUOTE_COLUMNS = len(_QUOTE.c)
 # Where a closed quote's columns, and its record's, start in a row of _close_all_statement.
@@ -511,16 +516,10 @@ class Repository:
             self.changed.add(locked.id)
         return locked
 
-    async def open_quotes(self, opportunity_id: int) -> list[Quote]:
-        stmt = (
-            select(Quote)
-            .where(
-                col(Quote.opportunity_id) == opportunity_id,
-                col(Quote.state).in_(OPEN_QUOTE_STATES),
-            )
-            .order_by(col(Quote.id))
-        )
-        return list((await self.session.scalars(stmt)).all())
+    async def open_quotes(self, opportunity_id: int) -> list[QuoteRecord]:
+        """The opportunity's open quotes in id order, as rows (no ORM session: a close that
+        they block stays on the driver that tried it)."""
+        return await self._rows(_OPEN_QUOTES, {"p_opportunity_id": opportunity_id})
 
     @property
     def _one_round_trip(self) -> bool:

@@ -34,7 +34,7 @@ from gql_service.models import (
     QuoteStatusReason,
     TransactionClass,
 )
-from gql_service.records import OpportunityRecord
+from gql_service.records import OpportunityRecord, QuoteRecord
 from gql_service.unset import UNSET, Unset
 
 OPEN_REASONS = (OpportunityStatusReason.IN_PROGRESS, OpportunityStatusReason.ON_HOLD)
@@ -288,7 +288,7 @@ def check_opportunity_closed(opportunity: Opportunity) -> list[Violation]:
     return [Violation(ErrorCode.OPPORTUNITY_NOT_CLOSED, msg("The opportunity is already open."))]
 
 
-def check_no_open_quotes(open_quotes: Iterable[Quote]) -> list[Violation]:
+def check_no_open_quotes(open_quotes: Iterable[QuoteRecord]) -> list[Violation]:
     """The central invariant: an opportunity closes only when none of its quotes is open."""
     blocking = tuple(open_quotes)
     if not blocking:
