@@ -49,6 +49,7 @@ _OPPORTUNITY = table_of(Opportunity)
 _QUOTE = table_of(Quote)
 _QUOTE_CLOSE = table_of(QuoteClose)
 _OPPORTUNITY_CLOSE = table_of(OpportunityClose)
+_COMPETITOR = table_of(Competitor)
 
 # The write statements are built once, with named placeholders, and run with a dict of values:
 # building them per request cost more Python than running them. They are Core statements on the
@@ -64,6 +65,7 @@ def _param(name: str, table: sa.Table, column: str) -> sa.BindParameter[Any]:
 # Equalities rather than IN: an IN list is expanded into the text at each execution
 # (SQLAlchemy's "post-compile" parameters), which lean_statements.py leaves to SQLAlchemy.
 _OPEN_QUOTE = sa.or_(*(_QUOTE.c.state == state for state in OPEN_QUOTE_STATES))
+_COMPETITOR_EXISTS = select(_COMPETITOR.c.id).where(_COMPETITOR.c.id == bindparam("p_id"))
 _OPEN_QUOTES = (
     select(_QUOTE)
     .where((_QUOTE.c.opportunity_id == bindparam("p_opportunity_id")) & _OPEN_QUOTE)
@@ -670,6 +672,10 @@ class Repository:
 
     async def get(self, model: type[M], id_: int) -> M | None:
         return await self.session.get(model, id_)
+
+    async def competitor_exists(self, competitor_id: int) -> bool:
+        """Whether a competitor has this id (a prebuilt statement: no ORM session)."""
+        return bool(await self._rows(_COMPETITOR_EXISTS, {"p_id": competitor_id}))
 
     async def competitor_named(self, name: str) -> Competitor | None:
         stmt = select(Competitor).where(func.lower(col(Competitor.name)) == name.lower())

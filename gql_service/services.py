@@ -218,7 +218,7 @@ async def close_opportunity(
             description=description,
             close_open_quotes=close_open_quotes,
         )
-        if competitor_id is not None and await repo.get(Competitor, competitor_id) is None:
+        if competitor_id is not None and not await repo.competitor_exists(competitor_id):
             raise not_found(msg("No competitor has this id."), "competitor")
         # The invariant is checked by the UPDATE itself; the open quotes are read only to name
         # them when they block the close.

@@ -136,20 +136,36 @@ async def test_work_that_needs_the_session_runs_again_on_sqlalchemy_from_the_sta
     competitor = await create_competitor(_uow(engine), name="Fabrikam")
     pk = await _opportunity(engine)
     version = await _version(engine, pk)
-    handed_back = driver.handed_back
-    # The competitor is looked up through the ORM session, after the lock on asyncpg.
+    handed_back, committed = driver.handed_back, driver.committed
+    # The competitor is looked up by a prebuilt statement: the close stays on asyncpg.
     closed = await close_opportunity(
         _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, competitor_id=competitor.id
     )
-    assert closed.opportunity.state == "LOST"
-    assert driver.handed_back == handed_back + 1
-    # The lock taken on asyncpg was rolled back: the version moved once, by the rerun.
+    assert closed.close.competitor_id == competitor.id
+    assert (driver.handed_back, driver.committed) == (handed_back, committed + 1)
     assert await _version(engine, pk) == version + 1
-    # Reopening locks through the session from its first statement.
+    # Reopening locks through the ORM session from its first statement: handed back, and the
+    # version moves once, by the run on SQLAlchemy's path.
     reopened = await reopen_opportunity(_uow(engine), opportunity_id=pk)
     assert reopened.opportunity.state == "OPEN"
-    assert driver.handed_back == handed_back + 2
+    assert (driver.handed_back, driver.committed) == (handed_back + 1, committed + 1)
     assert await _version(engine, pk) == version + 2
+
+
+async def test_an_unknown_competitor_is_refused_on_asyncpg_and_changes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    driver = _driver(engine)
+    pk = await _opportunity(engine)
+    version = await _version(engine, pk)
+    handed_back = driver.handed_back
+    with pytest.raises(ValidationFailedError) as refused:
+        await close_opportunity(
+            _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, competitor_id=10**6
+        )
+    assert refused.value.violations[0].code == "NOT_FOUND"
+    assert driver.handed_back == handed_back
+    assert await _version(engine, pk) == version
 
 
 async def test_a_refused_close_on_asyncpg_leaves_nothing_behind(engine: AsyncEngine) -> None:
