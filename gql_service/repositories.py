@@ -65,6 +65,7 @@ def _param(name: str, table: sa.Table, column: str) -> sa.BindParameter[Any]:
 # Equalities rather than IN: an IN list is expanded into the text at each execution
 # (SQLAlchemy's "post-compile" parameters), which lean_statements.py leaves to SQLAlchemy.
 _OPEN_QUOTE = sa.or_(*(_QUOTE.c.state == state for state in OPEN_QUOTE_STATES))
+_OPPORTUNITY_VERSION = select(_OPPORTUNITY.c.version).where(_OPPORTUNITY.c.id == bindparam("p_id"))
 _COMPETITOR_EXISTS = select(_COMPETITOR.c.id).where(_COMPETITOR.c.id == bindparam("p_id"))
 _OPEN_QUOTES = (
     select(_QUOTE)
@@ -441,12 +442,10 @@ class Repository:
         self, opportunity_id: int, expected_version: int | None
     ) -> ValidationFailedError:
         """Why the locking UPDATE found no row: no such opportunity, or another version."""
-        actual = await self.session.scalar(
-            select(col(Opportunity.version)).where(col(Opportunity.id) == opportunity_id)
-        )
-        if actual is None:
+        found = await self._rows(_OPPORTUNITY_VERSION, {"p_id": opportunity_id})
+        if not found:
             return not_found(msg("No opportunity has this id."), "opportunity")
-        return ValidationFailedError(check_version("opportunity", expected_version, actual))
+        return ValidationFailedError(check_version("opportunity", expected_version, found[0][0]))
 
     async def lock_quote(
         self, quote_id: int, *, expected_version: int | None

@@ -168,6 +168,27 @@ async def test_an_unknown_competitor_is_refused_on_asyncpg_and_changes_nothing(
     assert await _version(engine, pk) == version
 
 
+async def test_a_stale_version_or_an_unknown_id_is_refused_on_asyncpg(engine: AsyncEngine) -> None:
+    driver = _driver(engine)
+    pk = await _opportunity(engine)
+    version = await _version(engine, pk)
+    handed_back = driver.handed_back
+    codes = []
+    for target, expected in ((pk, version + 5), (10**6, None)):
+        with pytest.raises(ValidationFailedError) as refused:
+            await close_opportunity(
+                _uow(engine),
+                opportunity_id=target,
+                outcome=CloseOutcome.LOST,
+                expected_version=expected,
+            )
+        codes.append(refused.value.violations[0].code)
+    assert codes == ["CONCURRENCY_CONFLICT", "NOT_FOUND"]
+    # Told apart by a prebuilt statement, on asyncpg.
+    assert driver.handed_back == handed_back
+    assert await _version(engine, pk) == version
+
+
 async def test_a_refused_close_on_asyncpg_leaves_nothing_behind(engine: AsyncEngine) -> None:
     pk = await _opportunity(engine, quotes=1)
     version = await _version(engine, pk)
