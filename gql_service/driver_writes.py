@@ -15,11 +15,11 @@ PostgreSQL at READ COMMITTED, where the compiled reads have their asyncpg connec
 - BEGIN goes with the first statement; COMMIT or ROLLBACK ends it, and a connection given back
   inside a transaction (the work failed) is rolled back first, or closed.
 - Work that needs more than prebuilt statements (the ORM session, a statement SQLAlchemy must
-  execute itself, an argument asyncpg will not encode) raises ``NeedsSqlAlchemy`` where it
-  asks for it; the unit of work rolls this transaction back and runs the work again on
-  SQLAlchemy's connection, from the start. So does an idempotency claim, and anything that
-  listens to statements or transactions (tracing, the tests that count statements): they
-  never come here.
+  execute itself, an argument asyncpg will not encode), or that meets a statement prepared
+  before a schema change, raises ``NeedsSqlAlchemy`` where it asks for it; the unit of work
+  rolls this transaction back and runs the work again on SQLAlchemy's connection, from the
+  start. An idempotency claim, and anything that listens to statements or transactions
+  (tracing, the tests that count statements), never come here.
 
 Failures mean what they mean on psycopg (database.py tells them apart, the unit of work
 retries on them):
@@ -192,6 +192,12 @@ class DriverTransaction:
         cut_off = bool(self._cut_off)
         if argument_refused(exc) and not cut_off:
             return _Refused()
+        if isinstance(exc, _STALE) and not cut_off:
+            # The schema changed under a prepared statement (a migration): asyncpg dropped
+            # this connection's statements, and the idle connections, prepared before the
+            # change, go too. The work runs again, on SQLAlchemy's path.
+            self.driver.connections.forget_idle()
+            return NeedsSqlAlchemy("a statement prepared before a schema change")
         orig: Exception = exc
         invalidated = True
         if cut_off:
@@ -207,6 +213,10 @@ class DriverTransaction:
         sqlstate = getattr(orig, "sqlstate", None) or ""
         kind = IntegrityError if sqlstate.startswith("23") else DBAPIError
         return kind(sql, None, orig, connection_invalidated=invalidated)
+
+
+# asyncpg's statement or type caches no longer fit the schema (an ALTER since they were made).
+_STALE = (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError)
 
 
 class _Refused(Exception):

@@ -402,6 +402,29 @@ async def test_a_refused_close_on_the_lean_path_leaves_nothing_behind(engine: As
 
 
 @_BOTH_DRIVERS
+async def test_a_close_after_a_migration_changed_a_returned_column_succeeds(
+    engine: AsyncEngine, driver: str
+) -> None:
+    assert (driver_writes(engine) is not None) is (driver == "asyncpg")
+    pks = [await _opportunity(engine) for _ in range(8)]
+    # Enough closes for every driver to have prepared the statements on the server.
+    for pk in pks[:7]:
+        await close_opportunity(
+            UnitOfWork(engine, actor="tester"), opportunity_id=pk, outcome=CloseOutcome.LOST
+        )
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("ALTER TABLE opportunity ALTER COLUMN modified_by TYPE varchar(300)")
+        )
+    # The prepared statements return a column of another type now: the server refuses them
+    # ("cached plan must not change result type"), and the close is run again, not failed.
+    closed = await close_opportunity(
+        UnitOfWork(engine, actor="tester"), opportunity_id=pks[7], outcome=CloseOutcome.LOST
+    )
+    assert closed.opportunity.state == "LOST"
+
+
+@_BOTH_DRIVERS
 async def test_a_failed_commit_is_raised_as_a_failed_commit(
     engine: AsyncEngine, driver: str
 ) -> None:
