@@ -290,10 +290,12 @@ async def test_statements_a_named_tuple_or_a_fixed_text_cannot_carry_go_to_sqlal
         assert runner.lean.served == served + 1
 
 
-async def test_a_statement_timeout_on_the_lean_path_is_unavailable_and_keeps_the_connection(
-    settings: Settings,
+@_BOTH_DRIVERS
+async def test_a_statement_timeout_is_unavailable_and_keeps_the_connection(
+    settings: Settings, driver: str
 ) -> None:
     engine = create_engine(replace(settings, statement_timeout_ms=200))
+    assert (driver_writes(engine) is not None) is (driver == "asyncpg")
     try:
         pk = await _opportunity(engine)
         lock = text("SELECT 1 FROM opportunity WHERE id = :id FOR UPDATE")
