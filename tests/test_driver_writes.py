@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -75,14 +76,17 @@ async def _row_locked(engine: AsyncEngine, pk: int) -> AsyncIterator[None]:
 
 
 def _comparable(value: Any) -> Any:
-    """A result's attributes without what differs between two closes (ids, clocks, names)."""
+    """A result's attributes without what differs between two closes: ids, names, and the
+    clock's readings (of which the type and time zone are kept)."""
     fields = getattr(value, "_fields", None) or getattr(value, "__dataclass_fields__", None)
     if fields is None:
+        if isinstance(value, datetime):
+            return (type(value), value.utcoffset())
         return [_comparable(item) for item in value] if isinstance(value, list) else value
     return {
         name: _comparable(getattr(value, name))
         for name in fields
-        if name not in {"id", "name"} and not name.endswith(("_id", "_at", "_on", "quote_number"))
+        if name not in {"id", "name"} and not name.endswith(("_id", "quote_number"))
     }
 
 
