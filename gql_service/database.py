@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gql_service import deadlines
-from gql_service.driver_reads import DriverReads, asyncpg_target
+from gql_service.driver_reads import DriverReads
 from gql_service.driver_writes import DriverWrites
 from gql_service.psycopg_tuning import LeanCursor
 from gql_service.settings import Settings
@@ -75,14 +75,12 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         _READERS[engine.sync_engine] = reads
         on_asyncpg = None
         if settings.compiled_reads_on_asyncpg:
-            target = asyncpg_target(settings.database_url)
-            if target is not None:
-                on_asyncpg = DriverReads(settings, target)
-            else:
-                log.warning(
-                    "compiled reads stay on psycopg: DATABASE_URL has parameters that asyncpg "
-                    "cannot take (COMPILED_READS_DRIVER=psycopg says so and saves the pool)"
-                )
+            on_asyncpg = DriverReads(settings)
+        elif settings.compiled_reads and settings.compiled_reads_driver == "asyncpg":
+            log.warning(
+                "compiled reads and units of work stay on psycopg: DATABASE_URL has "
+                "parameters that asyncpg cannot take (COMPILED_READS_DRIVER=psycopg says so)"
+            )
         if on_asyncpg is not None:
             _DRIVER_READS[reads.sync_engine] = on_asyncpg
             if settings.writes_driver == "asyncpg":

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gql_service.asyncpg_urls import asyncpg_target
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/gql_service.sqlite3"
 ENVIRONMENTS = ("development", "production")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
@@ -279,11 +281,14 @@ class Settings:
 
     @property
     def compiled_reads_on_asyncpg(self) -> bool:
-        """True when compiled reads run on a pool of asyncpg connections (driver_reads.py)."""
+        """True when compiled reads (and, first, units of work) run on a pool of asyncpg
+        connections (driver_reads.py): asked for, and DATABASE_URL says nothing asyncpg cannot
+        take (asyncpg_urls.py)."""
         return (
             self.reads_autocommit
             and self.compiled_reads
             and self.compiled_reads_driver == "asyncpg"
+            and asyncpg_target(self.database_url) is not None
         )
 
     @property

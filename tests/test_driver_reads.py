@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import scenarios
 from gql_service.app import create_app
-from gql_service.database import create_engine, driver_reads, reads_engine
+from gql_service.asyncpg_urls import asyncpg_target
+from gql_service.database import create_engine, driver_reads, driver_writes, reads_engine
 from gql_service.driver_reads import (
     APPLICATION_NAME,
     STATEMENTS,
     Connections,
     DriverReads,
     Unserved,
-    asyncpg_target,
     to_numbered,
 )
 from gql_service.seed import seed_demo
@@ -315,11 +316,18 @@ def test_a_database_url_becomes_asyncpgs_or_keeps_compiled_reads_on_psycopg(
     assert asyncpg_target(url) == expected
 
 
-def test_a_url_asyncpg_cannot_take_leaves_the_engine_without_asyncpg() -> None:
+def test_a_url_asyncpg_cannot_take_leaves_the_engine_without_asyncpg(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     settings = Settings(database_url="postgresql+psycopg://u@127.0.0.1:9/app?connect_timeout=5")
-    assert settings.compiled_reads_on_asyncpg
-    engine = create_engine(settings)
+    # Neither counted in the connection budget nor made, and said at start.
+    assert not settings.compiled_reads_on_asyncpg
+    assert settings.pools_per_worker == 2
+    with caplog.at_level(logging.WARNING, logger="gql_service.database"):
+        engine = create_engine(settings)
     assert driver_reads(reads_engine(engine)) is None
+    assert driver_writes(engine) is None
+    assert any("asyncpg cannot take" in r.getMessage() for r in caplog.records)
 
 
 @on_postgres

@@ -53,6 +53,13 @@ def test_on_postgresql_at_read_committed_each_worker_splits_its_share_between_it
                 assert int(workers) * pools * size <= 90
     without_compiled_reads = Settings.from_env({**postgres, "COMPILED_READS": "false"})
     assert without_compiled_reads.pools_per_worker == 2
+    # A URL asyncpg cannot take (a libpq-only parameter) keeps everything on psycopg, and the
+    # budget counts the two pools there are.
+    libpq_only = {**postgres, "WORKERS": "4"}
+    libpq_only["DATABASE_URL"] += "?connect_timeout=5"
+    settings = Settings.from_env(libpq_only)
+    assert not settings.compiled_reads_on_asyncpg
+    assert (settings.pools_per_worker, settings.pool_size_per_worker) == (2, 11)
     for level in ("REPEATABLE READ", "SERIALIZABLE"):  # reads share one transaction's pool
         settings = Settings.from_env({**postgres, "WORKERS": "4", "DB_ISOLATION_LEVEL": level})
         assert (settings.pools_per_worker, settings.pool_size_per_worker) == (1, 20)
