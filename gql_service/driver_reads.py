@@ -68,6 +68,13 @@ def argument_refused(exc: Exception) -> bool:
     return isinstance(exc, asyncpg.DataError) and getattr(exc, "severity", None) is None
 
 
+def cut_off_now(connection: asyncpg.Connection, cut_off: list[bool]) -> None:
+    """The deadline's timer: marks the round trip as cut off and terminates the connection
+    (a cancel request would wait on a server that may answer nothing)."""
+    cut_off.append(True)
+    connection.terminate()
+
+
 class Unserved(Exception):
     """asyncpg did not run the statement; the psycopg path must."""
 
@@ -288,9 +295,7 @@ class DriverReads:
         cut_off: list[bool] = []
         timer = None
         if budget is not None:
-            timer = asyncio.get_running_loop().call_later(
-                budget, self._cut_off, connection, cut_off
-            )
+            timer = asyncio.get_running_loop().call_later(budget, cut_off_now, connection, cut_off)
         try:
             row = await connection.fetchrow(text, *args)
         except Exception as exc:
@@ -325,11 +330,6 @@ class DriverReads:
         if row is None:  # pragma: no cover - a compiled statement always answers one row
             raise LookupError("the compiled statement returned no row")
         return cast(Sequence[Any], row)
-
-    @staticmethod
-    def _cut_off(connection: asyncpg.Connection, cut_off: list[bool]) -> None:
-        cut_off.append(True)
-        connection.terminate()
 
     async def _new_connection(self) -> asyncpg.Connection:
         return await asyncpg.connect(

@@ -49,7 +49,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql import Executable
 
 from gql_service import deadlines
-from gql_service.driver_reads import ENDED, DriverReads, argument_refused
+from gql_service.driver_reads import ENDED, DriverReads, argument_refused, cut_off_now
 from gql_service.lean_statements import Lean, NeedsSqlAlchemy
 
 T = TypeVar("T")
@@ -176,7 +176,7 @@ class DriverTransaction:
             budget = self._budget = deadlines.remaining()
             if budget is not None:
                 self._deadline = asyncio.get_running_loop().call_later(
-                    budget, _cut_off, self.connection, self._cut_off
+                    budget, cut_off_now, self.connection, self._cut_off
                 )
         try:
             return await call(*arguments)
@@ -221,8 +221,3 @@ _STALE = (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError)
 
 class _Refused(Exception):
     """asyncpg refused an argument before sending anything."""
-
-
-def _cut_off(connection: asyncpg.Connection, cut_off: list[bool]) -> None:
-    cut_off.append(True)
-    connection.terminate()

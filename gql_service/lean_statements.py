@@ -74,20 +74,18 @@ class Prepared:
     # first execution, from the columns' types as the server describes them.
     processed: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
 
-    def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
-        values = self.compiled.construct_params(params)
-        return {
-            name: values[name] if process is None else process(values[name])
-            for name, process in self.binds
-        }
-
     def arguments(self, params: dict[str, Any]) -> list[Any]:
-        """The parameters in the order of a positional statement's placeholders."""
+        """The parameters' values, processed, in the order of ``binds`` (a positional
+        statement's placeholders)."""
         values = self.compiled.construct_params(params)
         return [
             values[name] if process is None else process(values[name])
             for name, process in self.binds
         ]
+
+    def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters by name, for a statement with named placeholders."""
+        return dict(zip((name for name, _ in self.binds), self.arguments(params), strict=True))
 
     def rows(
         self, fetched: Sequence[Sequence[Any]], dialect: Dialect, description: Any

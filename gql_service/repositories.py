@@ -6,7 +6,7 @@ import uuid
 from collections import namedtuple
 from datetime import date, datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Executable, bindparam, func, select, update
@@ -41,9 +41,6 @@ from gql_service.records import (
 )
 from gql_service.rules import check_version
 from gql_service.transitions import Changes, QuoteClosing
-
-M = TypeVar("M", bound=SQLModel)
-
 
 _OPPORTUNITY = table_of(Opportunity)
 _QUOTE = table_of(Quote)
@@ -668,9 +665,6 @@ class Repository:
         params = {**values, **audit.inserted(self.now, self.actor)}
         contract: ContractRecord = (await self.connection.execute(_RECORD_CONTRACT, params)).one()
         return contract
-
-    async def get(self, model: type[M], id_: int) -> M | None:
-        return await self.session.get(model, id_)
 
     async def competitor_exists(self, competitor_id: int) -> bool:
         """Whether a competitor has this id (a prebuilt statement: no ORM session)."""

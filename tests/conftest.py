@@ -69,6 +69,16 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# A test's ``driver`` parameter: each WRITES_DRIVER a PostgreSQL user can pick.
+BOTH_WRITE_DRIVERS = pytest.mark.parametrize(
+    "driver",
+    [
+        pytest.param("psycopg", marks=pytest.mark.writes_driver("psycopg")),
+        pytest.param("asyncpg", marks=pytest.mark.writes_driver("asyncpg")),
+    ],
+)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def settings(
     request: pytest.FixtureRequest,

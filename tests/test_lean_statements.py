@@ -32,7 +32,7 @@ from gql_service.repositories import _LOCK_OPPORTUNITY
 from gql_service.services import close_opportunity, create_opportunity
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
-from tests.conftest import GraphQLClient
+from tests.conftest import BOTH_WRITE_DRIVERS, GraphQLClient
 from tests.operations import CLOSE_OPPORTUNITY, ok
 from tests.operations import create_opportunity as create_through_api
 from tests.postgres import terminate_sessions
@@ -131,16 +131,7 @@ async def test_a_close_succeeds_after_the_server_killed_every_session(
     assert closed["opportunity"]["state"] == "LOST"
 
 
-_BOTH_DRIVERS = pytest.mark.parametrize(
-    "driver",
-    [
-        pytest.param("psycopg"),
-        pytest.param("asyncpg", marks=pytest.mark.writes_driver("asyncpg")),
-    ],
-)
-
-
-@_BOTH_DRIVERS
+@BOTH_WRITE_DRIVERS
 async def test_the_deadline_cuts_a_close_off(engine: AsyncEngine, driver: str) -> None:
     # (The unit of work runs on asyncpg there, on psycopg here: test_driver_writes.py.)
     on_asyncpg = driver_writes(engine)
@@ -290,7 +281,7 @@ async def test_statements_a_named_tuple_or_a_fixed_text_cannot_carry_go_to_sqlal
         assert runner.lean.served == served + 1
 
 
-@_BOTH_DRIVERS
+@BOTH_WRITE_DRIVERS
 async def test_a_statement_timeout_is_unavailable_and_keeps_the_connection(
     settings: Settings, driver: str
 ) -> None:
@@ -403,7 +394,7 @@ async def test_a_refused_close_on_the_lean_path_leaves_nothing_behind(engine: As
         assert state == psycopg.pq.TransactionStatus.IDLE
 
 
-@_BOTH_DRIVERS
+@BOTH_WRITE_DRIVERS
 async def test_a_close_after_a_migration_changed_a_returned_column_succeeds(
     engine: AsyncEngine, driver: str
 ) -> None:
@@ -426,7 +417,7 @@ async def test_a_close_after_a_migration_changed_a_returned_column_succeeds(
     assert closed.opportunity.state == "LOST"
 
 
-@_BOTH_DRIVERS
+@BOTH_WRITE_DRIVERS
 async def test_a_failed_commit_is_raised_as_a_failed_commit(
     engine: AsyncEngine, driver: str
 ) -> None:
