@@ -10,7 +10,9 @@ the requests per second and of the workers' CPU time per request (user + system,
 
 Environment: BENCH_BASE (default HEAD~1), BENCH_REPEAT (default 6), BENCH_DURATION (seconds per
 run, default 5), BENCH_SCENARIOS (default R1), BENCH_CONNECTIONS (one number, default 8),
-BENCH_WORKERS (default: the number of cores).
+BENCH_WORKERS (default: the number of cores). BENCH_BASE=baseline serves the raw baseline
+(bench/baseline.py) in place of a second tree: how far the working tree's service is from it,
+in CPU per request as well as in requests per second.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 os.environ.setdefault("BENCH_DURATION", "5")
@@ -56,8 +58,11 @@ def worktree(revision: str) -> Iterator[Path]:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def serve(tree: Path, port: int) -> run.Server:
-    """The service of ``tree``: ``python -m`` imports from the working directory first."""
+def serve(tree: Path | None, port: int) -> run.Server:
+    """The service of ``tree`` (``python -m`` imports from the working directory first), or
+    the baseline for None."""
+    if tree is None:
+        return run.start_server("baseline", port, "bench_service", {})
     here = Path.cwd()
     os.chdir(tree)
     try:
@@ -82,8 +87,12 @@ def main() -> int:
     if not scenarios:
         raise SystemExit(f"no scenario named in BENCH_SCENARIOS={','.join(ONLY)}")
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    with worktree(BASE) as base, run.cluster() as pg:
-        trees = {f"base ({BASE})": base, "working tree": run.ROOT}
+    with (
+        nullcontext(None) if BASE == "baseline" else worktree(BASE) as base,
+        run.cluster() as pg,
+    ):
+        first = "baseline" if base is None else f"base ({BASE})"
+        trees: dict[str, Path | None] = {first: base, "working tree": run.ROOT}
         with psycopg.connect(run.dsn(pg.port, "postgres"), autocommit=True) as connection:
             connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             connection.execute("CREATE DATABASE bench_service")

@@ -22,11 +22,13 @@ from gql_service.database import create_engine, driver_reads, reads_engine
 from gql_service.frontend import app_routes
 from gql_service.graphiql import PREFIX as GRAPHIQL_FILES
 from gql_service.graphiql import GraphiQLFiles
+from gql_service.graphql.front_door import FrontDoor
 from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.languages import LanguageNegotiation
-from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit
+from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit, InFlight
 from gql_service.listener import live_broker
+from gql_service.metrics import OperationNames
 from gql_service.metrics_http import RequestMetrics, metrics_endpoint, observe_pool
 from gql_service.outages import OutageGuard, OutageLog
 from gql_service.readiness import database_ready
@@ -127,6 +129,8 @@ def create_app(
         if tracer_provider is not None:
             tracer_provider.shutdown()  # sends the spans still in the batch
 
+    in_flight = InFlight()
+    names = OperationNames(settings.metrics_max_operation_names) if settings.metrics else None
     middleware = [
         Middleware(SecurityHeaders),
         # Before every refusal: each one is written in the request's language.
@@ -135,6 +139,7 @@ def create_app(
             ConcurrencyLimit,
             max_requests=settings.max_concurrent_requests,
             exempt=frozenset({"/healthz", "/readyz", "/metrics"}),
+            in_flight=in_flight,
         ),
         Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         Middleware(BodyReadDeadline, timeout_s=settings.body_read_timeout_ms / 1000),
@@ -166,14 +171,21 @@ def create_app(
     if settings.graphiql:
         files = GraphiQLFiles()
         routes.append(Route(f"{GRAPHIQL_FILES}/{{path:path}}", files.serve, methods=["GET"]))
-    if settings.metrics:
+    if names is not None:
         routes.append(Route("/metrics", metrics_endpoint(settings.metrics_token), methods=["GET"]))
+        middleware.insert(0, Middleware(RequestMetrics, path="/graphql", names=names))
+    if endpoint.fast_lane is not None:
+        # The fast lane's operations are answered in front of the layers above, which it
+        # stands in for (front_door.py).
         middleware.insert(
             0,
             Middleware(
-                RequestMetrics,
+                FrontDoor,
+                lane=endpoint.fast_lane,
                 path="/graphql",
-                max_operation_names=settings.metrics_max_operation_names,
+                settings=settings,
+                in_flight=in_flight,
+                names=names,
             ),
         )
     if tracer_provider is not None:

@@ -39,6 +39,10 @@ class Deadline:
         return max(0.0, self._expires_at - now)
 
 
+# scope["state"] key: a request's budget, when a layer in front of OutageGuard (the front
+# door, graphql/front_door.py) began it.
+STATE_KEY = "db_deadline"
+
 _current: ContextVar[Deadline | None] = ContextVar("gql_service_db_deadline", default=None)
 
 
@@ -49,9 +53,10 @@ def remaining() -> float | None:
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[Deadline]:
-    """Bound the database work of this context (and the tasks it starts) to ``seconds``."""
-    budget = Deadline(seconds)
+def deadline(seconds: float, budget: Deadline | None = None) -> Iterator[Deadline]:
+    """Bound the database work of this context (and the tasks it starts) to ``seconds``, or
+    to what is left of ``budget``, one begun before (the front door's)."""
+    budget = budget or Deadline(seconds)
     token = _current.set(budget)
     try:
         yield budget

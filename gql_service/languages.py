@@ -77,6 +77,13 @@ def language_of(scope: Scope) -> Language:
     return negotiate(header_value(scope.get("headers", ())))
 
 
+@lru_cache(len(Language))
+def marks(language: Language) -> tuple[tuple[bytes, bytes], ...]:
+    """The raw headers LanguageNegotiation gives a JSON response that has no Vary of its
+    own: its language, and that it varies with Accept-Language."""
+    return ((b"content-language", language.value.encode()), (b"vary", b"Accept-Language"))
+
+
 class LanguageNegotiation:
     """Decides each request's language once (in ``scope["state"]["language"]``) and marks
     JSON responses with ``Content-Language`` and ``Vary: Accept-Language``."""

@@ -16,6 +16,9 @@ from gql_service.messages import msg
 log = logging.getLogger(__name__)
 
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# scope["state"] key: the loop time by which the body must have arrived, when a layer in front
+# of BodyReadDeadline (the front door) started the clock.
+BODY_READ_UNTIL = "body_read_until"
 
 
 def refusal(
@@ -102,8 +105,11 @@ class BodyReadDeadline:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
+        loop = asyncio.get_running_loop()
+        # (Counted from the front door's start, when it read part of the body already.)
+        until = scope.get("state", {}).get(BODY_READ_UNTIL) or loop.time() + self.timeout_s
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout_at(until):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
@@ -138,11 +144,19 @@ class BodyReadDeadline:
         await self.app(scope, replay, send)
 
 
+class InFlight:
+    """The requests in progress in one worker, counted by ConcurrencyLimit and by the front
+    door (graphql/front_door.py) for the requests it answers itself."""
+
+    def __init__(self) -> None:
+        self.active = 0
+
+
 class ConcurrencyLimit:
     """At most ``max_requests`` requests in progress per worker; past that, 503 at once.
 
     Paths in ``exempt`` (the health probes) are neither counted nor refused, so a saturated
-    worker still reports itself alive.
+    worker still reports itself alive. ``in_flight`` is the count, if shared.
     """
 
     def __init__(
@@ -152,18 +166,20 @@ class ConcurrencyLimit:
         max_requests: int,
         exempt: frozenset[str] = frozenset(),
         retry_after_s: int = 1,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.app = app
         self.max_requests = max_requests
         self.exempt = exempt
         self.retry_after_s = retry_after_s
-        self.active = 0
+        self.in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.max_requests <= 0 or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        if self.active >= self.max_requests:
+        in_flight = self.in_flight
+        if in_flight.active >= self.max_requests:
             response = refusal(
                 503,
                 "SERVICE_UNAVAILABLE",
@@ -174,8 +190,8 @@ class ConcurrencyLimit:
             )
             await response(scope, receive, send)
             return
-        self.active += 1
+        in_flight.active += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active -= 1
+            in_flight.active -= 1

@@ -97,10 +97,11 @@ class RequestMetrics:
     The browser page of GraphiQL (no operation, no error) is not counted.
     """
 
-    def __init__(self, app: ASGIApp, *, path: str, max_operation_names: int) -> None:
+    def __init__(self, app: ASGIApp, *, path: str, names: metrics.OperationNames) -> None:
+        """``names``: the operation names that may be labels (shared with the front door)."""
         self.app = app
         self.path = path
-        self.names = metrics.OperationNames(max_operation_names)
+        self.names = names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] == "OPTIONS":

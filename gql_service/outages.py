@@ -121,7 +121,8 @@ class OutageGuard:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        with deadlines.deadline(self.deadline_seconds):
+        # (A request the front door went on with keeps the budget it began there.)
+        with deadlines.deadline(self.deadline_seconds, scope["state"].get(deadlines.STATE_KEY)):
             try:
                 await self.app(scope, receive, tracking_send)
             except Exception as exc:

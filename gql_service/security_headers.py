@@ -19,7 +19,7 @@ HEADERS = {
 }
 
 # As raw ASGI header pairs, for the middleware to append without parsing the response's.
-_RAW_HEADERS = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()]
+RAW_HEADERS = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()]
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
@@ -59,7 +59,7 @@ class SecurityHeaders:
                 present = {name.lower() for name, _ in headers}
                 message["headers"] = [
                     *headers,
-                    *(pair for pair in _RAW_HEADERS if pair[0] not in present),
+                    *(pair for pair in RAW_HEADERS if pair[0] not in present),
                 ]
             await send(message)
 

@@ -17,13 +17,12 @@ normal path, which answers it as always.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from graphql import DocumentNode, OperationDefinitionNode
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import Headers
 from strawberry.http.parse_content_type import parse_content_type
 
 from gql_service import metrics
@@ -44,6 +43,18 @@ from gql_service.settings import Settings
 
 if TYPE_CHECKING:
     from gql_service.graphql.schema import Schema
+
+
+# scope["state"] key: the lane was offered this request already (by the front door), and left
+# it to the normal path; it is not offered again.
+LANE_TRIED = "fast_lane_tried"
+
+
+class Answer(NamedTuple):
+    """The lane's response: its body, sent with status 200 as ``media_type``."""
+
+    body: bytes
+    media_type: str
 
 
 class FastLane:
@@ -69,19 +80,29 @@ class FastLane:
         )
         self.tracer = schema.tracer
 
-    async def answer(
-        self, request: Request, reads: ReadSession, request_id: str
-    ) -> Response | None:
-        """The response to a known operation, or None for the normal path to answer."""
-        start = time.perf_counter()
-        if request.method != "POST" or "idempotency-key" in request.headers:
-            return None
-        content_type = request.headers.get("content-type", "")
+    def accepts(self, headers: Headers) -> bool:
+        """Whether a POST with these headers may be the lane's: plain JSON, no Idempotency-Key
+        (the body decides the rest)."""
+        if "idempotency-key" in headers:
+            return False
+        content_type = headers.get("content-type", "")
         # (The common case without parsing: the lane only needs to know that it is JSON.)
-        if content_type != JSON and parse_content_type(content_type)[0] != JSON:
-            return None
+        return content_type == JSON or parse_content_type(content_type)[0] == JSON
+
+    async def answer(
+        self,
+        headers: Headers,
+        body: bytes,
+        reads: ReadSession,
+        request_id: str,
+        state: dict[str, Any],
+    ) -> Answer | None:
+        """The response to a known operation POSTed with ``headers`` (``accepts``) and
+        ``body``, or None for the normal path to answer. A write that failed leaves its
+        failure in ``state["attempted"]``, for the resolver to answer with."""
+        start = time.perf_counter()
         try:
-            data = decoded_request(await request.body(), max_depth=self.settings.max_json_depth)
+            data = decoded_request(body, max_depth=self.settings.max_json_depth)
         except Exception:  # the normal path refuses it, with its own error
             return None
         if data.extensions or data.document_id:
@@ -96,7 +117,7 @@ class FastLane:
         if read is None and write is None:
             return None
         try:
-            principal = await self.authenticator.authenticate(request.headers)
+            principal = await self.authenticator.authenticate(headers)
         except Exception:  # refused: the normal path says why, with its status and challenge
             return None
         if not principal.has_scope(READ_SCOPE if write is None else WRITE_SCOPE):
@@ -109,20 +130,26 @@ class FastLane:
         if requested > maximum:
             return None
         if write is not None:
-            result = await self._write(request, write, variables, principal, reads)
+            result = await self._write(state, write, variables, principal, reads)
         else:
             result = await self._read(
                 data.operation_name, document, operation, variables, reads, start
             )
         if result is None:
             return None
-        body = orjson.dumps(
-            {"data": result, "extensions": {"cost": {"requested": requested, "maximum": maximum}}}
+        answer = Answer(
+            orjson.dumps(
+                {
+                    "data": result,
+                    "extensions": {"cost": {"requested": requested, "maximum": maximum}},
+                }
+            ),
+            media_type(headers),
         )
         name = operation.name.value if operation.name else None
         metrics.note_operation(name, operation.operation.value, [])
         log_operation(request_id, name, operation.operation.value, start, 0)
-        return Response(body, media_type=media_type(request), headers={"x-request-id": request_id})
+        return answer
 
     async def _read(
         self,
@@ -156,7 +183,7 @@ class FastLane:
 
     async def _write(
         self,
-        request: Request,
+        state: dict[str, Any],
         plan: WritePlan,
         variables: dict[str, Any] | None,
         principal: Principal,
@@ -177,7 +204,7 @@ class FastLane:
         try:
             result = await plan.write.call(input)(unit_of_work)
         except Exception as exc:
-            request.state.attempted = exc
+            state["attempted"] = exc
             fast_writes.STATS.handed_over += 1
             return None
         fast_writes.STATS.answered += 1

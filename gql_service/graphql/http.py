@@ -28,7 +28,7 @@ from gql_service.announcements import Broker
 from gql_service.graphiql import page_html
 from gql_service.graphql.compiled_reads import register_sqlite_functions
 from gql_service.graphql.context import Context, new_request_id
-from gql_service.graphql.fast_lane import FastLane
+from gql_service.graphql.fast_lane import LANE_TRIED, FastLane
 from gql_service.graphql.idempotency import IdempotentRequests
 from gql_service.graphql.localized import LocalizedHTTPError, http_message, localized
 from gql_service.graphql.negotiation import GRAPHQL_RESPONSE_JSON, JSON, media_type
@@ -166,10 +166,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
 
     async def _response(self, request: Request, scope: Scope, request_id: str) -> Response:
         try:
-            response = None
-            if self.fast_lane is not None:
-                reads = scope["state"]["reads"]
-                response = await self.fast_lane.answer(request, reads, request_id)
+            response = await self._fast_lane(request, scope, request_id)
             if response is None:
                 response = await self.run(request)
         except HTTPException as exc:
@@ -187,6 +184,23 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 response.headers["allow"] = "POST"
             _negotiate(request, response)
         return response
+
+    async def _fast_lane(self, request: Request, scope: Scope, request_id: str) -> Response | None:
+        """The fast lane's answer, unless it does not know the operation or the front door
+        (front_door.py) tried it already."""
+        lane, state = self.fast_lane, scope["state"]
+        if lane is None or request.method != "POST" or state.get(LANE_TRIED):
+            return None
+        if not lane.accepts(request.headers):
+            return None
+        answer = await lane.answer(
+            request.headers, await request.body(), state["reads"], request_id, state
+        )
+        if answer is None:
+            return None
+        return Response(
+            answer.body, media_type=answer.media_type, headers={REQUEST_ID_HEADER: request_id}
+        )
 
     def parse_json(self, data: str | bytes) -> Any:
         return decode_json(data, max_depth=self.settings.max_json_depth)
@@ -322,7 +336,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return response
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        negotiated = media_type(request)
+        negotiated = media_type(request.headers)
         early = self.idempotency.refusal(request, negotiated)
         if early is not None:
             return early
@@ -343,7 +357,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
 
 def _negotiate(request: Request, response: object) -> bool:
     """Answer JSON as graphql-response+json to a client that accepts it; True if it did."""
-    negotiated = media_type(request) == GRAPHQL_RESPONSE_JSON
+    negotiated = media_type(request.headers) == GRAPHQL_RESPONSE_JSON
     if negotiated and isinstance(response, Response) and response.media_type == JSON:
         response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
         return True

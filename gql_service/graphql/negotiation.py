@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from collections.abc import Mapping
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 
 
-def media_type(request: Request) -> str:
-    """``application/graphql-response+json`` to a client that accepts it, else JSON."""
-    accepted = request.headers.get("accept", "")
+def media_type(headers: Mapping[str, str]) -> str:
+    """``application/graphql-response+json`` to a client whose request ``headers`` accept
+    it, else JSON."""
+    accepted = headers.get("accept", "")
     return GRAPHQL_RESPONSE_JSON if GRAPHQL_RESPONSE_JSON in accepted else JSON
