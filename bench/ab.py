@@ -112,9 +112,12 @@ def main() -> int:
                     run.warm_up(server, token)
                     workers = server.workers()
                     for scenario in scenarios:
-                        before = cpu_seconds(workers)
+                        before = [cpu_seconds([pid]) for pid in workers]
                         measured = run.measure(server, token, pg.port, scenario, CONNECTIONS)
-                        used = cpu_seconds(workers) - before
+                        each = [
+                            cpu_seconds([pid]) - b for pid, b in zip(workers, before, strict=True)
+                        ]
+                        used = sum(each)
                         per_request = used / max(measured.requests, 1) * 1e6
                         results.setdefault((scenario.name, label), []).append(
                             (measured.rps, per_request)
@@ -122,7 +125,8 @@ def main() -> int:
                         print(
                             f"{repeat + 1}/{REPEAT} {label:24s} {scenario.name:8s} "
                             f"{measured.rps:8.1f} req/s {per_request:7.0f} us CPU/request "
-                            f"p99 {measured.p99_ms:6.1f} ms errors {measured.errors}",
+                            f"p99 {measured.p99_ms:6.1f} ms errors {measured.errors} "
+                            f"workers' CPU s {' '.join(f'{e:.2f}' for e in each)}",
                             flush=True,
                         )
                 finally:

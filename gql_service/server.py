@@ -103,12 +103,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_header_timer()
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self.header_bytes += len(url)
+        if self.header_bytes > self.max_header_bytes:
+            self._refuse_head()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        if len(self.headers) >= self.max_headers:
+        # (Inline, not through a method: this runs for every header of every request.)
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.max_header_bytes or len(self.headers) >= self.max_headers:
             self._refuse_head()
         super().on_header(name, value)
 
@@ -138,11 +141,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _language(self) -> Language:
         """The language the headers received so far ask for."""
         return negotiate(header_value(self.headers or ()))
-
-    def _count(self, size: int) -> None:
-        self.header_bytes += size
-        if self.header_bytes > self.max_header_bytes:
-            self._refuse_head()
 
     def _refuse_head(self) -> None:
         # Raised inside a parser callback: httptools turns it into a parser error, which

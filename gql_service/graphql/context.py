@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,8 +21,10 @@ from gql_service.unit_of_work import UnitOfWork
 
 
 def new_request_id() -> str:
-    """A request's id: 32 random hex digits, as a UUID4's hex without building the UUID."""
-    return secrets.token_hex(16)
+    """A request's id: 32 random hex digits. It names a request in logs and responses, and
+    need not be unpredictable: Python's generator (seeded from the system's in each process,
+    again after a fork) spares a getrandom() system call per request."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def request_unit_of_work(

@@ -17,12 +17,12 @@ normal path, which answers it as always.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from graphql import DocumentNode, OperationDefinitionNode
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.datastructures import Headers
 from strawberry.http.parse_content_type import parse_content_type
 
 from gql_service import metrics
@@ -80,7 +80,7 @@ class FastLane:
         )
         self.tracer = schema.tracer
 
-    def accepts(self, headers: Headers) -> bool:
+    def accepts(self, headers: Mapping[str, str]) -> bool:
         """Whether a POST with these headers may be the lane's: plain JSON, no Idempotency-Key
         (the body decides the rest)."""
         if "idempotency-key" in headers:
@@ -91,7 +91,7 @@ class FastLane:
 
     async def answer(
         self,
-        headers: Headers,
+        headers: Mapping[str, str],
         body: bytes,
         reads: ReadSession,
         request_id: str,

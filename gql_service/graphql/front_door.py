@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_service import deadlines, metrics
@@ -70,7 +69,12 @@ class FrontDoor:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        # (A dict: the lane looks up a handful of names, most of them absent. ASGI servers
+        # send names in lower case; the first of repeated fields wins, as in Starlette's.)
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(scope["headers"])
+        }
         in_flight = self.in_flight
         if (
             (self.cors and "origin" in headers)
@@ -130,7 +134,7 @@ class FrontDoor:
         self,
         scope: Scope,
         state: dict[str, Any],
-        headers: Headers,
+        headers: dict[str, str],
         body: bytes,
         send: Send,
         record: metrics.RequestRecord | None,
