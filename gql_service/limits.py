@@ -131,17 +131,21 @@ class BodyReadDeadline:
             )
             await response(scope, receive, send)
             return
-        body = b"".join(chunks)
-        replayed = False
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+def replaying(body: bytes, receive: Receive, *, more_body: bool = False) -> Receive:
+    """``receive``, with ``body`` (what was read of the request's body) first."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": more_body}
+
+    return replay
 
 
 class InFlight:

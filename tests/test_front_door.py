@@ -25,6 +25,7 @@ from gql_service.graphql import compiled_reads
 from gql_service.graphql.front_door import FrontDoor
 from gql_service.limits import InFlight
 from gql_service.settings import Settings
+from tests.conftest import graphql_post_scope
 from tests.live_server import Connection, live_server
 
 COUNT = b'{"query": "{ competitors { totalCount } }"}'
@@ -142,11 +143,19 @@ async def test_a_known_read_over_the_body_limit_in_chunks_is_refused_with_413(
     async def send(message: Message) -> None:
         messages.append(message)
 
-    await app(_scope(), receive, send)
+    await app(graphql_post_scope(), receive, send)
     await app.state.engine.dispose()
 
     assert messages[0]["status"] == 413
     assert b"REQUEST_TOO_LARGE" in messages[1]["body"]
+
+
+async def test_known_reads_are_answered_without_a_body_deadline(settings: Settings) -> None:
+    app = create_app(replace(settings, body_read_timeout_ms=0))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        await _taught(http)
+    await app.state.engine.dispose()
 
 
 @SERVER_ON_SQLITE
@@ -184,20 +193,3 @@ async def test_a_cors_request_for_a_known_read_gets_the_cors_headers(settings: S
         assert answer.status_code == 200
         assert answer.headers["access-control-allow-origin"] == ORIGIN
         assert "x-request-id" in answer.headers["access-control-expose-headers"]
-
-
-def _scope() -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }

@@ -27,7 +27,7 @@ from gql_service.app import create_app
 from gql_service.database import create_engine, reads_engine
 from gql_service.read_session import ReadSession, reads_autocommit
 from gql_service.settings import Settings
-from tests.conftest import GraphQLClient, sync_engines
+from tests.conftest import GraphQLClient, graphql_post_scope, sync_engines
 from tests.operations import (
     CLOSE_OPPORTUNITY,
     OPPORTUNITY,
@@ -199,7 +199,7 @@ async def test_a_request_that_fails_or_is_cancelled_returns_its_connection(
 
         for _ in range(5):
             with pytest.raises(OSError, match="reset by peer"):
-                await app(_scope(), _receive(body), gone)
+                await app(graphql_post_scope(), _receive(body), gone)
         assert pool.checkedout() == 0
 
         # The request is cancelled while its reads hold the connection.
@@ -210,7 +210,7 @@ async def test_a_request_that_fails_or_is_cancelled_returns_its_connection(
                 started.set()
                 await asyncio.sleep(10)
 
-            task = asyncio.create_task(app(_scope(), _receive(body), holding))
+            task = asyncio.create_task(app(graphql_post_scope(), _receive(body), holding))
             await asyncio.wait_for(started.wait(), timeout=10)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -226,7 +226,7 @@ async def test_a_request_that_fails_or_is_cancelled_returns_its_connection(
         async def record(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        await app(_scope(), disconnect, record)
+        await app(graphql_post_scope(), disconnect, record)
         assert pool.checkedout() == 0
         assert (await read_opportunity(gql, pk))["id"] == pk
 
@@ -250,7 +250,7 @@ async def test_a_slow_reader_of_the_response_holds_no_connection(
                 writing.set()
                 await written.wait()
 
-        task = asyncio.create_task(app(_scope(), _receive(body), slow))
+        task = asyncio.create_task(app(graphql_post_scope(), _receive(body), slow))
         await asyncio.wait_for(writing.wait(), timeout=10)
         engine = app.state.engine
         held = [each.sync_engine.pool.checkedout() for each in {engine, reads_engine(engine)}]
@@ -260,24 +260,6 @@ async def test_a_slow_reader_of_the_response_holds_no_connection(
 
     assert held == [0] * len(held)
     assert meanwhile["id"] == pk
-
-
-def _scope() -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("test", 80),
-        "state": {},
-    }
 
 
 def _receive(body: bytes) -> Any:

@@ -30,13 +30,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gql_service import deadlines, metrics
 from gql_service.graphql.context import new_request_id
 from gql_service.graphql.fast_lane import LANE_TRIED, FastLane
 from gql_service.languages import header_value, marks, negotiate
-from gql_service.limits import BODY_READ_UNTIL, InFlight
+from gql_service.limits import BODY_READ_UNTIL, InFlight, replaying
 from gql_service.read_session import ReadSession
 from gql_service.security_headers import RAW_HEADERS
 from gql_service.settings import Settings
@@ -94,7 +94,7 @@ class FrontDoor:
         finally:
             in_flight.active -= 1
         if not answered:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
         elif record is not None and self.names is not None:
             metrics.observe(record, 200, self.names)
 
@@ -103,12 +103,13 @@ class FrontDoor:
     ) -> bytes | None:
         """The whole body; None when the request went on through the layers instead (too
         large, or not all there in time) or the client left."""
-        loop = asyncio.get_running_loop()
-        until = state[BODY_READ_UNTIL] = loop.time() + self.body_seconds
+        until = None  # (BODY_READ_TIMEOUT_MS=0: no deadline, as BodyReadDeadline has none)
+        if self.body_seconds > 0:
+            loop = asyncio.get_running_loop()
+            until = state[BODY_READ_UNTIL] = loop.time() + self.body_seconds
         chunks: list[bytes] = []
         size = 0
         more = True
-        message: Message | None = None
         try:
             async with asyncio.timeout_at(until):
                 while more:
@@ -126,7 +127,7 @@ class FrontDoor:
         body = b"".join(chunks)
         if more or size > self.max_bytes:
             # BodySizeLimit or BodyReadDeadline answers, from what arrived so far.
-            await self.app(scope, _replay(body, receive, more_body=more), send)
+            await self.app(scope, replaying(body, receive, more_body=more), send)
             return None
         return body
 
@@ -171,17 +172,3 @@ class FrontDoor:
         )
         await send({"type": "http.response.body", "body": answer.body})
         return True
-
-
-def _replay(body: bytes, receive: Receive, *, more_body: bool = False) -> Receive:
-    """``receive``, with what was read of the body first."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": more_body}
-
-    return replay
