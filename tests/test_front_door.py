@@ -150,6 +150,30 @@ async def test_a_known_read_over_the_body_limit_in_chunks_is_refused_with_413(
     assert b"REQUEST_TOO_LARGE" in messages[1]["body"]
 
 
+async def test_a_known_read_declared_over_the_body_limit_is_refused_unread(
+    settings: Settings,
+) -> None:
+    app = create_app(replace(settings, max_body_bytes=len(COUNT) + 20))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        await _taught(http)
+    scope = graphql_post_scope()
+    scope["headers"].append((b"content-length", str(len(COUNT) + 21).encode()))
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        raise AssertionError("the body of a request refused for its size is not read")
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    await app.state.engine.dispose()
+
+    assert messages[0]["status"] == 413
+    assert b"REQUEST_TOO_LARGE" in messages[1]["body"]
+
+
 async def test_known_reads_are_answered_without_a_body_deadline(settings: Settings) -> None:
     app = create_app(replace(settings, body_read_timeout_ms=0))
     transport = httpx.ASGITransport(app=app)

@@ -76,9 +76,12 @@ class FrontDoor:
             for name, value in reversed(scope["headers"])
         }
         in_flight = self.in_flight
+        declared = headers.get("content-length", "")
         if (
             (self.cors and "origin" in headers)
             or in_flight.active >= self.max_requests  # ConcurrencyLimit refuses it
+            # (BodySizeLimit refuses it as it is, unread.)
+            or (declared.isdigit() and int(declared) > self.max_bytes)
             or not self.lane.accepts(headers)
         ):
             await self.app(scope, receive, send)
