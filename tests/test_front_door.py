@@ -22,6 +22,7 @@ from starlette.types import Message
 
 from gql_service.app import create_app
 from gql_service.graphql import compiled_reads
+from gql_service.graphql.fast_lane import LANE_TRIED
 from gql_service.graphql.front_door import FrontDoor
 from gql_service.limits import InFlight
 from gql_service.settings import Settings
@@ -174,12 +175,37 @@ async def test_a_known_read_declared_over_the_body_limit_is_refused_unread(
     assert b"REQUEST_TOO_LARGE" in messages[1]["body"]
 
 
-async def test_known_reads_are_answered_without_a_body_deadline(settings: Settings) -> None:
-    app = create_app(replace(settings, body_read_timeout_ms=0))
+@pytest.mark.parametrize(
+    "limits",
+    [{}, {"body_read_timeout_ms": 0}, {"max_concurrent_requests": 0}],
+    ids=["default", "no body deadline", "no concurrency limit"],
+)
+async def test_known_reads_are_answered_in_front_of_the_layers(
+    settings: Settings, limits: dict[str, int]
+) -> None:
+    """Whatever the limits' settings (0 switches a limit off), a known read is answered by
+    the front door: the endpoint, which keeps the request's reads in its state, is not
+    reached."""
+    app = create_app(replace(settings, **limits))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         await _taught(http)
+    scope = graphql_post_scope()
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": COUNT, "more_body": False}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
     await app.state.engine.dispose()
+
+    assert messages[0]["status"] == 200
+    assert b'"totalCount"' in messages[1]["body"]
+    assert scope["state"][LANE_TRIED] is True
+    assert "reads" not in scope["state"]
 
 
 @SERVER_ON_SQLITE

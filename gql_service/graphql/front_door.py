@@ -79,7 +79,8 @@ class FrontDoor:
         declared = headers.get("content-length", "")
         if (
             (self.cors and "origin" in headers)
-            or in_flight.active >= self.max_requests  # ConcurrencyLimit refuses it
+            # ConcurrencyLimit refuses it (MAX_CONCURRENT_REQUESTS=0: no limit).
+            or 0 < self.max_requests <= in_flight.active
             # (BodySizeLimit refuses it as it is, unread.)
             or (declared.isdigit() and int(declared) > self.max_bytes)
             or not self.lane.accepts(headers)
