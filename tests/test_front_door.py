@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.applications import Starlette
-from starlette.types import Message
+from starlette.types import Message, Receive
 
 from gql_service.app import create_app
 from gql_service.graphql import compiled_reads
@@ -47,6 +47,26 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
     app = create_app(replace(settings, max_concurrent_requests=1))
     yield app
     await app.state.engine.dispose()
+
+
+async def _sent(app: Starlette, scope: dict[str, Any], receive: Receive) -> list[Message]:
+    """The messages ``app`` sends for one request, called directly."""
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    return messages
+
+
+async def _taught_app(settings: Settings) -> Starlette:
+    """An app whose fast lane knows COUNT."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        await _taught(http)
+    return app
 
 
 async def _taught(http: httpx.AsyncClient) -> None:
@@ -130,21 +150,14 @@ async def test_a_known_read_over_the_body_limit_in_chunks_is_refused_with_413(
 ) -> None:
     """A body the lane could answer (the known query, then spaces) but over the limit, with no
     Content-Length: only counting tells."""
-    app = create_app(replace(settings, max_body_bytes=len(COUNT) + 20))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        await _taught(http)
+    app = await _taught_app(replace(settings, max_body_bytes=len(COUNT) + 20))
     chunks = [COUNT, b" " * 40]
-    messages: list[Message] = []
 
     async def receive() -> Message:
         chunk = chunks.pop(0)
         return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
 
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    await app(graphql_post_scope(), receive, send)
+    messages = await _sent(app, graphql_post_scope(), receive)
     await app.state.engine.dispose()
 
     assert messages[0]["status"] == 413
@@ -154,21 +167,14 @@ async def test_a_known_read_over_the_body_limit_in_chunks_is_refused_with_413(
 async def test_a_known_read_declared_over_the_body_limit_is_refused_unread(
     settings: Settings,
 ) -> None:
-    app = create_app(replace(settings, max_body_bytes=len(COUNT) + 20))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        await _taught(http)
+    app = await _taught_app(replace(settings, max_body_bytes=len(COUNT) + 20))
     scope = graphql_post_scope()
     scope["headers"].append((b"content-length", str(len(COUNT) + 21).encode()))
-    messages: list[Message] = []
 
     async def receive() -> Message:
         raise AssertionError("the body of a request refused for its size is not read")
 
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
+    messages = await _sent(app, scope, receive)
     await app.state.engine.dispose()
 
     assert messages[0]["status"] == 413
@@ -181,25 +187,18 @@ async def test_a_known_read_declared_over_the_body_limit_is_refused_unread(
     ids=["default", "no body deadline", "no concurrency limit"],
 )
 async def test_known_reads_are_answered_in_front_of_the_layers(
-    settings: Settings, limits: dict[str, int]
+    settings: Settings, limits: dict[str, Any]
 ) -> None:
     """Whatever the limits' settings (0 switches a limit off), a known read is answered by
     the front door: the endpoint, which keeps the request's reads in its state, is not
     reached."""
-    app = create_app(replace(settings, **limits))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        await _taught(http)
+    app = await _taught_app(replace(settings, **limits))
     scope = graphql_post_scope()
-    messages: list[Message] = []
 
     async def receive() -> Message:
         return {"type": "http.request", "body": COUNT, "more_body": False}
 
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
+    messages = await _sent(app, scope, receive)
     await app.state.engine.dispose()
 
     assert messages[0]["status"] == 200
