@@ -183,15 +183,15 @@ async def test_a_known_read_declared_over_the_body_limit_is_refused_unread(
 
 @pytest.mark.parametrize(
     "limits",
-    [{}, {"body_read_timeout_ms": 0}, {"max_concurrent_requests": 0}],
-    ids=["default", "no body deadline", "no concurrency limit"],
+    [{}, {"body_read_timeout_ms": 0}, {"max_concurrent_requests": 0}, {"metrics": False}],
+    ids=["default", "no body deadline", "no concurrency limit", "no metrics"],
 )
 async def test_known_reads_are_answered_in_front_of_the_layers(
     settings: Settings, limits: dict[str, Any]
 ) -> None:
-    """Whatever the limits' settings (0 switches a limit off), a known read is answered by
-    the front door: the endpoint, which keeps the request's reads in its state, is not
-    reached."""
+    """Whatever the limits' settings (0 switches a limit off), and with metrics off, a known
+    read is answered by the front door: the endpoint, which keeps the request's reads in its
+    state, is not reached."""
     app = await _taught_app(replace(settings, **limits))
     scope = graphql_post_scope()
 

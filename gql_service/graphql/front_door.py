@@ -35,11 +35,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gql_service import deadlines, metrics
 from gql_service.graphql.context import new_request_id
 from gql_service.graphql.fast_lane import LANE_TRIED, FastLane
+from gql_service.graphql.http import REQUEST_ID_HEADER
 from gql_service.languages import header_value, marks, negotiate
 from gql_service.limits import BODY_READ_UNTIL, InFlight, replaying
 from gql_service.read_session import ReadSession
 from gql_service.security_headers import RAW_HEADERS
 from gql_service.settings import Settings
+
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 
 
 class FrontDoor:
@@ -145,13 +148,13 @@ class FrontDoor:
         record: metrics.RequestRecord | None,
     ) -> bool:
         """Send the lane's answer; False when the lane left the request to the normal path."""
-        language = state["language"] = negotiate(header_value(scope["headers"]))
         request_id = new_request_id()
         reads = ReadSession(self.lane.engine)
-        budget = state[deadlines.STATE_KEY] = deadlines.Deadline(self.db_seconds)
         token = None if record is None else metrics.CURRENT.set(record)
         try:
-            with deadlines.deadline(self.db_seconds, budget):
+            with deadlines.deadline(self.db_seconds) as budget:
+                # (OutageGuard carries it on if the request goes on through the layers.)
+                state[deadlines.STATE_KEY] = budget
                 state[LANE_TRIED] = True
                 answer = await self.lane.answer(headers, body, reads, request_id, state)
         finally:
@@ -166,10 +169,10 @@ class FrontDoor:
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [
-                    (b"x-request-id", request_id.encode()),
+                    (_REQUEST_ID, request_id.encode()),
                     (b"content-length", str(len(answer.body)).encode()),
                     (b"content-type", answer.media_type.encode()),
-                    *marks(language),
+                    *marks(negotiate(header_value(scope["headers"]))),
                     *RAW_HEADERS,
                 ],
             }
