@@ -5,8 +5,9 @@ the speed of both drifts by a third between runs (the same code's W1 gave 249 an
 two full runs). To tell whether a change pays, this serves the service of BENCH_BASE (a git
 revision, checked out into a temporary worktree) and of the working tree in turn, BENCH_REPEAT
 times each, on the same cluster and data (bench/run.py's), and reports for each the median of
-the requests per second and of the workers' CPU time per request (user + system, from
-/proc/PID/stat). Both trees run in this virtualenv, on the working tree's schema.
+the requests per second, of the workers' CPU time per request (user + system, from
+/proc/PID/stat) and of the PostgreSQL server's. Both trees run in this virtualenv, on the
+working tree's schema.
 
 Environment: BENCH_BASE (default HEAD~1), BENCH_REPEAT (default 6), BENCH_DURATION (seconds per
 run, default 5), BENCH_SCENARIOS (default R1), BENCH_CONNECTIONS (one number, default 8),
@@ -71,13 +72,30 @@ def serve(tree: Path | None, port: int) -> run.Server:
         os.chdir(here)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time the processes have used so far."""
+def cpu_seconds(pids: list[int], children: bool = False) -> float:
+    """User and system CPU time the processes have used so far (with that of their children
+    that have exited and been waited for, if ``children``)."""
     ticks = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a backend that exited since it was listed
         ticks += int(fields[11]) + int(fields[12])
+        if children:
+            ticks += int(fields[13]) + int(fields[14])
     return ticks / TICKS
+
+
+def database_cpu_seconds(data: Path) -> float:
+    """CPU time of the PostgreSQL server of ``data``: the postmaster, its ended backends, and
+    its live ones (the backends of the pools, whose work is most of it)."""
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    backends = [
+        int(pid)
+        for pid in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    ]
+    return cpu_seconds([postmaster], children=True) + cpu_seconds(backends)
 
 
 def main() -> int:
@@ -86,7 +104,7 @@ def main() -> int:
     scenarios = [s for s in SCENARIOS if s.name in ONLY]
     if not scenarios:
         raise SystemExit(f"no scenario named in BENCH_SCENARIOS={','.join(ONLY)}")
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with (
         nullcontext(None) if BASE == "baseline" else worktree(BASE) as base,
         run.cluster() as pg,
@@ -113,18 +131,22 @@ def main() -> int:
                     workers = server.workers()
                     for scenario in scenarios:
                         before = [cpu_seconds([pid]) for pid in workers]
+                        database_before = database_cpu_seconds(pg.data)
                         measured = run.measure(server, token, pg.port, scenario, CONNECTIONS)
                         each = [
                             cpu_seconds([pid]) - b for pid, b in zip(workers, before, strict=True)
                         ]
-                        used = sum(each)
-                        per_request = used / max(measured.requests, 1) * 1e6
+                        database = database_cpu_seconds(pg.data) - database_before
+                        requests = max(measured.requests, 1)
+                        per_request = sum(each) / requests * 1e6
+                        database_per_request = database / requests * 1e6
                         results.setdefault((scenario.name, label), []).append(
-                            (measured.rps, per_request)
+                            (measured.rps, per_request, database_per_request)
                         )
                         print(
                             f"{repeat + 1}/{REPEAT} {label:24s} {scenario.name:8s} "
                             f"{measured.rps:8.1f} req/s {per_request:7.0f} us CPU/request "
+                            f"(database {database_per_request:4.0f}) "
                             f"p99 {measured.p99_ms:6.1f} ms errors {measured.errors} "
                             f"workers' CPU s {' '.join(f'{e:.2f}' for e in each)}",
                             flush=True,
@@ -135,10 +157,11 @@ def main() -> int:
     for (scenario_name, label), values in results.items():
         rps = statistics.median(v[0] for v in values)
         cpu = statistics.median(v[1] for v in values)
+        database_cpu = statistics.median(v[2] for v in values)
         low, high = min(v[0] for v in values), max(v[0] for v in values)
         print(
             f"{scenario_name:8s} {label:24s} {rps:8.1f} req/s ({low:.0f}-{high:.0f}) "
-            f"{cpu:7.0f} us CPU/request"
+            f"{cpu:7.0f} us CPU/request, the database's {database_cpu:4.0f}"
         )
     return 0
 
