@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging.config
+import socket
 from typing import Any
 
 from uvicorn.config import LOGGING_CONFIG, Config
@@ -64,6 +65,20 @@ class HeadersTooLargeError(Exception):
     pass
 
 
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off on a TCP connection, as uvloop does for every one.
+
+    asyncio's loop does it only for sockets whose protocol number says TCP. With more than one
+    worker, uvicorn binds the listening socket itself (protocol 0), so the connections it
+    accepts kept Nagle on: the response's body, written after its head, waited for the client
+    to acknowledge the head, which a client delays by up to 40 ms. On EVENT_LOOP=asyncio every
+    request on a kept-alive connection took 44 ms.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits it lacks on a request's head.
 
@@ -91,6 +106,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        no_delay(transport)
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
