@@ -22,7 +22,7 @@ which is empty on success. Anything else is never remembered and always executes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -54,6 +54,7 @@ from graphql.utilities.coerce_input_value import coerce_default_value, coerce_in
 from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import GlobalID
 from strawberry.scalars import is_scalar
+from strawberry.schema.schema_converter import CustomGraphQLEnumType
 from strawberry.types.base import (
     StrawberryList,
     StrawberryMaybe,
@@ -354,6 +355,8 @@ def _renderer(
         if item is None:
             return None
         return lambda value: None if value is None else [item(v) for v in value]
+    if isinstance(type_, CustomGraphQLEnumType):
+        return _enum_renderer(type_)
     if is_leaf_type(type_):
         coerce = type_.coerce_output_value
         return lambda value: None if value is None else coerce(value)
@@ -363,6 +366,27 @@ def _renderer(
     if isinstance(type_, GraphQLObjectType) and selection is not None:
         return _object_renderer(schema, type_, selection)
     return None  # pragma: no cover - a validated document selects fields of every object
+
+
+def _enum_renderer(type_: CustomGraphQLEnumType) -> Render:
+    """An enum's names by member, as strawberry's ``coerce_output_value`` finds them (the
+    first GraphQL value equal to the member's): it searches the type's values for each value
+    rendered, which cost a closeQuotes of 30 quotes a fifth of its CPU in a profile."""
+    coerce = type_.coerce_output_value
+    names: dict[Any, str] = {}
+    members: Iterable[Any] = type_.wrapped_cls
+    for member in members:
+        for name, value in type_.values.items():
+            if member.value == value.value:
+                names[member] = name
+                break
+
+    def render(value: Any) -> Any:
+        if value is None:
+            return None
+        return names.get(value) or coerce(value)
+
+    return render
 
 
 def _object_renderer(
