@@ -98,6 +98,28 @@ def database_cpu_seconds(data: Path) -> float:
     return cpu_seconds([postmaster], children=True) + cpu_seconds(backends)
 
 
+class CpuWindow:
+    """The CPU time the workers and the database server spend while the block runs."""
+
+    def __init__(self, workers: list[int], data: Path) -> None:
+        self.workers = workers
+        self.data = data
+        self.each: list[float] = []  # per worker, seconds
+        self.database = 0.0
+
+    def __enter__(self) -> CpuWindow:
+        self._before = [cpu_seconds([pid]) for pid in self.workers]
+        self._database_before = database_cpu_seconds(self.data)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.each = [
+            cpu_seconds([pid]) - before
+            for pid, before in zip(self.workers, self._before, strict=True)
+        ]
+        self.database = database_cpu_seconds(self.data) - self._database_before
+
+
 def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk (make bench-ab does it)")
@@ -130,16 +152,16 @@ def main() -> int:
                     run.warm_up(server, token)
                     workers = server.workers()
                     for scenario in scenarios:
-                        before = [cpu_seconds([pid]) for pid in workers]
-                        database_before = database_cpu_seconds(pg.data)
-                        measured = run.measure(server, token, pg.port, scenario, CONNECTIONS)
-                        each = [
-                            cpu_seconds([pid]) - b for pid, b in zip(workers, before, strict=True)
-                        ]
-                        database = database_cpu_seconds(pg.data) - database_before
+                        # (Around the load alone: making a write run's fresh opportunities
+                        # costs the database the same whichever server then closes them.)
+                        window = CpuWindow(workers, pg.data)
+                        measured = run.measure(
+                            server, token, pg.port, scenario, CONNECTIONS, during=window
+                        )
+                        each = window.each
                         requests = max(measured.requests, 1)
                         per_request = sum(each) / requests * 1e6
-                        database_per_request = database / requests * 1e6
+                        database_per_request = window.database / requests * 1e6
                         results.setdefault((scenario.name, label), []).append(
                             (measured.rps, per_request, database_per_request)
                         )

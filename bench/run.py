@@ -407,7 +407,16 @@ def wrk(
     raise SystemExit(f"wrk failed:\n{done.stdout}\n{done.stderr}")
 
 
-def measure(server: Server, token: str, port: int, scenario: Scenario, connections: int) -> Run:
+def measure(
+    server: Server,
+    token: str,
+    port: int,
+    scenario: Scenario,
+    connections: int,
+    during: contextlib.AbstractContextManager[object] | None = None,
+) -> Run:
+    """One wrk run of ``scenario``; ``during`` is entered around the load alone (not the
+    making of a write scenario's fresh opportunities before it)."""
     ids: list[str]
     if scenario.write:
         pool = make_pool(
@@ -425,7 +434,8 @@ def measure(server: Server, token: str, port: int, scenario: Scenario, connectio
     reset_statements(port)
     sampler = MemorySampler(server)
     sampler.start()
-    result = wrk(server, token, scenario, connections, ids, DURATION)
+    with during or contextlib.nullcontext():
+        result = wrk(server, token, scenario, connections, ids, DURATION)
     sampler.stopping.set()
     sampler.join()
     sent = statements(port, server.database)
