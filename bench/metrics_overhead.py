@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,32 +23,22 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.applications import Starlette
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from gql_service import metrics, services
 from gql_service.app import create_app
 from gql_service.graphql.ids import encode_id
 from gql_service.migrations import upgrade_to_head
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
+from tests.asgi import graphql_post_scope
 
 READ = "query R1($id: ID!) { opportunity(id: $id) { id name state estimatedRevenue version } }"
 ROUNDS, PER_ROUND = 10, 400
 
 
 async def call(app: Starlette, body: bytes) -> int:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = graphql_post_scope()
     sent = False
     status = 0
 

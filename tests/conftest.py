@@ -112,25 +112,6 @@ async def settings(
         await admin.dispose()
 
 
-def graphql_post_scope() -> dict[str, Any]:
-    """The ASGI scope of a JSON POST to /graphql, for tests that call an app directly."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("test", 80),
-        "state": {},
-    }
-
-
 @pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings)

@@ -26,7 +26,7 @@ from gql_service.graphql.fast_lane import LANE_TRIED
 from gql_service.graphql.front_door import FrontDoor
 from gql_service.limits import InFlight
 from gql_service.settings import Settings
-from tests.conftest import graphql_post_scope
+from tests.asgi import graphql_post_scope
 from tests.live_server import Connection, live_server
 
 COUNT = b'{"query": "{ competitors { totalCount } }"}'

@@ -27,7 +27,8 @@ from gql_service.app import create_app
 from gql_service.database import create_engine, reads_engine
 from gql_service.read_session import ReadSession, reads_autocommit
 from gql_service.settings import Settings
-from tests.conftest import GraphQLClient, graphql_post_scope, sync_engines
+from tests.asgi import graphql_post_scope
+from tests.conftest import GraphQLClient, sync_engines
 from tests.operations import (
     CLOSE_OPPORTUNITY,
     OPPORTUNITY,
