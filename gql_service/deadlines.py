@@ -24,6 +24,8 @@ from typing import Any
 import psycopg
 from psycopg.abc import RV, PQGen
 
+from gql_service.watchdog import watchdog
+
 
 class Deadline:
     """A budget of seconds for database work, counted from its first use."""
@@ -82,7 +84,8 @@ class DeadlineConnection(psycopg.AsyncConnection[Any]):
         seconds = remaining()
         if seconds is None:
             return await super().wait(gen, *args, **kwargs)
-        cut_off = asyncio.get_running_loop().call_later(seconds, self._cut_off)
+        dog = watchdog()
+        watched = dog.watch(dog.loop.time() + seconds, self._cut_off)
         try:
             return await super().wait(gen, *args, **kwargs)
         except psycopg.Error as exc:
@@ -90,7 +93,7 @@ class DeadlineConnection(psycopg.AsyncConnection[Any]):
                 raise
             raise DatabaseTimeoutError.after(seconds) from exc
         finally:
-            cut_off.cancel()
+            dog.forget(watched)
 
     async def commit(self) -> None:
         try:

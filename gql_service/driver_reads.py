@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, cast
 
 import asyncpg
@@ -41,6 +42,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from gql_service import deadlines
 from gql_service.asyncpg_urls import asyncpg_target
 from gql_service.settings import Settings
+from gql_service.watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
@@ -293,9 +295,10 @@ class DriverReads:
         off by terminating its connection, as DeadlineConnection shuts psycopg's socket."""
         budget = deadlines.remaining()
         cut_off: list[bool] = []
-        timer = None
+        watched = None
         if budget is not None:
-            timer = asyncio.get_running_loop().call_later(budget, cut_off_now, connection, cut_off)
+            dog = watchdog()
+            watched = dog.watch(dog.loop.time() + budget, partial(cut_off_now, connection, cut_off))
         try:
             row = await connection.fetchrow(text, *args)
         except Exception as exc:
@@ -325,8 +328,8 @@ class DriverReads:
             connection.terminate()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
+            if watched is not None:
+                dog.forget(watched)
         if row is None:  # pragma: no cover - a compiled statement always answers one row
             raise LookupError("the compiled statement returned no row")
         return cast(Sequence[Any], row)

@@ -36,9 +36,9 @@ retries on them):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -51,6 +51,7 @@ from sqlalchemy.sql import Executable
 from gql_service import deadlines
 from gql_service.driver_reads import ENDED, DriverReads, argument_refused, cut_off_now
 from gql_service.lean_statements import Lean, NeedsSqlAlchemy
+from gql_service.watchdog import watchdog
 
 T = TypeVar("T")
 
@@ -89,11 +90,12 @@ class DriverTransaction:
         self.driver = driver
         self.connection = connection
         self._begun = False
-        # One timer for the transaction's round trips, armed by the first: at the request's
-        # deadline it terminates the connection (a timer per round trip cost a close ~11 µs).
+        # One deadline for the transaction's round trips, watched from the first: when the
+        # request's runs out it terminates the connection (a timer per round trip cost a close
+        # ~11 µs; the watchdog's entry costs less than one timer).
         self._armed = False
         self._budget: float | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: int | None = None  # its watchdog key
         self._cut_off: list[bool] = []
 
     @property
@@ -159,7 +161,7 @@ class DriverTransaction:
             connection.terminate()
         finally:
             if self._deadline is not None:
-                self._deadline.cancel()
+                watchdog().forget(self._deadline)
             self.driver.connections.give(connection)
 
     async def _round_trip(
@@ -175,8 +177,9 @@ class DriverTransaction:
             self._armed = True
             budget = self._budget = deadlines.remaining()
             if budget is not None:
-                self._deadline = asyncio.get_running_loop().call_later(
-                    budget, cut_off_now, self.connection, self._cut_off
+                dog = watchdog()
+                self._deadline = dog.watch(
+                    dog.loop.time() + budget, partial(cut_off_now, self.connection, self._cut_off)
                 )
         try:
             return await call(*arguments)

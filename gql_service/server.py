@@ -15,6 +15,7 @@ from gql_service import messages
 from gql_service.languages import Language, header_value, negotiate
 from gql_service.limits import refusal
 from gql_service.settings import Settings
+from gql_service.watchdog import watchdog
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -102,7 +103,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.header_timeout_s = header_timeout_s
         self.header_bytes = 0
         self.head_refused = False
-        self.header_timer: asyncio.TimerHandle | None = None
+        self.header_timer: int | None = None  # its watchdog key
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -166,11 +167,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_header_timer(self) -> None:
         if self.header_timer is None and self.header_timeout_s > 0:
-            self.header_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+            dog = watchdog()
+            self.header_timer = dog.watch(
+                dog.loop.time() + self.header_timeout_s, self._head_timed_out
+            )
 
     def _disarm_header_timer(self) -> None:
         if self.header_timer is not None:
-            self.header_timer.cancel()
+            watchdog().forget(self.header_timer)
             self.header_timer = None
 
     def _head_timed_out(self) -> None:

@@ -41,6 +41,7 @@ from gql_service.limits import BODY_READ_UNTIL, InFlight, replaying
 from gql_service.read_session import ReadSession
 from gql_service.security_headers import RAW_HEADERS
 from gql_service.settings import Settings
+from gql_service.watchdog import TimeoutAt
 
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 
@@ -118,7 +119,7 @@ class FrontDoor:
         size = 0
         more = True
         try:
-            async with asyncio.timeout_at(until):
+            with TimeoutAt(until):
                 while more:
                     message = await receive()
                     if message["type"] != "http.request":
