@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import logging.config
 import socket
 from typing import Any
@@ -43,6 +44,12 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         },
     }
     return config
+
+
+def logs_access(settings: Settings) -> bool:
+    """Whether LOG_LEVEL lets uvicorn's access lines (INFO) through."""
+    level = logging.getLevelName(settings.log_level.upper())
+    return not isinstance(level, int) or level <= logging.INFO
 
 
 def configure_logging(settings: Settings) -> None:
@@ -206,6 +213,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             header_timeout_s=settings.header_read_timeout_ms / 1000,
         ),
         "server_header": False,
+        # Above INFO uvicorn's access lines are dropped anyway; off, it does not work out
+        # their client address and quoted path for every response first.
+        "access_log": logs_access(settings),
         # A WebSocket message is held to the request body's cap (uvicorn's default is 16 MiB).
         "ws_max_size": settings.max_body_bytes,
         "loop": settings.event_loop,

@@ -107,3 +107,9 @@ def test_the_event_loop_setting_reaches_uvicorn_and_refuses_unknown_loops() -> N
         assert uvicorn_options(settings)["loop"] == expected
     with pytest.raises(ValueError, match="EVENT_LOOP must be one of auto, uvloop, asyncio"):
         Settings.from_env({"EVENT_LOOP": "trio"})
+
+
+def test_uvicorn_works_out_access_lines_only_when_the_log_level_lets_them_through() -> None:
+    for level, logged in (("DEBUG", True), ("info", True), ("WARNING", False), ("ERROR", False)):
+        settings = Settings.from_env({"LOG_LEVEL": level})
+        assert uvicorn_options(settings)["access_log"] is logged, level
