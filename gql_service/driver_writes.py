@@ -70,12 +70,15 @@ class DriverWrites:
         self.committed = 0  # transactions committed here
         self.handed_back = 0  # units of work sent to SQLAlchemy's path (NeedsSqlAlchemy)
 
+    async def begin(self) -> DriverTransaction:
+        """A transaction on a connection held until its ``release`` (rolled back then unless
+        it was ended). Raises ``Unserved`` (driver_reads.py) when there is no connection."""
+        return DriverTransaction(self, await self.connections.take())
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[DriverTransaction]:
-        """A transaction on a connection held until the block ends; rolled back then unless
-        it was ended. Raises ``Unserved`` (driver_reads.py) when there is no connection."""
-        connection = await self.connections.take()
-        transaction = DriverTransaction(self, connection)
+        """``begin``'s transaction, released when the block ends."""
+        transaction = await self.begin()
         try:
             yield transaction
         finally:
