@@ -63,7 +63,8 @@ class Watchdog:
                 callback()
             except Exception:  # one deadline's failure must not stop the others'
                 log.exception("a deadline's callback failed")
-        if watched:
+        # (A callback that watched something has set the timer already.)
+        if watched and self._timer is None:
             self._timer = self.loop.call_later(TICK, self._check)
 
 

@@ -129,3 +129,36 @@ async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
     both.cancel()
     with pytest.raises(asyncio.CancelledError):
         await both
+
+
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_a_deadline_watched_by_a_callback_leaves_one_timer(loop_name: str) -> None:
+    """A callback that watches another deadline sets the timer itself: the check after it
+    must not set a second one, or the checks run twice as often from then on."""
+    seconds = 0.3
+
+    async def main() -> tuple[int, list[str]]:
+        dog = watchdog()
+        checks = 0
+        check = dog._check
+
+        def counted() -> None:
+            nonlocal checks
+            checks += 1
+            check()
+
+        dog._check = counted  # type: ignore[method-assign]
+        fired: list[str] = []
+        far = dog.watch(dog.loop.time() + 10, lambda: None)  # keeps the checks going
+        dog.watch(
+            dog.loop.time(),
+            lambda: dog.watch(dog.loop.time(), lambda: fired.append("watched by a callback")),
+        )
+        await asyncio.sleep(seconds)
+        dog.forget(far)
+        return checks, fired
+
+    checks, fired = on(loop_name, main)
+
+    assert fired == ["watched by a callback"]
+    assert checks <= 1.5 * seconds / TICK  # one chain: at most one check per tick
