@@ -72,10 +72,12 @@ _dogs: dict[asyncio.AbstractEventLoop, Watchdog] = {}
 _last: tuple[asyncio.AbstractEventLoop | None, Watchdog | None] = (None, None)
 
 
-def watchdog() -> Watchdog:
-    """The running loop's watchdog."""
+def watchdog(loop: asyncio.AbstractEventLoop | None = None) -> Watchdog:
+    """The watchdog of ``loop``, by default of the running loop. (A protocol passes its own:
+    the loop may call ``connection_lost`` when it is no longer running.)"""
     global _last
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     last_loop, dog = _last
     if last_loop is loop and dog is not None:
         return dog

@@ -162,3 +162,26 @@ def test_a_deadline_watched_by_a_callback_leaves_one_timer(loop_name: str) -> No
 
     assert fired == ["watched by a callback"]
     assert checks <= 1.5 * seconds / TICK  # one chain: at most one check per tick
+
+
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_a_loops_watchdog_is_reachable_when_the_loop_is_not_running(loop_name: str) -> None:
+    """A protocol's ``connection_lost`` may run when its loop no longer does: it forgets its
+    head's deadline through its own loop's watchdog."""
+    loop = LOOPS[loop_name]()
+    try:
+
+        async def arm() -> int:
+            return watchdog().watch(loop.time() + 5, lambda: None)
+
+        async def running() -> Any:
+            return watchdog()
+
+        key = loop.run_until_complete(arm())
+        dog = watchdog(loop)
+        dog.forget(key)
+
+        assert dog is loop.run_until_complete(running())
+        assert len(dog) == 0
+    finally:
+        loop.close()
