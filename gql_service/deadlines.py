@@ -90,7 +90,7 @@ class DeadlineConnection(psycopg.AsyncConnection[Any]):
         if seconds is None:
             return await super().wait(gen, *args, **kwargs)
         dog = watchdog()
-        watched = dog.watch(dog.loop.time() + seconds, self._cut_off)
+        watched = dog.after(seconds, self._cut_off)
         try:
             return await super().wait(gen, *args, **kwargs)
         except psycopg.Error as exc:

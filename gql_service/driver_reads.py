@@ -298,7 +298,7 @@ class DriverReads:
         watched = None
         if budget is not None:
             dog = watchdog()
-            watched = dog.watch(dog.loop.time() + budget, partial(cut_off_now, connection, cut_off))
+            watched = dog.after(budget, partial(cut_off_now, connection, cut_off))
         try:
             row = await connection.fetchrow(text, *args)
         except Exception as exc:

@@ -36,8 +36,7 @@ retries on them):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -74,15 +73,6 @@ class DriverWrites:
         """A transaction on a connection held until its ``release`` (rolled back then unless
         it was ended). Raises ``Unserved`` (driver_reads.py) when there is no connection."""
         return DriverTransaction(self, await self.connections.take())
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DriverTransaction]:
-        """``begin``'s transaction, released when the block ends."""
-        transaction = await self.begin()
-        try:
-            yield transaction
-        finally:
-            await transaction.release()
 
 
 class DriverTransaction:
@@ -180,9 +170,8 @@ class DriverTransaction:
             self._armed = True
             budget = self._budget = deadlines.remaining()
             if budget is not None:
-                dog = watchdog()
-                self._deadline = dog.watch(
-                    dog.loop.time() + budget, partial(cut_off_now, self.connection, self._cut_off)
+                self._deadline = watchdog().after(
+                    budget, partial(cut_off_now, self.connection, self._cut_off)
                 )
         try:
             return await call(*arguments)

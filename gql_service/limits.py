@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gql_service import messages
 from gql_service.languages import Language, language_of
 from gql_service.messages import msg
+from gql_service.watchdog import TimeoutAt
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class BodyReadDeadline:
         # (Counted from the front door's start, when it read part of the body already.)
         until = scope.get("state", {}).get(BODY_READ_UNTIL) or loop.time() + self.timeout_s
         try:
-            async with asyncio.timeout_at(until):
+            with TimeoutAt(until):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":

@@ -174,9 +174,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm_header_timer(self) -> None:
         if self.header_timer is None and self.header_timeout_s > 0:
-            dog = watchdog(self.loop)
-            self.header_timer = dog.watch(
-                dog.loop.time() + self.header_timeout_s, self._head_timed_out
+            self.header_timer = watchdog(self.loop).after(
+                self.header_timeout_s, self._head_timed_out
             )
 
     def _disarm_header_timer(self) -> None:

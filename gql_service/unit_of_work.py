@@ -131,8 +131,8 @@ class UnitOfWork:
         self, driver: DriverWrites, work: Callable[[Repository], Awaitable[T]], now: datetime
     ) -> tuple[T, Repository]:
         """The work in a transaction on asyncpg (driver_writes.py)."""
-        # (try/finally rather than ``driver.transaction()``: a generator's context manager
-        # costs every close a few µs more.)
+        # (try/finally rather than a generator's context manager, which costs every close a
+        # few µs more.)
         transaction = await driver.begin()
         try:
             repo = self._repository(None, now, transaction)

@@ -41,6 +41,10 @@ class Watchdog:
             self._timer = self.loop.call_later(TICK, self._check)
         return key
 
+    def after(self, seconds: float, callback: Callable[[], Any]) -> int:
+        """``watch`` for ``seconds`` from now."""
+        return self.watch(self.loop.time() + seconds, callback)
+
     def forget(self, key: int) -> None:
         """Do not call the callback of ``key`` (none if it was called already)."""
         self._watched.pop(key, None)

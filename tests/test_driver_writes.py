@@ -398,13 +398,16 @@ async def test_an_argument_asyncpg_refuses_sends_the_statement_to_sqlalchemy(
 ) -> None:
     driver = _driver(engine)
     statement = select(bindparam("x", type_=Integer).label("x"))
-    async with driver.transaction() as transaction:
+    transaction = await driver.begin()
+    try:
         assert [tuple(row) for row in await transaction.rows(statement, {"x": 7})] == [(7,)]
         with pytest.raises(NeedsSqlAlchemy):
             await transaction.rows(statement, {"x": "seven"})
         # Remembered: not offered to asyncpg again, even with an argument it takes.
         with pytest.raises(NeedsSqlAlchemy):
             await transaction.rows(statement, {"x": 8})
+    finally:
+        await transaction.release()
 
 
 async def test_statements_someone_listens_to_take_sqlalchemys_path(engine: AsyncEngine) -> None:

@@ -84,51 +84,61 @@ def test_each_loop_has_its_own_watchdog(loop_name: str) -> None:
     assert first.loop is not second.loop
 
 
-async def test_timeout_at_raises_timeout_error_once_its_time_has_come() -> None:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-
-    with pytest.raises(TimeoutError), TimeoutAt(start + 0.05):
-        await asyncio.sleep(5)
-
-    assert loop.time() - start <= 0.05 + TICK + SLACK
-    # The task is not left cancelling: it goes on awaiting.
-    await asyncio.sleep(0)
-
-
-async def test_timeout_at_none_or_in_time_changes_nothing() -> None:
-    loop = asyncio.get_running_loop()
-    with TimeoutAt(None):
-        await asyncio.sleep(0.01)
-    with TimeoutAt(loop.time() + 5):
-        await asyncio.sleep(0.01)
-
-    assert len(watchdog()) == 0
-
-
-async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
-    loop = asyncio.get_running_loop()
-    entered = asyncio.Event()
-
-    async def wait_long(when: float) -> None:
-        with TimeoutAt(when):
-            entered.set()
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_timeout_at_raises_timeout_error_once_its_time_has_come(loop_name: str) -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(TimeoutError), TimeoutAt(start + 0.05):
             await asyncio.sleep(5)
+        took = loop.time() - start
+        # The task is not left cancelling: it goes on awaiting.
+        await asyncio.sleep(0)
+        return took
 
-    far = asyncio.create_task(wait_long(loop.time() + 5))
-    await entered.wait()
-    far.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await far
+    assert on(loop_name, main) <= 0.05 + TICK + SLACK
 
-    # Cancelled from elsewhere just as its deadline cancels it too: still a cancellation.
-    entered.clear()
-    both = asyncio.create_task(wait_long(loop.time() + 0.02))
-    await entered.wait()
-    await asyncio.sleep(0.02)
-    both.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await both
+
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_timeout_at_none_or_in_time_changes_nothing(loop_name: str) -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        with TimeoutAt(None):
+            await asyncio.sleep(0.01)
+        with TimeoutAt(loop.time() + 5):
+            await asyncio.sleep(0.01)
+        return len(watchdog())
+
+    assert on(loop_name, main) == 0
+
+
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_a_cancellation_from_elsewhere_stays_a_cancellation(loop_name: str) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        entered = asyncio.Event()
+
+        async def wait_long(when: float) -> None:
+            with TimeoutAt(when):
+                entered.set()
+                await asyncio.sleep(5)
+
+        far = asyncio.create_task(wait_long(loop.time() + 5))
+        await entered.wait()
+        far.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await far
+
+        # Cancelled from elsewhere just as its deadline cancels it too: still a cancellation.
+        entered.clear()
+        both = asyncio.create_task(wait_long(loop.time() + 0.02))
+        await entered.wait()
+        await asyncio.sleep(0.02)
+        both.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await both
+
+    on(loop_name, main)
 
 
 @pytest.mark.parametrize("loop_name", sorted(LOOPS))
