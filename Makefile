@@ -8,7 +8,7 @@ PORT ?= 8000
 # Test processes (pytest-xdist); each starts its own throwaway PostgreSQL cluster.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install chromium run serve migrate seed test pytest lint format schema messages bench bench-ab bench-asgi bench-hostile clean
+.PHONY: install chromium run serve migrate seed test pytest lint format schema messages bench bench-ab bench-commits bench-asgi bench-hostile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -87,6 +87,12 @@ bench-ab: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/ab.py
+
+## make bench-commits: durable commits of the locking UPDATE with and without its NOTIFY, on a
+## throwaway PostgreSQL with its durable defaults (bench/notify_commits.py). Not part of make test.
+bench-commits: install
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) bench/notify_commits.py
 
 ## make bench-asgi: the older in-process timings (list, mutations) and the hostile catalogue.
 bench-asgi: install

@@ -95,6 +95,10 @@ class Listener(Protocol):
     async def start(self, broker: Broker) -> None:
         """Listen (once), and return when announcements arrive; BrokerUnavailableError if not."""
 
+    async def barrier(self, opportunity_id: int) -> None:
+        """Return once every write of the opportunity either has committed or will announce
+        itself; BrokerUnavailableError if that cannot be known."""
+
     async def close(self) -> None: ...
 
 
@@ -154,6 +158,8 @@ class Broker:
         metrics.SUBSCRIPTIONS_OPEN.inc()
         try:
             await self.start()
+            if self._listener is not None:
+                await self._listener.barrier(opportunity_id)
             yield subscription
         finally:
             metrics.SUBSCRIPTIONS_OPEN.dec()

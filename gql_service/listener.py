@@ -4,6 +4,13 @@ It is opened when the first subscriber arrives and stays open until the app shut
 lost connection is opened again with growing pauses (0.1 s up to 5 s); once it listens again,
 every subscriber is told that changes may have been missed. A connection that stops answering
 is noticed by a check query after ``CHECK_SECONDS`` of silence.
+
+Writes notify only while some worker listens (migration 0005): once it listens, the connection
+registers in ``announcement_listener`` (and removes the rows of listeners whose server process
+is gone); at shutdown it removes its own. A write decides whether to notify after it has locked
+its opportunity's row, so a write that decided not to, because it looked before the first
+registration, still holds that lock: each subscriber waits for it (``barrier``) before it
+starts, and so finds that write committed rather than missing its announcement.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import contextlib
 import logging
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +32,15 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 30.0
 RETRY_PAUSES = (0.1, 0.5, 1.0, 2.0, 5.0)
 
+# This connection's registration, after the rows of listeners whose process is gone are removed.
+_FORGET_GONE = """DELETE FROM announcement_listener AS listener
+WHERE NOT EXISTS (SELECT FROM pg_stat_activity AS activity WHERE activity.pid = listener.pid)"""
+_REGISTER = """INSERT INTO announcement_listener (pid, since) VALUES (pg_backend_pid(), now())
+ON CONFLICT (pid) DO UPDATE SET since = excluded.since"""
+_UNREGISTER = "DELETE FROM announcement_listener WHERE pid = pg_backend_pid()"
+# Waits for the transaction that holds the opportunity's row lock, if any (``barrier``).
+_BARRIER = sa.text("SELECT 1 FROM opportunity WHERE id = :id FOR SHARE")
+
 
 def conninfo(url: URL) -> str:
     """libpq's URL for an SQLAlchemy ``postgresql+psycopg://`` URL."""
@@ -33,8 +50,9 @@ def conninfo(url: URL) -> str:
 class PostgresListener:
     """LISTENs on ``CHANNEL`` and publishes each notification to ``broker``."""
 
-    def __init__(self, url: URL, *, connect_timeout_s: float) -> None:
-        self.conninfo = conninfo(url)
+    def __init__(self, engine: AsyncEngine, *, connect_timeout_s: float) -> None:
+        self.engine = engine
+        self.conninfo = conninfo(engine.url)
         self.connect_timeout_s = connect_timeout_s
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -50,6 +68,22 @@ class PostgresListener:
         try:
             await asyncio.wait_for(self._ready.wait(), self.connect_timeout_s * 2)
         except TimeoutError as exc:
+            raise BrokerUnavailableError("the database does not answer the listener") from exc
+
+    async def barrier(self, opportunity_id: int) -> None:
+        """Wait until no transaction holds the opportunity's row lock, on a pooled connection.
+
+        Every write of an opportunity locks its row first and decides whether to notify after
+        that (``announce_change``, migration 0005). One that looked before this worker
+        registered, and so will not notify, still holds the lock: waiting for it means it has
+        committed (or rolled back) before the subscriber reads or waits, so its change is seen,
+        not missed. BrokerUnavailableError if the database does not answer.
+        """
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(_BARRIER, {"id": opportunity_id})
+                await connection.rollback()
+        except Exception as exc:
             raise BrokerUnavailableError("the database does not answer the listener") from exc
 
     async def close(self) -> None:
@@ -69,11 +103,22 @@ class PostgresListener:
                     self.connect_timeout_s,
                 ) as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
+                    # Writes notify from here on (they look for a registered listener).
+                    await connection.execute(_FORGET_GONE)
+                    await connection.execute(_REGISTER)
                     self._ready.set()
                     if listened_before and self._broker is not None:
                         self._broker.resync()
                     listened_before, failures = True, 0
-                    await self._receive(connection)
+                    try:
+                        await self._receive(connection)
+                    except asyncio.CancelledError:
+                        # Shutting down: writes stop notifying unless another worker listens.
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(
+                                connection.execute(_UNREGISTER), self.connect_timeout_s
+                            )
+                        raise
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -104,6 +149,4 @@ def live_broker(settings: Settings, engine: AsyncEngine) -> Broker | None:
         return None
     if engine.dialect.name != "postgresql":
         return Broker()
-    return Broker(
-        PostgresListener(engine.url, connect_timeout_s=settings.db_connect_timeout_ms / 1000)
-    )
+    return Broker(PostgresListener(engine, connect_timeout_s=settings.db_connect_timeout_ms / 1000))

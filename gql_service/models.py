@@ -387,6 +387,18 @@ class PersistedQuery(Entity, table=True):
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
+class AnnouncementListener(SQLModel, table=True):
+    """A worker's connection that LISTENs for announcements (listener.py), by its server
+    process id. Writes send their NOTIFY only while a row is here (PostgreSQL's
+    ``announce_change``, migration 0005); a row whose process is gone is removed by the next
+    listener to start."""
+
+    __tablename__ = "announcement_listener"
+
+    pid: int = Field(sa_column=sa.Column(sa.Integer(), primary_key=True, autoincrement=False))
+    since: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table behind a SQLModel class."""
     table = sa.inspect(model).local_table

@@ -91,16 +91,18 @@ _LOCK_OPPORTUNITY_AT_VERSION = _LOCK_OPPORTUNITY.where(
 
 
 def _announcement() -> ColumnElement[Any]:
-    """``pg_notify(channel, '<id> <modified_at in epoch µs>')`` of the locked row (PostgreSQL).
+    """``announce_change(channel, '<id> <modified_at in epoch µs>')`` of the locked row
+    (PostgreSQL): its NOTIFY, while some worker listens (migration 0005).
 
     In the locking UPDATE's RETURNING list, the announcement costs no statement of its own, and
     it belongs to the transaction: PostgreSQL delivers it on commit and drops it on rollback.
     The stamp is the transaction's clock, which every quote the transaction touches also gets
-    as ``modified_at`` (announcements.py).
+    as ``modified_at`` (announcements.py). With no listener registered, the transaction
+    notifies nothing and so skips the cluster-wide lock that orders notifying commits.
     """
     stamp = sa.cast(sa.extract("epoch", _OPPORTUNITY.c.modified_at) * 1_000_000, sa.BigInteger)
     payload = sa.cast(_OPPORTUNITY.c.id, sa.Text) + " " + sa.cast(stamp, sa.Text)
-    return sa.func.pg_notify(CHANNEL, payload).label("announced")
+    return sa.func.announce_change(CHANNEL, payload, type_=sa.Boolean).label("announced")
 
 
 _ANNOUNCEMENT = _announcement()
