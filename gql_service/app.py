@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -122,7 +124,14 @@ def create_app(
         # Long documents are parsed in a thread (graphql/admission.py); a 1 ms switch interval
         # (default 5 ms) lets the event loop take the interpreter back that much sooner.
         sys.setswitchinterval(0.001)
+        # The asyncpg connections, opened while nothing waits for them (DB_POOL_WARM).
+        on_asyncpg = driver_reads(reads) if settings.db_pool_warm else None
+        warming = None if on_asyncpg is None else asyncio.create_task(on_asyncpg.warm())
         yield
+        if warming is not None:
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming
         if broker is not None:
             await broker.close()
         await engine.dispose()

@@ -70,6 +70,8 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = 20
+    # Open the asyncpg pool's connections at start-up rather than when load first needs them.
+    db_pool_warm: bool = True
     statement_timeout_ms: int = 5_000
     isolation_level: str | None = None
     transaction_retries: int = 8
@@ -165,6 +167,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size),
+            db_pool_warm=_bool(env, "DB_POOL_WARM", cls.db_pool_warm),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms),
             isolation_level=env.get("DB_ISOLATION_LEVEL") or None,
             transaction_retries=_int(env, "TRANSACTION_RETRIES", cls.transaction_retries),

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,6 +36,7 @@ from gql_service.driver_reads import (
 from gql_service.seed import seed_demo
 from gql_service.settings import Settings
 from tests.hostile_operations import raw_id
+from tests.subprocess_server import live_server
 
 on_postgres = pytest.mark.parametrize("settings", ["postgres"], indirect=True)
 
@@ -354,3 +356,24 @@ async def test_the_statements_remembered_stay_bounded(served: Served) -> None:
         row = await served.reads.fetch_row(f"SELECT '{index}'::text", {})
         assert tuple(row) == (str(index),)
     assert served.reads.remembered == STATEMENTS
+
+
+@on_postgres
+@pytest.mark.parametrize("warm", [True, False])
+async def test_a_server_opens_its_asyncpg_connections_before_requests_need_them(
+    settings: Settings, tmp_path: Path, warm: bool
+) -> None:
+    """DB_POOL_WARM (the default): the worker opens every connection its asyncpg pool may
+    hold at start-up, so that load does not wait for new server processes; off, none until
+    a request needs one."""
+    expected = Settings.from_env({"DATABASE_URL": settings.database_url}).pool_size_per_worker
+    named = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{APPLICATION_NAME}'"
+    env = {} if warm else {"DB_POOL_WARM": "false"}
+    with live_server(settings.database_url, tmp_path / "server.log", **env):
+        opened = 0
+        for _ in range(100 if warm else 10):  # up to ~5 s: the warm-up runs beside the start
+            await asyncio.sleep(0.05)
+            opened = await admin(settings, named)
+            if opened == expected:
+                break
+        assert opened == (expected if warm else 0)
