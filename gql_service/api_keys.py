@@ -9,6 +9,7 @@ request. The table keeps SHA-256 of the whole key, compared in constant time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -149,6 +151,9 @@ class ApiKeyVerifier:
 
     A verified key is remembered for ``cache_seconds`` (0: never), so a revocation takes effect
     on every worker within that bound. Unknown, wrong and revoked keys are never cached.
+    Requests that need the same key id looked up while a look-up is under way wait for that
+    one: when a busy key's entry expired, every request in flight looked it up at once, each
+    on a pooled connection (opening new ones if the pool had none idle).
     """
 
     def __init__(self, engine: AsyncEngine, *, cache_seconds: float) -> None:
@@ -156,6 +161,7 @@ class ApiKeyVerifier:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, _Cached] = {}  # by key id
         self._accepted: dict[bytes, _Cached] = {}  # by the MAC of a token accepted
+        self._loading: dict[str, asyncio.Task[tuple[str, Principal] | None]] = {}  # by key id
 
     async def verify(self, token: str) -> Principal:
         # A token accepted within the cache period: found by its MAC, without the pattern,
@@ -172,7 +178,7 @@ class ApiKeyVerifier:
         cached = self._cache.get(key_id)
         if cached is not None and cached.expires > time.monotonic():
             return self._check(presented, cached.secret_hash, cached.principal)
-        row = await self._load(key_id)
+        row = await self._shared_load(key_id)
         if row is None:
             raise AuthenticationError(msg("Unknown or revoked API key."))
         secret_hash, principal = row
@@ -190,6 +196,21 @@ class ApiKeyVerifier:
         if not hmac.compare_digest(presented, stored):
             raise AuthenticationError(msg("Unknown or revoked API key."))
         return principal
+
+    async def _shared_load(self, key_id: str) -> tuple[str, Principal] | None:
+        """The key's row, by the look-up under way for it if there is one."""
+        loading = self._loading.get(key_id)
+        if loading is None:
+            loading = self._loading[key_id] = asyncio.ensure_future(self._load(key_id))
+            loading.add_done_callback(partial(self._loaded, key_id))
+        # (A waiter that is cancelled leaves the look-up to the others.)
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key_id: str, loading: asyncio.Task[tuple[str, Principal] | None]) -> None:
+        if self._loading.get(key_id) is loading:
+            del self._loading[key_id]
+        if not loading.cancelled():
+            loading.exception()  # (retrieved: every waiter may have left)
 
     async def _load(self, key_id: str) -> tuple[str, Principal] | None:
         stmt = sa.select(col(ApiKey.secret_hash), col(ApiKey.name), col(ApiKey.scopes)).where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,11 +23,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_service.api_keys import create_api_key, revoke_api_key
+from gql_service.api_keys import ApiKeyVerifier, create_api_key, revoke_api_key
 from gql_service.app import create_app
 from gql_service.jwt_tokens import AuthConfigurationError
+from gql_service.principal import AuthenticationError
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.operations import (
@@ -629,3 +632,32 @@ async def test_cors_preflight_allows_the_authorization_header(sqlite_settings: S
 
     assert response.status_code == 200
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+async def test_requests_that_need_a_key_looked_up_at_once_share_one_look_up(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """When a busy key's cache entry expires, every request in flight needs it looked up; they
+    wait for one look-up instead of each running its own (on connections of their own)."""
+    token = await issue_key(engine, "partner", "opportunities:read")
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    verifier = ApiKeyVerifier(engine, cache_seconds=5)
+    look_ups: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM api_key" in statement:
+            look_ups.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        results = await asyncio.gather(
+            *(verifier.verify(forged if n == 7 else token) for n in range(20)),
+            return_exceptions=True,
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+
+    assert len(look_ups) == 1
+    refused = results.pop(7)
+    assert isinstance(refused, AuthenticationError)
+    assert {getattr(r, "name", r) for r in results} == {"partner"}
