@@ -133,7 +133,10 @@ BASE_DATA = [
     "SELECT setval(pg_get_serial_sequence('competitor', 'id'), (SELECT max(id) FROM competitor))",
     "SELECT setval(pg_get_serial_sequence('opportunity', 'id'), (SELECT max(id) FROM opportunity))",
     "SELECT setval(pg_get_serial_sequence('quote', 'id'), (SELECT max(id) FROM quote))",
-    "ANALYZE",
+    # As pgbench does before its runs: otherwise autovacuum came to the freshly loaded tables
+    # of each database in the first minutes of the runs (R1 at 8 connections had a p99 of
+    # 1,084 ms in one run, the baseline's 135), and the copies inherit the frozen pages.
+    "VACUUM (FREEZE, ANALYZE)",
 ]
 
 INVARIANT = """

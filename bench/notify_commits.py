@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,8 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run
 from dataset import load_base_data
-
-from tests.postgres import find_pg_bin
 
 CONNECTIONS = 8
 SECONDS = float(os.environ.get("BENCH_DURATION", "4"))
@@ -109,25 +105,12 @@ async def measure(dsn: str) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    pg_bin = find_pg_bin()
-    if pg_bin is None:
-        raise SystemExit("PostgreSQL 15 (initdb, pg_ctl) not found: apt-get install postgresql-15")
-    root = Path(tempfile.mkdtemp(prefix="gql_bench_pg_"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    os.chmod(root, 0o700)
-    cluster = DurableCluster(pg_bin, root, run.free_port())
-    try:
-        cluster.init()
-        cluster.start()
+    with run.cluster(DurableCluster) as cluster:
         with psycopg.connect(run.dsn(cluster.port, "postgres"), autocommit=True) as admin:
             admin.execute("CREATE DATABASE bench_commits")
         run.cli(run.sqlalchemy_url(cluster.port, "bench_commits"), "migrate")
         load_base_data(run.dsn(cluster.port, "bench_commits"))
         results = uvloop.run(measure(run.dsn(cluster.port, "bench_commits")))
-    finally:
-        cluster.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
     print(f"{CONNECTIONS} connections, durable commits, medians of {ROUNDS} runs of {SECONDS} s:")
     for name, rates in results.items():
         low, high = min(rates), max(rates)

@@ -91,7 +91,8 @@ class StatsCluster(Cluster):
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[StatsCluster]:
+def cluster(kind: type[StatsCluster] = StatsCluster) -> Iterator[StatsCluster]:
+    """A throwaway cluster of ``kind`` on a free port, stopped and deleted afterwards."""
     pg_bin = find_pg_bin()
     if pg_bin is None:
         raise SystemExit("PostgreSQL 15 (initdb, pg_ctl) not found: apt-get install postgresql-15")
@@ -99,7 +100,7 @@ def cluster() -> Iterator[StatsCluster]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     os.chmod(root, 0o700)
-    started = StatsCluster(pg_bin, root, free_port())
+    started = kind(pg_bin, root, free_port())
     try:
         started.init()
         started.start()
