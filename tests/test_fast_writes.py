@@ -607,3 +607,57 @@ def test_the_lanes_literal_inputs_coerce_as_graphql_core_does(field: str) -> Non
         assert actual == expected
 
     coerces_alike()
+
+
+@pytest.mark.parametrize("field", sorted(FAST_WRITES))
+def test_an_input_remembered_for_its_variables_shape_is_the_one_converted_afresh(
+    field: str,
+) -> None:
+    """The lane converts a document's input once per shape of its variables (the ID
+    variables' strings left out) and copies it with the ids put in place: for every set of
+    variables, what it gives is what converting them afresh gives, or both refuse them."""
+    schema = build_schema()
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    input_type = mutation.fields[field].args["input"].type.of_type
+
+    @given(st.data())
+    @hypothesis_settings(max_examples=100, deadline=None)
+    def remembered_alike(data: st.DataObject) -> None:
+        definitions, fields, variables = [], [], {}
+        for name, input_field in input_type.fields.items():
+            required = graphql.is_required_input_field(input_field)
+            ways = ["constant", "variable"] if required else ["absent", "constant", "variable"]
+            how = data.draw(st.sampled_from(ways), label=name)
+            if how == "constant":
+                value = data.draw(_json_values(input_field.type), label=f"{name} value")
+                fields.append(f"{name}: {_graphql_literal(value, input_field.type)}")
+            elif how == "variable":
+                definitions.append(f"${name}: {input_field.type}")
+                fields.append(f"{name}: ${name}")
+                variables[name] = data.draw(_json_values(input_field.type), label=f"${name}")
+        header = f"({', '.join(definitions)})" if definitions else ""
+        document = graphql.parse(
+            f"mutation{header} {{ {field}(input: {{{', '.join(fields)}}}) "
+            "{ errors { __typename } } }"
+        )
+        assume(not graphql.validate(schema._schema, document))
+        plan = plan_write(schema, document, None)
+        assert plan is not None
+        ids = st.text(max_size=4) | st.integers(-3, 3) | st.none()
+        for round_ in range(3):
+            given_ = dict(variables)
+            if round_:
+                for name in plan.id_variables & given_.keys():
+                    given_[name] = data.draw(ids, label=f"${name} in round {round_}")
+            try:
+                expected = plan._converted(schema, given_)
+            except fast_writes.Declined:
+                expected = "refused"
+            try:
+                actual = plan.input(schema, given_)
+            except fast_writes.Declined:
+                actual = "refused"
+            assert actual == expected
+
+    remembered_alike()
