@@ -546,48 +546,64 @@ def _graphql_literal(value: Any, type_: Any) -> str:
     return json.dumps(value)
 
 
+def _schema_and_input(field: str) -> tuple[Any, Any]:
+    """The schema, and the input type of the mutation ``field``'s argument ``input``."""
+    schema = build_schema()
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    return schema, mutation.fields[field].args["input"].type.of_type
+
+
+def _document(
+    data: st.DataObject, field: str, input_type: Any, variable: Callable[[str, Any], str]
+) -> graphql.DocumentNode:
+    """A mutation of ``field`` whose input is an object literal, each of its fields absent
+    (where it may be), a constant, or a variable that ``variable(name, input field)``
+    declares (it returns the declaration, and draws the variable's value itself)."""
+    definitions, fields = [], []
+    for name, input_field in input_type.fields.items():
+        # (A document that leaves out a required field is refused before any coercion.)
+        required = graphql.is_required_input_field(input_field)
+        ways = ["constant", "variable"] if required else ["absent", "constant", "variable"]
+        how = data.draw(st.sampled_from(ways), label=name)
+        if how == "constant":
+            value = data.draw(_json_values(input_field.type), label=f"{name} value")
+            fields.append(f"{name}: {_graphql_literal(value, input_field.type)}")
+        elif how == "variable":
+            definitions.append(f"${name}: {variable(name, input_field)}")
+            fields.append(f"{name}: ${name}")
+    header = f"({', '.join(definitions)})" if definitions else ""
+    root = f"{field}(input: {{{', '.join(fields)}}})"
+    return graphql.parse(f"mutation{header} {{ {root} {{ errors {{ __typename }} }} }}")
+
+
 @pytest.mark.parametrize("field", sorted(FAST_WRITES))
 def test_the_lanes_literal_inputs_coerce_as_graphql_core_does(field: str) -> None:
     """An input written as an object literal, each of its fields a constant, a variable (given
     a value, null, or none) or absent: the lane's coercion (constants once per document) gives
     what graphql-core's get_argument_values gives, and refuses what it refuses."""
-    schema = build_schema()
-    mutation = schema._schema.mutation_type
-    assert mutation is not None
-    input_type = mutation.fields[field].args["input"].type.of_type
+    schema, input_type = _schema_and_input(field)
 
     @given(st.data())
     @hypothesis_settings(max_examples=150, deadline=None)
     def coerces_alike(data: st.DataObject) -> None:
-        definitions, fields, variables = [], [], {}
-        for name, input_field in input_type.fields.items():
-            # (A document that leaves out a required field, or a variable that a non-null
-            # type requires, is refused before any coercion.)
-            required = graphql.is_required_input_field(input_field)
-            ways = ["constant", "variable"] if required else ["absent", "constant", "variable"]
-            how = data.draw(st.sampled_from(ways), label=name)
-            if how == "constant":
-                value = data.draw(_json_values(input_field.type), label=f"{name} value")
-                fields.append(f"{name}: {_graphql_literal(value, input_field.type)}")
-            elif how == "variable":
-                type_ = input_field.type
-                declared = str(type_)
-                if isinstance(type_, GraphQLNonNull) and data.draw(st.booleans()):
-                    # A nullable variable with a default may fill a non-null field; sent as
-                    # null, it makes the input invalid.
-                    type_ = type_.of_type
-                    default = data.draw(_json_values(input_field.type), label=f"{name} default")
-                    declared = f"{type_} = {_graphql_literal(default, type_)}"
-                definitions.append(f"${name}: {declared}")
-                fields.append(f"{name}: ${name}")
-                nullable = not isinstance(type_, GraphQLNonNull)
-                if not nullable or data.draw(st.booleans(), label=f"{name} given"):
-                    variables[name] = data.draw(_json_values(type_))
-        header = f"({', '.join(definitions)})" if definitions else ""
-        document = graphql.parse(
-            f"mutation{header} {{ {field}(input: {{{', '.join(fields)}}}) "
-            "{ errors { __typename } } }"
-        )
+        variables: dict[str, Any] = {}
+
+        def variable(name: str, input_field: Any) -> str:
+            type_ = input_field.type
+            declared = str(type_)
+            if isinstance(type_, GraphQLNonNull) and data.draw(st.booleans()):
+                # A nullable variable with a default may fill a non-null field; sent as
+                # null, it makes the input invalid.
+                type_ = type_.of_type
+                default = data.draw(_json_values(input_field.type), label=f"{name} default")
+                declared = f"{type_} = {_graphql_literal(default, type_)}"
+            nullable = not isinstance(type_, GraphQLNonNull)
+            if not nullable or data.draw(st.booleans(), label=f"{name} given"):
+                variables[name] = data.draw(_json_values(type_))
+            return declared
+
+        document = _document(data, field, input_type, variable)
         assume(not graphql.validate(schema._schema, document))
         plan = plan_write(schema, document, None)
         assert plan is not None
@@ -616,31 +632,18 @@ def test_an_input_remembered_for_its_variables_shape_is_the_one_converted_afresh
     """The lane converts a document's input once per shape of its variables (the ID
     variables' strings left out) and copies it with the ids put in place: for every set of
     variables, what it gives is what converting them afresh gives, or both refuse them."""
-    schema = build_schema()
-    mutation = schema._schema.mutation_type
-    assert mutation is not None
-    input_type = mutation.fields[field].args["input"].type.of_type
+    schema, input_type = _schema_and_input(field)
 
     @given(st.data())
     @hypothesis_settings(max_examples=100, deadline=None)
     def remembered_alike(data: st.DataObject) -> None:
-        definitions, fields, variables = [], [], {}
-        for name, input_field in input_type.fields.items():
-            required = graphql.is_required_input_field(input_field)
-            ways = ["constant", "variable"] if required else ["absent", "constant", "variable"]
-            how = data.draw(st.sampled_from(ways), label=name)
-            if how == "constant":
-                value = data.draw(_json_values(input_field.type), label=f"{name} value")
-                fields.append(f"{name}: {_graphql_literal(value, input_field.type)}")
-            elif how == "variable":
-                definitions.append(f"${name}: {input_field.type}")
-                fields.append(f"{name}: ${name}")
-                variables[name] = data.draw(_json_values(input_field.type), label=f"${name}")
-        header = f"({', '.join(definitions)})" if definitions else ""
-        document = graphql.parse(
-            f"mutation{header} {{ {field}(input: {{{', '.join(fields)}}}) "
-            "{ errors { __typename } } }"
-        )
+        variables: dict[str, Any] = {}
+
+        def variable(name: str, input_field: Any) -> str:
+            variables[name] = data.draw(_json_values(input_field.type), label=f"${name}")
+            return str(input_field.type)
+
+        document = _document(data, field, input_type, variable)
         assume(not graphql.validate(schema._schema, document))
         plan = plan_write(schema, document, None)
         assert plan is not None

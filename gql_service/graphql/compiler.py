@@ -25,8 +25,6 @@ from graphql import (
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
-    NamedTypeNode,
-    NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
 )
@@ -41,7 +39,7 @@ from graphql.execution.values import get_argument_values
 
 from gql_service import models
 from gql_service.cursors import InvalidCursorError, decode_keyset_cursor, encode_keyset_cursor
-from gql_service.graphql.ids import parse_id
+from gql_service.graphql.ids import id_variables, parse_id
 from gql_service.graphql.inputs import ContractFilter, OpportunityFilter, QuoteListFilter
 from gql_service.graphql.pagination import after_id, page_request
 from gql_service.graphql.query import contract_query, opportunity_query, quote_list_query
@@ -978,10 +976,5 @@ def _id_variables(document: DocumentNode, operation_name: str | None) -> list[st
             definition.name is None or definition.name.value != operation_name
         ):
             continue
-        for variable in definition.variable_definitions or ():
-            type_node = variable.type
-            if isinstance(type_node, NonNullTypeNode):
-                type_node = type_node.type
-            if isinstance(type_node, NamedTypeNode) and type_node.name.value == "ID":
-                names.append(variable.variable.name.value)
+        names.extend(id_variables(definition))
     return names

@@ -42,8 +42,6 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     ListValueNode,
-    NamedTypeNode,
-    NonNullTypeNode,
     ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
@@ -73,6 +71,7 @@ from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.unset import UNSET
 
+from gql_service.graphql.ids import id_variables
 from gql_service.graphql.mutations import FAST_WRITES, Write
 
 if TYPE_CHECKING:
@@ -190,17 +189,6 @@ def _copied(made: Any) -> Any:
     return copy
 
 
-def _id_variables(operation: OperationDefinitionNode) -> frozenset[str]:
-    names = set()
-    for definition in operation.variable_definitions or ():
-        type_node = definition.type
-        if isinstance(type_node, NonNullTypeNode):
-            type_node = type_node.type
-        if isinstance(type_node, NamedTypeNode) and type_node.name.value == "ID":
-            names.add(definition.variable.name.value)
-    return frozenset(names)
-
-
 def _id_places(
     made: Any, variables: dict[str, Any], ids: frozenset[str]
 ) -> tuple[tuple[str, str], ...] | None:
@@ -276,7 +264,7 @@ def plan_write(
     if render is None:
         return None
     return WritePlan(
-        id_variables=_id_variables(operation),
+        id_variables=frozenset(id_variables(operation)),
         literal=_literal_input(mutation.fields[name], node),
         document=document,
         operation=operation,

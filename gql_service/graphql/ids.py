@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+from graphql import NamedTypeNode, NonNullTypeNode, OperationDefinitionNode
+
 from gql_service.errors import not_found
 from gql_service.messages import msg
 from gql_service.models import MAX_ID
@@ -48,3 +50,15 @@ def decode_id(global_id: str, type_name: str, *, field: str) -> int:
 
 def decode_optional_id(global_id: str | None, type_name: str, *, field: str) -> int | None:
     return None if global_id is None else decode_id(global_id, type_name, field=field)
+
+
+def id_variables(operation: OperationDefinitionNode) -> list[str]:
+    """The names of the operation's variables of type ID (or ID!)."""
+    names = []
+    for definition in operation.variable_definitions or ():
+        type_node = definition.type
+        if isinstance(type_node, NonNullTypeNode):
+            type_node = type_node.type
+        if isinstance(type_node, NamedTypeNode) and type_node.name.value == "ID":
+            names.append(definition.variable.name.value)
+    return names
