@@ -20,18 +20,12 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import asyncpg
 import psycopg
-import uvloop
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import run
+import uvloop
 from dataset import load_base_data
 
 CONNECTIONS = 8

@@ -166,8 +166,8 @@ class ApiKeyVerifier:
     async def verify(self, token: str) -> Principal:
         # A token accepted within the cache period: found by its MAC, without the pattern,
         # the SHA-256 and the comparison (its key's entry, and so its expiry, is the same).
-        mac = _mac(token)
-        accepted = self._accepted.get(mac)
+        mac = _mac(token) if self.cache_seconds > 0 else None
+        accepted = None if mac is None else self._accepted.get(mac)
         if accepted is not None and accepted.expires > time.monotonic():
             return accepted.principal
         match = TOKEN_PATTERN.fullmatch(token)
@@ -183,7 +183,7 @@ class ApiKeyVerifier:
             raise AuthenticationError(msg("Unknown or revoked API key."))
         secret_hash, principal = row
         principal = self._check(presented, secret_hash, principal)
-        if self.cache_seconds > 0:
+        if mac is not None:
             if len(self._cache) >= CACHE_MAX_ENTRIES or len(self._accepted) >= CACHE_MAX_ENTRIES:
                 self._cache.clear()
                 self._accepted.clear()

@@ -79,6 +79,8 @@ def create_app(
 
         tracer_provider = provider_from_env(settings.trace_exporters)
     reads = reads_engine(engine)
+    # Compiled reads and, first, units of work (driver_writes.py); None off asyncpg.
+    on_asyncpg = driver_reads(reads)
     if tracer_provider is not None:
         from gql_service.tracing import trace_engine
 
@@ -89,9 +91,7 @@ def create_app(
         observe_pool(engine, "default")
         if reads is not engine:
             observe_pool(reads, "reads")
-        on_asyncpg = driver_reads(reads)
         if on_asyncpg is not None:
-            # Compiled reads and, first, units of work (driver_writes.py).
             on_asyncpg.observe(
                 metrics.POOL_SIZE.labels("asyncpg"), metrics.POOL_CHECKED_OUT.labels("asyncpg")
             )
@@ -125,8 +125,9 @@ def create_app(
         # (default 5 ms) lets the event loop take the interpreter back that much sooner.
         sys.setswitchinterval(0.001)
         # The asyncpg connections, opened while nothing waits for them (DB_POOL_WARM).
-        on_asyncpg = driver_reads(reads) if settings.db_pool_warm else None
-        warming = None if on_asyncpg is None else asyncio.create_task(on_asyncpg.warm())
+        warming = None
+        if on_asyncpg is not None and settings.db_pool_warm:
+            warming = asyncio.create_task(on_asyncpg.warm())
         yield
         if warming is not None:
             warming.cancel()

@@ -349,9 +349,9 @@ class DriverReads:
             server_settings=self._server_settings,
         )
 
-    async def warm(self) -> int:
+    async def warm(self) -> None:
         """Open every connection the pool may hold, each having run WARM_UP, and give them
-        back; how many opened. Best effort (a connection that fails is left out).
+        back. Best effort (a connection that fails is left out, and logged).
 
         Opened when first needed, they are opened when load first needs them: a new
         PostgreSQL server process started, its catalog read and its statements planned, with
@@ -366,7 +366,6 @@ class DriverReads:
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             log.info("%d of %d connections not opened ahead: %s", len(failed), wanted, failed[0])
-        return wanted - len(failed)
 
     async def _warm_one(self) -> None:
         connection = await self._connections.take(self._pool_timeout)

@@ -80,9 +80,8 @@ class PostgresListener:
         not missed. BrokerUnavailableError if the database does not answer.
         """
         try:
-            async with self.engine.connect() as connection:
+            async with self.engine.connect() as connection:  # (its close rolls back)
                 await connection.execute(_BARRIER, {"id": opportunity_id})
-                await connection.rollback()
         except Exception as exc:
             raise BrokerUnavailableError("the database does not answer the listener") from exc
 

@@ -126,7 +126,7 @@ class WritePlan:
 
         Requests with one document mostly differ in an id alone: an input converted for the
         same other values is copied, with the ids put in place, instead of coercing and
-        converting the variables again (about 5% of a fast closeOpportunity's CPU).
+        converting the variables again (2-4% of a fast close's CPU in ``make bench-ab``).
         """
         shape = self._shape(variables)
         if shape is not None:
