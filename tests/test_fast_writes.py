@@ -664,3 +664,36 @@ def test_an_input_remembered_for_its_variables_shape_is_the_one_converted_afresh
             assert actual == expected
 
     remembered_alike()
+
+
+@pytest.mark.parametrize(
+    "scalar", ["Int", "String", "ID", "Boolean", "Date", "DateTime", "Decimal"]
+)
+def test_the_lanes_leaves_render_as_graphql_core_serializes(scalar: str) -> None:
+    """A leaf the lane passes through as it is (a str for String or ID, a bool, an Int within
+    32 bits) is what the scalar's own serialization gives; every other value is serialized."""
+    type_ = build_schema()._schema.type_map[scalar]
+    render = fast_writes._leaf_renderer(type_)
+
+    @given(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**40), max_value=2**40)
+        | st.floats(allow_nan=False)
+        | st.text(max_size=12)
+        | st.dates()
+        | st.decimals(allow_nan=False, allow_infinity=False)
+    )
+    @hypothesis_settings(max_examples=300, deadline=None)
+    def renders_alike(value: Any) -> None:
+        try:
+            expected = None if value is None else type_.coerce_output_value(value)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                render(value)
+            return
+        rendered = render(value)
+        assert rendered == expected
+        assert type(rendered) is type(expected)
+
+    renders_alike()

@@ -208,7 +208,7 @@ class FastLane:
             fast_writes.STATS.handed_over += 1
             return None
         fast_writes.STATS.answered += 1
-        return plan.data(plan.write.success(result))
+        return plan.data(result)
 
     async def _traced_fetch(
         self,

@@ -120,6 +120,11 @@ def _all_closed(closed: Iterable[ClosedQuote]) -> list[Quote]:
     return [_closed(c) for c in closed]
 
 
+def _quotes_of(closed: Iterable[ClosedQuote]) -> list[Any]:
+    """The closed quotes' records, as the fast lane renders them."""
+    return [c.quote for c in closed]
+
+
 def _prime_no_open_quotes(info: Info, opportunity: Opportunity | None) -> None:
     """After a dry run the database still holds the open quotes its close (or closeQuotes)
     closed: the opportunity's openQuoteCount is given as the call would leave it, none."""
@@ -131,19 +136,20 @@ def _prime_no_open_quotes(info: Info, opportunity: Opportunity | None) -> None:
 class Write(Generic[In, R, P]):
     """A mutation apart from GraphQL execution: the service call its input makes, and the
     payload fields its result gives. The resolver runs it through ``respond``; the fast lane
-    (fast_writes.py) runs the same two for a known document."""
+    (fast_writes.py) runs the same call for a known document, and renders the same fields
+    from ``records``."""
 
     payload: Callable[..., P]
     call: Callable[[In], Callable[[UnitOfWork], Awaitable[R]]]
+    # The payload's fields (but errors): the GraphQL objects...
     present: Callable[[R], dict[str, Any]]
+    # ... and the records they are built from (types.FromRecord), for the fast lane.
+    records: Callable[[R], dict[str, Any]]
 
     @staticmethod
     def dry_run(input: In) -> bool:
         """Whether the input asks for a dry run (closeOpportunity and closeQuotes offer one)."""
         return bool(getattr(input, "dry_run", False))
-
-    def success(self, result: R) -> P:
-        return self.payload(errors=[], **self.present(result))
 
     async def respond(self, info: Info, input: In, *, within: Sequence[str] = INPUT) -> P:
         dry_run = self.dry_run(input)
@@ -196,6 +202,11 @@ CLOSE_OPPORTUNITY = Write(
         "opportunity_close": OpportunityClose.from_model(r.close),
         "closed_quotes": _all_closed(r.closed_quotes),
     },
+    lambda r: {
+        "opportunity": r.opportunity,
+        "opportunity_close": r.close,
+        "closed_quotes": _quotes_of(r.closed_quotes),
+    },
 )
 CLOSE_QUOTES = Write(
     CloseQuotesPayload,
@@ -204,6 +215,7 @@ CLOSE_QUOTES = Write(
         "opportunity": Opportunity.from_model(r.opportunity),
         "closed_quotes": _all_closed(r.closed_quotes),
     },
+    lambda r: {"opportunity": r.opportunity, "closed_quotes": _quotes_of(r.closed_quotes)},
 )
 
 
@@ -224,6 +236,7 @@ CREATE_OPPORTUNITY = Write(
     CreateOpportunityPayload,
     _create_opportunity_call,
     lambda o: {"opportunity": Opportunity.from_model(o)},
+    lambda o: {"opportunity": o},
 )
 
 
@@ -247,6 +260,7 @@ UPDATE_OPPORTUNITY = Write(
     UpdateOpportunityPayload,
     _update_opportunity_call,
     lambda o: {"opportunity": Opportunity.from_model(o)},
+    lambda o: {"opportunity": o},
 )
 
 
@@ -266,6 +280,7 @@ REOPEN_OPPORTUNITY = Write(
         "opportunity": Opportunity.from_model(r.opportunity),
         "canceled_closes": [OpportunityClose.from_model(c) for c in r.canceled_closes],
     },
+    lambda r: {"opportunity": r.opportunity, "canceled_closes": r.canceled_closes},
 )
 
 
@@ -282,7 +297,10 @@ def _create_quote_call(input: CreateQuoteInput) -> Call[models.Quote]:
 
 
 CREATE_QUOTE = Write(
-    CreateQuotePayload, _create_quote_call, lambda q: {"quote": Quote.from_model(q)}
+    CreateQuotePayload,
+    _create_quote_call,
+    lambda q: {"quote": Quote.from_model(q)},
+    lambda q: {"quote": q},
 )
 
 
@@ -299,7 +317,10 @@ def _update_quote_call(input: UpdateQuoteInput) -> Call[models.Quote]:
 
 
 UPDATE_QUOTE = Write(
-    UpdateQuotePayload, _update_quote_call, lambda q: {"quote": Quote.from_model(q)}
+    UpdateQuotePayload,
+    _update_quote_call,
+    lambda q: {"quote": Quote.from_model(q)},
+    lambda q: {"quote": q},
 )
 
 
@@ -310,7 +331,10 @@ def _activate_quote_call(input: ActivateQuoteInput) -> Call[models.Quote]:
 
 
 ACTIVATE_QUOTE = Write(
-    ActivateQuotePayload, _activate_quote_call, lambda q: {"quote": Quote.from_model(q)}
+    ActivateQuotePayload,
+    _activate_quote_call,
+    lambda q: {"quote": Quote.from_model(q)},
+    lambda q: {"quote": q},
 )
 
 
@@ -327,6 +351,7 @@ REVISE_QUOTE = Write(
         "quote": Quote.from_model(r.quote),
         "revised_quote": Quote.from_model(r.revised_quote),
     },
+    lambda r: {"quote": r.quote, "revised_quote": r.revised_quote},
 )
 
 
@@ -341,7 +366,12 @@ def _close_quote_call(input: CloseQuoteInput) -> Call[ClosedQuote]:
     )
 
 
-CLOSE_QUOTE = Write(CloseQuotePayload, _close_quote_call, lambda c: {"quote": _closed(c)})
+CLOSE_QUOTE = Write(
+    CloseQuotePayload,
+    _close_quote_call,
+    lambda c: {"quote": _closed(c)},
+    lambda c: {"quote": c.quote},
+)
 
 
 def _create_competitor_call(input: CreateCompetitorInput) -> Call[models.Competitor]:
@@ -354,6 +384,7 @@ CREATE_COMPETITOR = Write(
     CreateCompetitorPayload,
     _create_competitor_call,
     lambda c: {"competitor": Competitor.from_model(c)},
+    lambda c: {"competitor": c},
 )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
+from strawberry.types.private import is_private
 
 from gql_service import models
 from gql_service.graphql.context import Context
@@ -50,6 +52,38 @@ _CONTRACTS = "gql_service.graphql.contract_types"
 NodeT = TypeVar("NodeT")
 
 
+class FromRecord:
+    """How the public fields of one type read its record (records.py), said once: ``id`` is
+    the global id of the record's ``id``, a field given here is computed so, and every other
+    field is the record's column of the same name. ``from_model`` builds the object by it,
+    and the fast lane renders the fields a write selected straight from the records it
+    returned, without building the objects (fast_writes.py)."""
+
+    def __init__(self, type_name: str, **computed: Callable[[Any], Any]) -> None:
+        self.type_name = type_name
+        self.computed = computed
+        self._readers: tuple[tuple[str, Callable[[Any], Any]], ...] | None = None
+
+    def reader(self, name: str) -> Callable[[Any], Any]:
+        """How the field of Python name ``name`` reads the record."""
+        if name == "id":
+            type_name = self.type_name
+            return lambda m: strawberry.ID(encode_id(type_name, m.id))
+        return self.computed.get(name) or attrgetter(name)
+
+    def values(self, cls: type, m: Any) -> dict[str, Any]:
+        """The values of ``cls``'s public fields (those without a resolver) for record ``m``."""
+        readers = self._readers
+        if readers is None:
+            names = [
+                field.python_name
+                for field in cls.__strawberry_definition__.fields  # type: ignore[attr-defined]
+                if field.base_resolver is None and not is_private(field.type_annotation.annotation)
+            ]
+            readers = self._readers = tuple((name, self.reader(name)) for name in names)
+        return {name: read(m) for name, read in readers}
+
+
 @strawberry.interface(description="An object with a globally unique, opaque id.")
 class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global id; pass it to node(id:).")
@@ -67,15 +101,10 @@ class Competitor(Node):
     @classmethod
     def from_model(cls, m: CompetitorRecord) -> Competitor:
         assert m.id is not None
-        return cls(
-            id=strawberry.ID(encode_id("Competitor", m.id)),
-            pk=m.id,
-            name=m.name,
-            website=m.website,
-            notes=m.notes,
-            created_at=m.created_at,
-            created_by=m.created_by,
-        )
+        return cls(pk=m.id, **COMPETITOR.values(cls, m))
+
+
+COMPETITOR = FromRecord("Competitor")
 
 
 @strawberry.type(description="One close of an opportunity, as WON or LOST; kept as history.")
@@ -116,21 +145,14 @@ class OpportunityClose(Node):
     def from_model(cls, m: OpportunityCloseRecord) -> OpportunityClose:
         assert m.id is not None
         return cls(
-            id=strawberry.ID(encode_id("OpportunityClose", m.id)),
             pk=m.id,
             opportunity_pk=m.opportunity_id,
             competitor_pk=m.competitor_id,
-            outcome=m.outcome,
-            status_reason=m.status_reason,
-            actual_revenue=m.actual_revenue,
-            close_date=m.close_date,
-            description=m.description,
-            state=m.state,
-            created_at=m.created_at,
-            created_by=m.created_by,
-            canceled_at=m.canceled_at,
-            canceled_by=m.canceled_by,
+            **OPPORTUNITY_CLOSE.values(cls, m),
         )
+
+
+OPPORTUNITY_CLOSE = FromRecord("OpportunityClose")
 
 
 @strawberry.type(description="The record left by closing (or winning) one quote.")
@@ -326,28 +348,10 @@ class Quote(Node):
     @classmethod
     def from_model(cls, m: QuoteRecord, close: QuoteCloseRecord | Unset | None = UNSET) -> Quote:
         assert m.id is not None
-        return cls(
-            id=strawberry.ID(encode_id("Quote", m.id)),
-            pk=m.id,
-            opportunity_pk=m.opportunity_id,
-            close=close,
-            quote_number=m.quote_number,
-            revision_number=m.revision_number,
-            name=m.name,
-            currency_code=m.currency_code,
-            total_amount=m.total_amount,
-            state=m.state,
-            status_reason=m.status_reason,
-            is_open=m.state in models.OPEN_QUOTE_STATES,
-            effective_from=m.effective_from,
-            effective_to=m.effective_to,
-            closed_on=m.closed_on,
-            version=m.version,
-            created_at=m.created_at,
-            created_by=m.created_by,
-            modified_at=m.modified_at,
-            modified_by=m.modified_by,
-        )
+        return cls(pk=m.id, opportunity_pk=m.opportunity_id, close=close, **QUOTE.values(cls, m))
+
+
+QUOTE = FromRecord("Quote", is_open=lambda m: m.state in models.OPEN_QUOTE_STATES)
 
 
 @strawberry.type(description="A project sales opportunity, closed as WON or LOST at the end.")
@@ -458,25 +462,13 @@ class Opportunity(Node):
     @classmethod
     def from_model(cls, m: OpportunityRecord) -> Opportunity:
         assert m.id is not None
-        return cls(
-            id=strawberry.ID(encode_id("Opportunity", m.id)),
-            pk=m.id,
-            name=m.name,
-            customer_name=m.customer_name,
-            currency_code=m.currency_code,
-            estimated_revenue=m.estimated_revenue,
-            estimated_close_date=m.estimated_close_date,
-            state=m.state,
-            status_reason=m.status_reason,
-            forecast_category=m.forecast_category,
-            actual_revenue=m.actual_revenue,
-            actual_close_date=m.actual_close_date,
-            description=m.description,
-            is_revenue_system_calculated=bool(m.is_revenue_system_calculated),
-            is_closed=m.state is not models.OpportunityState.OPEN,
-            version=m.version,
-            created_at=m.created_at,
-            created_by=m.created_by,
-            modified_at=m.modified_at,
-            modified_by=m.modified_by,
-        )
+        return cls(pk=m.id, **OPPORTUNITY.values(cls, m))
+
+
+OPPORTUNITY = FromRecord(
+    "Opportunity",
+    is_revenue_system_calculated=lambda m: bool(m.is_revenue_system_calculated),
+    is_closed=lambda m: m.state is not models.OpportunityState.OPEN,
+)
+# By GraphQL type name, the types whose fields read a record so.
+FROM_RECORD = {spec.type_name: spec for spec in (COMPETITOR, OPPORTUNITY_CLOSE, QUOTE, OPPORTUNITY)}
