@@ -442,3 +442,52 @@ async def test_writes_driver_psycopg_keeps_units_of_work_on_sqlalchemy(settings:
             await engine.dispose()
     with pytest.raises(ValueError, match="WRITES_DRIVER must be one of asyncpg, psycopg"):
         Settings.from_env({"DATABASE_URL": settings.database_url, "WRITES_DRIVER": "pg8000"})
+
+
+# As W2-1000 leaves the quote table: a few opportunities with hundreds of quotes each, closed.
+_CROWDED = """
+WITH o AS (
+    INSERT INTO opportunity (
+        name, customer_name, currency_code, state, status_reason, forecast_category, version,
+        created_at, created_by, modified_at, modified_by)
+    SELECT 'Crowded ' || g, 'Contoso', 'EUR', 'OPEN', 'IN_PROGRESS', 'PIPELINE', 1,
+           now(), 'tester', now(), 'tester'
+    FROM generate_series(1, 30) g
+    RETURNING id
+)
+INSERT INTO quote (
+    opportunity_id, quote_number, revision_number, name, currency_code, state, status_reason,
+    closed_on, version, created_at, created_by, modified_at, modified_by)
+SELECT o.id, 'C-' || o.id || '-' || k, 0, 'Crowded quote', 'EUR', 'CLOSED', 'LOST',
+       date '2025-06-30', 2, now(), 'tester', now(), 'tester'
+FROM o CROSS JOIN generate_series(1, 500) k
+"""
+
+
+async def test_closes_are_planned_once_however_the_quotes_are_spread(engine: AsyncEngine) -> None:
+    """The closes name the open quote states as literals, so PostgreSQL keeps one generic plan
+    of each prepared statement. With the states as parameters, once closes like W2-1000's had
+    crowded the quote table's statistics, it planned every execution anew."""
+    async with engine.begin() as connection:
+        await connection.execute(text(_CROWDED))
+        await connection.execute(text("ANALYZE quote"))
+    targets = [await _opportunity(engine, quotes=2) for _ in range(12)]
+    for pk in targets:
+        await close_opportunity(
+            _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, close_open_quotes=True
+        )
+    connections = _driver(engine).connections
+    # (One close after the other: each took the connection the last one gave back.)
+    connection = await connections.take()
+    try:
+        plans = await connection.fetch(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE 'WITH closed AS%'"
+        )
+    finally:
+        connections.give(connection)
+    assert len(plans) == 1
+    # PostgreSQL plans the first five executions for their parameters, then compares; the
+    # rest ran its generic plan (all of them were custom with the states as parameters).
+    assert plans[0]["custom_plans"] <= 5
+    assert plans[0]["generic_plans"] >= 5
