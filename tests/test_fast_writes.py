@@ -673,6 +673,7 @@ def test_the_lanes_leaves_render_as_graphql_core_serializes(scalar: str) -> None
     """A leaf the lane passes through as it is (a str for String or ID, a bool, an Int within
     32 bits) is what the scalar's own serialization gives; every other value is serialized."""
     type_ = build_schema()._schema.type_map[scalar]
+    assert isinstance(type_, graphql.GraphQLScalarType)
     render = fast_writes._leaf_renderer(type_)
 
     @given(
