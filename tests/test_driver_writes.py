@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import deadlines
 from gql_service.database import (
+    WRITE_OPTION,
     create_engine,
     driver_writes,
     is_dead_connection,
@@ -464,30 +465,46 @@ FROM o CROSS JOIN generate_series(1, 500) k
 """
 
 
-async def test_closes_are_planned_once_however_the_quotes_are_spread(engine: AsyncEngine) -> None:
+@BOTH_WRITE_DRIVERS
+async def test_closes_are_planned_once_however_the_quotes_are_spread(
+    engine: AsyncEngine, driver: str
+) -> None:
     """The closes name the open quote states as literals, so PostgreSQL keeps one generic plan
     of each prepared statement. With the states as parameters, once closes like W2-1000's had
     crowded the quote table's statistics, it planned every execution anew."""
     async with engine.begin() as connection:
         await connection.execute(text(_CROWDED))
         await connection.execute(text("ANALYZE quote"))
-    targets = [await _opportunity(engine, quotes=2) for _ in range(12)]
+    targets = [await _opportunity(engine, quotes=2) for _ in range(16)]
     for pk in targets:
         await close_opportunity(
             _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, close_open_quotes=True
         )
-    connections = _driver(engine).connections
     # (One close after the other: each took the connection the last one gave back.)
-    connection = await connections.take()
-    try:
-        plans = await connection.fetch(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-            "WHERE statement LIKE 'WITH closed AS%'"
-        )
-    finally:
-        connections.give(connection)
+    plans = await _plans_of(engine, "WITH closed AS%")
     assert len(plans) == 1
-    # PostgreSQL plans the first five executions for their parameters, then compares; the
-    # rest ran its generic plan (all of them were custom with the states as parameters).
-    assert plans[0]["custom_plans"] <= 5
-    assert plans[0]["generic_plans"] >= 5
+    # PostgreSQL plans the first five executions of a prepared statement for their
+    # parameters, then compares; the rest ran its generic plan (all of them were custom
+    # plans with the states as parameters). psycopg prepares from the sixth execution.
+    custom, generic = plans[0]
+    assert custom <= 5
+    assert generic >= 5
+
+
+async def _plans_of(engine: AsyncEngine, statement: str) -> list[tuple[int, int]]:
+    """Custom and generic plans of the write connection's prepared statements like
+    ``statement``: on asyncpg's connection for units of work if there is one, else on the
+    pool for transactions."""
+    query = "SELECT custom_plans, generic_plans FROM pg_prepared_statements WHERE statement LIKE $1"
+    on_asyncpg = driver_writes(engine)
+    if on_asyncpg is not None:
+        connection = await on_asyncpg.connections.take()
+        try:
+            return [tuple(row) for row in await connection.fetch(query, statement)]
+        finally:
+            on_asyncpg.connections.give(connection)
+    async with engine.execution_options(**{WRITE_OPTION: True}).connect() as sqlalchemy:
+        found = await sqlalchemy.execute(
+            text(query.replace("$1", ":statement")), {"statement": statement}
+        )
+        return [tuple(row) for row in found]

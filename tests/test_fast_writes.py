@@ -13,13 +13,14 @@ import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import graphql
 import httpx
 import pytest
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLList, GraphQLNonNull, Undefined
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.utilities import coerce_input_value
 from hypothesis import assume, given
 from hypothesis import settings as hypothesis_settings
@@ -554,6 +555,29 @@ def _schema_and_input(field: str) -> tuple[Any, Any]:
     return schema, mutation.fields[field].args["input"].type.of_type
 
 
+def _planned(
+    schema: Any,
+    data: st.DataObject,
+    field: str,
+    input_type: Any,
+    variable: Callable[[str, Any], str],
+) -> fast_writes.WritePlan:
+    """The lane's plan of a valid ``_document`` (hypothesis draws again for an invalid one)."""
+    document = _document(data, field, input_type, variable)
+    assume(not graphql.validate(schema._schema, document))
+    plan = plan_write(schema, document, None)
+    assert plan is not None
+    return plan
+
+
+def _or_refused(call: Callable[[], Any], *refusals: type[Exception]) -> Any:
+    """``call()``, or "refused" where it raises one of ``refusals``."""
+    try:
+        return call()
+    except refusals:
+        return "refused"
+
+
 def _document(
     data: st.DataObject, field: str, input_type: Any, variable: Callable[[str, Any], str]
 ) -> graphql.DocumentNode:
@@ -603,24 +627,19 @@ def test_the_lanes_literal_inputs_coerce_as_graphql_core_does(field: str) -> Non
                 variables[name] = data.draw(_json_values(type_))
             return declared
 
-        document = _document(data, field, input_type, variable)
-        assume(not graphql.validate(schema._schema, document))
-        plan = plan_write(schema, document, None)
-        assert plan is not None
-        assert plan.literal is not None
+        plan = _planned(schema, data, field, input_type, variable)
+        literal = plan.literal
+        assert literal is not None
         coerced = get_variable_values(
             schema._schema, plan.operation.variable_definitions or (), variables
         )
         assume(not isinstance(coerced, list))  # execution refuses the variables first
-        try:
-            expected = get_argument_values(plan.field, plan.node, coerced)["input"]
-        except graphql.GraphQLError:
-            expected = "refused"
-        try:
-            actual = plan.literal(coerced)
-        except fast_writes.Declined:
-            actual = "refused"
-        assert actual == expected
+        assert isinstance(coerced, VariableValues)
+        expected = _or_refused(
+            lambda: get_argument_values(plan.field, plan.node, coerced)["input"],
+            graphql.GraphQLError,
+        )
+        assert _or_refused(partial(literal, coerced), fast_writes.Declined) == expected
 
     coerces_alike()
 
@@ -643,24 +662,15 @@ def test_an_input_remembered_for_its_variables_shape_is_the_one_converted_afresh
             variables[name] = data.draw(_json_values(input_field.type), label=f"${name}")
             return str(input_field.type)
 
-        document = _document(data, field, input_type, variable)
-        assume(not graphql.validate(schema._schema, document))
-        plan = plan_write(schema, document, None)
-        assert plan is not None
+        plan = _planned(schema, data, field, input_type, variable)
         ids = st.text(max_size=4) | st.integers(-3, 3) | st.none()
         for round_ in range(3):
             given_ = dict(variables)
             if round_:
                 for name in plan.id_variables & given_.keys():
                     given_[name] = data.draw(ids, label=f"${name} in round {round_}")
-            try:
-                expected = plan._converted(schema, given_)
-            except fast_writes.Declined:
-                expected = "refused"
-            try:
-                actual = plan.input(schema, given_)
-            except fast_writes.Declined:
-                actual = "refused"
+            expected = _or_refused(partial(plan._converted, schema, given_), fast_writes.Declined)
+            actual = _or_refused(partial(plan.input, schema, given_), fast_writes.Declined)
             assert actual == expected
 
     remembered_alike()
