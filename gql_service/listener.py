@@ -66,7 +66,8 @@ class PostgresListener:
         if self._ready.is_set():
             return
         try:
-            await asyncio.wait_for(self._ready.wait(), self.connect_timeout_s * 2)
+            async with asyncio.timeout(self.connect_timeout_s * 2):
+                await self._ready.wait()
         except TimeoutError as exc:
             raise BrokerUnavailableError("the database does not answer the listener") from exc
 
@@ -86,10 +87,15 @@ class PostgresListener:
             raise BrokerUnavailableError("the database does not answer the listener") from exc
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # close() itself was cancelled, not only the listener
             self._task = None
 
     async def _run(self) -> None:
@@ -97,10 +103,14 @@ class PostgresListener:
         listened_before = False
         while True:
             try:
-                async with await asyncio.wait_for(
-                    psycopg.AsyncConnection.connect(self.conninfo, autocommit=True),
-                    self.connect_timeout_s,
-                ) as connection:
+                # asyncio.timeout, never asyncio.wait_for: on Python 3.11 wait_for returns
+                # what it waited for when a cancellation (close) meets its completion, and
+                # the listener would go on listening with close() waiting for it.
+                async with asyncio.timeout(self.connect_timeout_s):
+                    connected = await psycopg.AsyncConnection.connect(
+                        self.conninfo, autocommit=True
+                    )
+                async with connected as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
                     # Writes notify from here on (they look for a registered listener).
                     await connection.execute(_FORGET_GONE)
@@ -114,9 +124,8 @@ class PostgresListener:
                     except asyncio.CancelledError:
                         # Shutting down: writes stop notifying unless another worker listens.
                         with contextlib.suppress(Exception):
-                            await asyncio.wait_for(
-                                connection.execute(_UNREGISTER), self.connect_timeout_s
-                            )
+                            async with asyncio.timeout(self.connect_timeout_s):
+                                await connection.execute(_UNREGISTER)
                         raise
             except asyncio.CancelledError:
                 raise
@@ -138,7 +147,8 @@ class PostgresListener:
                 if change is not None and self._broker is not None:
                     self._broker.publish(change)
             # Silence: make sure the connection still answers.
-            await asyncio.wait_for(connection.execute("SELECT 1"), self.connect_timeout_s)
+            async with asyncio.timeout(self.connect_timeout_s):
+                await connection.execute("SELECT 1")
 
 
 def live_broker(settings: Settings, engine: AsyncEngine) -> Broker | None:

@@ -159,3 +159,32 @@ async def test_a_subscriber_waits_for_a_write_that_looked_before_anyone_listened
         release.set()
         await asyncio.gather(writing, subscribing, return_exceptions=True)
         await broker.close()
+
+
+async def test_a_listener_closed_as_its_connection_opens_stops(
+    engine: AsyncEngine, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker shutting down closes its listener, whatever the listener is doing. On Python
+    3.11, ``asyncio.wait_for`` returns what it waited for when a cancellation meets its
+    completion: a listener closed just as its connection opened went on listening, and its
+    ``close`` waited for it forever (a test run hung there in CI)."""
+    listener = PostgresListener(engine, connect_timeout_s=5.0)
+    connect = psycopg.AsyncConnection.connect
+    closing: asyncio.Future[asyncio.Future[None]] = asyncio.get_running_loop().create_future()
+
+    async def connect_then_close(*args: object, **kwargs: object) -> object:
+        connection = await connect(*args, **kwargs)  # type: ignore[arg-type]
+        # The worker shuts down as the connection comes back, before the listener resumes.
+        asyncio.get_running_loop().call_soon(
+            lambda: closing.set_result(asyncio.ensure_future(listener.close()))
+        )
+        return connection
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", connect_then_close)
+    starting = asyncio.create_task(listener.start(Broker(listener)))
+    close = await asyncio.wait_for(closing, WAIT)
+    # (asyncio.wait: wait_for's own cancellation of close() at its time-out went unseen too.)
+    done, _ = await asyncio.wait([close], timeout=WAIT)
+    starting.cancel()
+    await asyncio.gather(starting, return_exceptions=True)
+    assert done, "the listener went on listening after close()"
