@@ -6,7 +6,7 @@ import uuid
 from collections import namedtuple
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Executable, bindparam, func, select, update
@@ -69,6 +69,7 @@ _OPEN_QUOTE = sa.or_(
     *(_QUOTE.c.state == sa.literal_column(f"'{state.value}'") for state in OPEN_QUOTE_STATES)
 )
 _OPPORTUNITY_VERSION = select(_OPPORTUNITY.c.version).where(_OPPORTUNITY.c.id == bindparam("p_id"))
+_OPPORTUNITY_ROW = select(_OPPORTUNITY).where(_OPPORTUNITY.c.id == bindparam("p_id"))
 _COMPETITOR_EXISTS = select(_COMPETITOR.c.id).where(_COMPETITOR.c.id == bindparam("p_id"))
 _OPEN_QUOTES = (
     select(_QUOTE)
@@ -142,6 +143,54 @@ def _close_opportunity_update(
 def _close_opportunity_statement(fields: tuple[str, ...]) -> sa.Update:
     """``_close_opportunity_update`` with the p_ placeholders."""
     return _close_opportunity_update(fields)
+
+
+@cache
+def _close_unlocked_statement(
+    fields: tuple[str, ...], recorded: tuple[str, ...], announce: bool
+) -> sa.Select[Any]:
+    """PostgreSQL: ``_close_and_record_statement`` as a statement of its own, outside any
+    transaction, that takes the opportunity's lock itself, without waiting for it, at the
+    version the rules were checked on.
+
+    ``WITH locked AS (SELECT id FROM opportunity WHERE id = ... AND version = <p_at_version>
+    FOR UPDATE NOWAIT), moved AS (UPDATE opportunity SET <fields>, version = version + 1, ...
+    WHERE id IN (SELECT id FROM locked) AND NOT EXISTS (open quote) RETURNING ...), record AS
+    (INSERT ...) SELECT ...``. The open-quote test sees the statement's snapshot, so it holds
+    only if no transaction changed the quotes since then; every one that does bumps the
+    opportunity's version first (``lock_opportunity``). One still open holds the row's lock:
+    NOWAIT fails the statement at once, nothing written. One committed after the snapshot
+    changed the version, which PostgreSQL checks again on the row's newest version as it
+    locks it: no row then, and nothing written. (Never waiting, the statement also never
+    holds a request in a lock's queue outside a transaction, where a client gone away
+    cannot take it back.) With ``announce`` the RETURNING ends with the announcement,
+    decided after the lock as the locking UPDATE decides it (``_announcement``).
+    """
+    locked = (
+        sa.select(_OPPORTUNITY.c.id)
+        .where(
+            _OPPORTUNITY.c.id == bindparam("p_id"),
+            _OPPORTUNITY.c.version == bindparam("p_at_version"),
+        )
+        .with_for_update(nowait=True)
+        .cte("locked")
+    )
+    update = (
+        _close_opportunity_update(fields)
+        .where(_OPPORTUNITY.c.id.in_(sa.select(locked.c.id)))
+        .values(audit.touched(_OPPORTUNITY.c.version, bindparam("p_now"), bindparam("p_actor")))
+    )
+    if announce:
+        update = update.returning(_ANNOUNCEMENT)
+    moved = update.cte("moved")
+    record = _recorded_close(moved, recorded)
+    # (The announcement last, past both tables' columns: selected, so that it surely runs.)
+    announced = [moved.c.announced] if announce else []
+    return sa.select(
+        *(moved.c[column.key] for column in _OPPORTUNITY.c),
+        *_labeled(record, "record_"),
+        *announced,
+    ).select_from(moved.join(record, record.c.opportunity_id == moved.c.id))
 
 
 _RECORD_OPPORTUNITY_CLOSE = sa.insert(_OPPORTUNITY_CLOSE).returning(*_OPPORTUNITY_CLOSE.c)
@@ -373,12 +422,15 @@ class Repository:
             raise NeedsSqlAlchemy("SQLAlchemy's connection")
         return self._connection
 
-    async def _rows(self, stmt: Executable, params: dict[str, Any]) -> list[Any]:
+    async def _rows(
+        self, stmt: Executable, params: dict[str, Any], *, commits: bool = False
+    ) -> list[Any]:
         """A prebuilt statement's rows: on psycopg itself where nothing listens to statements
-        (lean_statements.py), else through SQLAlchemy."""
+        (lean_statements.py), else through SQLAlchemy. ``commits``: a write outside a
+        transaction (``close_opportunity_unlocked``)."""
         if self._runner is None:
             return await through_sqlalchemy(self.connection, stmt, params)
-        return await self._runner.rows(stmt, params)
+        return await self._runner.rows(stmt, params, commits=commits)
 
     @property
     def today(self) -> date:
@@ -575,6 +627,36 @@ class Repository:
         if moved is None:
             return None
         return moved, (await connection.execute(_RECORD_OPPORTUNITY_CLOSE, values)).one()
+
+    async def close_opportunity_unlocked(
+        self, opportunity: OpportunityRecord, changes: Changes, record: Changes
+    ) -> tuple[OpportunityRecord, OpportunityCloseRecord] | None:
+        """PostgreSQL, outside a transaction: ``close_opportunity`` (no quotes) as one
+        statement that takes the lock itself, if ``opportunity`` is still at the version it
+        was read at (``_close_unlocked_statement``). None when it was not, or when an open
+        quote blocks the close: nothing was written, and the caller runs the locked path."""
+        assert opportunity.id is not None
+        params = {f"p_{name}": value for name, value in changes.items()}
+        values = {**record, "created_at": self.now, "created_by": self.actor}
+        params.update({f"r_{name}": value for name, value in values.items()})
+        params.update(
+            p_id=opportunity.id,
+            p_at_version=opportunity.version,
+            p_now=self.now,
+            p_actor=self.actor,
+        )
+        stmt = _close_unlocked_statement(tuple(changes), tuple(values), self.announce)
+        rows = await self._rows(stmt, params, commits=True)
+        if not rows:
+            return None
+        self.changed.add(opportunity.id)
+        row = rows[0]
+        return row, _part(_OpportunityCloseRow, row, _OPPORTUNITY_COLUMNS, _CLOSED_QUOTE_AT)
+
+    async def opportunity_row(self, opportunity_id: int) -> OpportunityRecord | None:
+        """The opportunity as it is now, unlocked."""
+        rows = await self._rows(_OPPORTUNITY_ROW, {"p_id": opportunity_id})
+        return cast(OpportunityRecord, rows[0]) if rows else None
 
     async def _close_all(
         self,

@@ -29,7 +29,7 @@ from gql_service.database import (
 from gql_service.deadlines import DatabaseTimeoutError
 from gql_service.driver_reads import APPLICATION_NAME
 from gql_service.driver_writes import DriverWrites
-from gql_service.errors import ValidationFailedError
+from gql_service.errors import OpenQuotesBlock, ValidationFailedError
 from gql_service.lean_statements import NeedsSqlAlchemy
 from gql_service.models import CloseOutcome, OpportunityStatusReason
 from gql_service.quote_services import create_quote
@@ -300,8 +300,10 @@ async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
             await connection.execute(text(statement))
     committed = driver.committed
     with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
+        # (Closing the open quotes too: a transaction, where the unlocked close is a single
+        # statement, whose end says nothing of its outcome; see the next test.)
         closed = await close_opportunity(
-            _uow(engine), opportunity_id=pks[2], outcome=CloseOutcome.LOST
+            _uow(engine), opportunity_id=pks[2], outcome=CloseOutcome.LOST, close_open_quotes=True
         )
     # Retried once, on asyncpg, on a fresh connection: the other idle one was let go with the
     # dead one (the server may have restarted), as SQLAlchemy's pool replaces its older ones.
@@ -310,6 +312,70 @@ async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
     assert driver.committed == committed + 1
     assert driver.connections.size() == 1
     assert not (await _asyncpg_sessions(engine)) & before
+
+
+async def test_a_close_whose_one_statement_the_server_ended_says_its_outcome_is_unknown(
+    engine: AsyncEngine,
+) -> None:
+    """Unlocked, the close is one statement that commits itself: a connection lost while it
+    runs may have committed it, as a lost COMMIT may have. The outcome is unknown, and the
+    close is not run again."""
+    pk = await _opportunity(engine)
+    version = await _version(engine, pk)
+    driver = _driver(engine)
+    async with engine.begin() as connection:
+        for statement in _ENDED_ONCE:
+            await connection.execute(text(statement))
+    unlocked = driver.unlocked
+    with pytest.raises(DBAPIError) as raised:
+        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    assert outcome_unknown(raised.value)
+    assert driver.unlocked == unlocked
+    # Not run again: a second run would have closed it (the trigger ends one session only).
+    assert await _version(engine, pk) == version
+
+
+async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
+    engine: AsyncEngine,
+) -> None:
+    """A transaction that makes a quote open again holds the opportunity's lock as a close
+    starts. The close read the opportunity before that quote, but does not close on what it
+    read: its statement does not wait for the lock, and the locked work, which does, finds
+    the quote open once the lock is free."""
+    pk = await _opportunity(engine, quotes=1)
+    await close_quotes(_uow(engine), opportunity_id=pk)
+    driver = _driver(engine)
+    relocked = driver.relocked
+    async with engine.connect() as other:
+        reopening = await other.begin()
+        # As every write of an opportunity or its quotes does first: the version moves.
+        await other.execute(
+            text("UPDATE opportunity SET version = version + 1 WHERE id = :id"), {"id": pk}
+        )
+        quote = (
+            await other.execute(
+                text(
+                    "UPDATE quote SET state = 'DRAFT', status_reason = 'IN_PROGRESS', "
+                    "closed_on = NULL WHERE opportunity_id = :id RETURNING id"
+                ),
+                {"id": pk},
+            )
+        ).scalar_one()
+        closing = asyncio.create_task(
+            close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+        )
+        for _ in range(200):
+            if driver.relocked > relocked:
+                break
+            await asyncio.sleep(0.01)
+        assert driver.relocked == relocked + 1
+        assert not closing.done()  # the locked work waits for the lock
+        await reopening.commit()
+    with pytest.raises(ValidationFailedError) as refused:
+        await closing
+    [violation] = refused.value.violations
+    assert isinstance(violation, OpenQuotesBlock)
+    assert [q.id for q in violation.open_quotes] == [quote]
 
 
 async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
