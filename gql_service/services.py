@@ -29,7 +29,12 @@ from gql_service.models import (
     QuoteStatusReason,
 )
 from gql_service.quote_closing import ClosedQuote, check_quote_close_input
-from gql_service.records import OpportunityCloseRecord, OpportunityRecord
+from gql_service.records import (
+    OpportunityCloseRecord,
+    OpportunityRecord,
+    QuoteCloseRecord,
+    QuoteRecord,
+)
 from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
@@ -229,8 +234,10 @@ async def close_opportunity(
         if opportunity is None or expected_version not in (None, opportunity.version):
             return None
         plan = await plan_close(repo, opportunity)
-        closed = await repo.close_opportunity_unlocked(opportunity, plan.changes, plan.record)
-        return None if closed is None else OpportunityClosed(*closed, [])
+        done = await repo.close_opportunity_unlocked(
+            opportunity, plan.changes, plan.record, plan.quotes
+        )
+        return None if done is None else _closed(*done)
 
     async def work(repo: Repository) -> OpportunityClosed:
         opportunity = await repo.lock_opportunity_row(
@@ -249,11 +256,17 @@ async def close_opportunity(
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)
             blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
             raise ValidationFailedError(blocking)
-        moved, record, closed = done
-        return OpportunityClosed(moved, record, [ClosedQuote(q, r) for q, r in closed])
+        return _closed(*done)
 
-    # (Closing the open quotes too takes the locked work.)
-    return await uow.run(work, unlocked=None if close_open_quotes else unlocked)
+    return await uow.run(work, unlocked=unlocked)
+
+
+def _closed(
+    moved: OpportunityRecord,
+    record: OpportunityCloseRecord,
+    quotes: list[tuple[QuoteRecord, QuoteCloseRecord]],
+) -> OpportunityClosed:
+    return OpportunityClosed(moved, record, [ClosedQuote(q, r) for q, r in quotes])
 
 
 async def reopen_opportunity(
@@ -296,20 +309,33 @@ async def close_quotes(
     """
     raise_if_any(check_quote_close_input(status_reason, description))
 
-    async def work(repo: Repository) -> QuotesClosed:
-        opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version
-        )
-        closing = transitions.close_quotes(
+    def plan_close(repo: Repository, opportunity: OpportunityRecord) -> transitions.QuoteClosing:
+        return transitions.close_quotes(
             opportunity,
             status_reason=status_reason,
             close_date=close_date or repo.today,
             description=description,
         )
-        closed = await quote_closing.close_open_quotes(repo, closing)
+
+    async def unlocked(repo: Repository) -> QuotesClosed | None:
+        # As closeOpportunity's: read, check, one statement that locks the version read.
+        opportunity = await repo.opportunity_row(opportunity_id)
+        if opportunity is None or expected_version not in (None, opportunity.version):
+            return None
+        done = await repo.close_quotes_unlocked(opportunity, plan_close(repo, opportunity))
+        if done is None:
+            return None
+        bumped, closed = done
+        return QuotesClosed(bumped, [ClosedQuote(q, r) for q, r in closed])
+
+    async def work(repo: Repository) -> QuotesClosed:
+        opportunity = await repo.lock_opportunity_row(
+            opportunity_id, expected_version=expected_version
+        )
+        closed = await quote_closing.close_open_quotes(repo, plan_close(repo, opportunity))
         return QuotesClosed(opportunity, closed)
 
-    return await uow.run(work)
+    return await uow.run(work, unlocked=unlocked)
 
 
 async def create_competitor(

@@ -33,6 +33,8 @@ from gql_service.errors import OpenQuotesBlock, ValidationFailedError
 from gql_service.lean_statements import NeedsSqlAlchemy
 from gql_service.models import CloseOutcome, OpportunityStatusReason
 from gql_service.quote_services import create_quote
+from gql_service.records import OpportunityRecord
+from gql_service.repositories import Repository
 from gql_service.services import (
     close_opportunity,
     close_quotes,
@@ -299,16 +301,20 @@ async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
         for statement in _ENDED_ONCE:
             await connection.execute(text(statement))
     committed = driver.committed
+    version = await _version(engine, pks[2])
+
+    async def lock(repo: Repository) -> OpportunityRecord:
+        # A transaction whose first statement dies with its connection (the closes' unlocked
+        # statement commits itself; see the next test).
+        return await repo.lock_opportunity_row(pks[2], expected_version=None)
+
     with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
-        # (Closing the open quotes too: a transaction, where the unlocked close is a single
-        # statement, whose end says nothing of its outcome; see the next test.)
-        closed = await close_opportunity(
-            _uow(engine), opportunity_id=pks[2], outcome=CloseOutcome.LOST, close_open_quotes=True
-        )
+        locked = await _uow(engine).run(lock)
     # Retried once, on asyncpg, on a fresh connection: the other idle one was let go with the
     # dead one (the server may have restarted), as SQLAlchemy's pool replaces its older ones.
-    assert closed.opportunity.state == "LOST"
+    assert locked.version == version + 1
     assert [r for r in caplog.records if "fresh connection" in r.getMessage()]
+    assert await _version(engine, pks[2]) == version + 1
     assert driver.committed == committed + 1
     assert driver.connections.size() == 1
     assert not (await _asyncpg_sessions(engine)) & before
@@ -335,19 +341,20 @@ async def test_a_close_whose_one_statement_the_server_ended_says_its_outcome_is_
     assert await _version(engine, pk) == version
 
 
+@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes"])
 async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
-    engine: AsyncEngine,
+    engine: AsyncEngine, write: str
 ) -> None:
-    """A transaction that makes a quote open again holds the opportunity's lock as a close
-    starts. The close read the opportunity before that quote, but does not close on what it
+    """A transaction that adds an open quote (a new revision) holds the opportunity's lock as
+    a close starts. The close read the opportunity before that quote, but does not write on what it
     read: its statement does not wait for the lock, and the locked work, which does, finds
-    the quote open once the lock is free."""
+    the quote open once the lock is free (and refuses, or closes it too)."""
     pk = await _opportunity(engine, quotes=1)
     await close_quotes(_uow(engine), opportunity_id=pk)
     driver = _driver(engine)
     relocked = driver.relocked
     async with engine.connect() as other:
-        reopening = await other.begin()
+        adding = await other.begin()
         # As every write of an opportunity or its quotes does first: the version moves.
         await other.execute(
             text("UPDATE opportunity SET version = version + 1 WHERE id = :id"), {"id": pk}
@@ -355,14 +362,25 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         quote = (
             await other.execute(
                 text(
-                    "UPDATE quote SET state = 'DRAFT', status_reason = 'IN_PROGRESS', "
-                    "closed_on = NULL WHERE opportunity_id = :id RETURNING id"
+                    "INSERT INTO quote (opportunity_id, quote_number, revision_number, name, "
+                    "currency_code, state, status_reason, version, created_at, created_by, "
+                    "modified_at, modified_by) SELECT opportunity_id, quote_number, "
+                    "revision_number + 1, name, currency_code, 'DRAFT', 'IN_PROGRESS', 1, now(), "
+                    "'other', now(), 'other' FROM quote WHERE opportunity_id = :id RETURNING id"
                 ),
                 {"id": pk},
             )
         ).scalar_one()
+        uow = _uow(engine)
         closing = asyncio.create_task(
-            close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+            close_quotes(uow, opportunity_id=pk)
+            if write == "closeQuotes"
+            else close_opportunity(
+                uow,
+                opportunity_id=pk,
+                outcome=CloseOutcome.LOST,
+                close_open_quotes=write == "closeOpenQuotes",
+            )
         )
         for _ in range(200):
             if driver.relocked > relocked:
@@ -370,12 +388,16 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
             await asyncio.sleep(0.01)
         assert driver.relocked == relocked + 1
         assert not closing.done()  # the locked work waits for the lock
-        await reopening.commit()
-    with pytest.raises(ValidationFailedError) as refused:
-        await closing
-    [violation] = refused.value.violations
-    assert isinstance(violation, OpenQuotesBlock)
-    assert [q.id for q in violation.open_quotes] == [quote]
+        await adding.commit()
+    if write == "closeOpportunity":
+        with pytest.raises(ValidationFailedError) as refused:
+            await closing
+        [violation] = refused.value.violations
+        assert isinstance(violation, OpenQuotesBlock)
+        assert [q.id for q in violation.open_quotes] == [quote]
+    else:
+        closed = await closing
+        assert [c.quote.id for c in closed.closed_quotes] == [quote]
 
 
 async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
@@ -546,8 +568,9 @@ async def test_closes_are_planned_once_however_the_quotes_are_spread(
         await close_opportunity(
             _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, close_open_quotes=True
         )
-    # (One close after the other: each took the connection the last one gave back.)
-    plans = await _plans_of(engine, "WITH closed AS%")
+    # (One close after the other: each took the connection the last one gave back. On asyncpg
+    # the statement is the unlocked close's, "WITH locked AS (...), closed AS ...".)
+    plans = await _plans_of(engine, "WITH %closed AS%moved AS%")
     assert len(plans) == 1
     # PostgreSQL plans the first five executions of a prepared statement for their
     # parameters, then compares; the rest ran its generic plan (all of them were custom
