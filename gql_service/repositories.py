@@ -189,6 +189,28 @@ def _opportunity_part(moved: sa.CTE, announce: bool) -> tuple[list[Any], list[An
     return columns, [moved.c.announced] if announce else []
 
 
+def _closed_quotes(closed: sa.CTE, record: sa.CTE) -> sa.Subquery:
+    """The closed quotes (``quote_``) and their records (``quote_record_``) side by side,
+    and each one's place in quote id order (``quote_row``, last)."""
+    return (
+        sa.select(
+            *_labeled(closed, "quote_"),
+            *_labeled(record, "quote_record_"),
+            sa.func.row_number().over(order_by=closed.c.id).label("quote_row"),
+        )
+        .select_from(closed.join(record, record.c.quote_id == closed.c.id))
+        .subquery("quotes")
+    )
+
+
+def _on_first_row(columns: list[Any], quotes: sa.Subquery) -> list[Any]:
+    """``columns`` in the first row of a statement's rows, one per closed quote in quote id
+    order, and NULL in the others: the closed opportunity's values go once, not once per quote
+    (W2-30's statement returned 30 copies, each put out by the server and read here)."""
+    first = sa.or_(quotes.c.quote_row.is_(None), quotes.c.quote_row == 1)
+    return [sa.case((first, column), else_=sa.null()).label(column.key) for column in columns]
+
+
 @cache
 def _close_unlocked_statement(
     fields: tuple[str, ...], recorded: tuple[str, ...], announce: bool
@@ -410,12 +432,7 @@ def _close_all_statement(
     if locked is not None:
         closing = closing.where(_QUOTE.c.opportunity_id.in_(sa.select(locked.c.id)))
     closed = closing.cte("closed")
-    quote_record = _recorded_quote_closes(closed, "quote_record")
-    quotes = (
-        sa.select(*_labeled(closed, "quote_"), *_labeled(quote_record, "quote_record_"))
-        .select_from(closed.join(quote_record, quote_record.c.quote_id == closed.c.id))
-        .subquery("quotes")
-    )
+    quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "quote_record"))
     update = _close_opportunity_update(fields, prefix="o_", closing=closed)
     if locked is not None:
         update = _stamped_if_locked(update, locked, announce)
@@ -423,7 +440,11 @@ def _close_all_statement(
     record = _recorded_close(moved, recorded)
     opportunity, announced = _opportunity_part(moved, unlocked and announce)
     return (
-        sa.select(*opportunity, *_labeled(record, "record_"), *quotes.c, *announced)
+        sa.select(
+            *_on_first_row([*opportunity, *_labeled(record, "record_")], quotes),
+            *quotes.c,
+            *announced,
+        )
         .select_from(
             moved.join(record, record.c.opportunity_id == moved.c.id).outerjoin(quotes, sa.true())
         )
@@ -449,15 +470,10 @@ def _close_quotes_unlocked_statement(announce: bool) -> sa.Select[Any]:
         .where(_QUOTE.c.opportunity_id.in_(sa.select(locked.c.id)))
         .cte("closed")
     )
-    record = _recorded_quote_closes(closed, "record")
-    quotes = (
-        sa.select(*_labeled(closed, "quote_"), *_labeled(record, "quote_record_"))
-        .select_from(closed.join(record, record.c.quote_id == closed.c.id))
-        .subquery("quotes")
-    )
+    quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "record"))
     opportunity, announced = _opportunity_part(bumped, announce)
     return (
-        sa.select(*opportunity, *quotes.c, *announced)
+        sa.select(*_on_first_row(opportunity, quotes), *quotes.c, *announced)
         .select_from(bumped.outerjoin(quotes, sa.true()))
         .order_by(quotes.c.quote_id)
     )
