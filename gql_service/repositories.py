@@ -452,33 +452,6 @@ def _close_all_statement(
     )
 
 
-@cache
-def _close_quotes_unlocked_statement(announce: bool) -> sa.Select[Any]:
-    """PostgreSQL: closeQuotes as an unlocked write (``_locked_at_version``): the lock's
-    version bump, the quotes' close and their records in one statement.
-
-    One row per closed quote (one with empty quote columns when there was none): the
-    opportunity's columns, the quote's (``quote_``) and its record's (``quote_record_``), the
-    announcement last if ``announce``. Placeholders: ``_closing_quotes``' and p_at_version.
-    """
-    locked = _locked_at_version("p_opportunity_id")
-    bumped = _stamped_if_locked(
-        sa.update(_OPPORTUNITY).returning(*_OPPORTUNITY.c), locked, announce
-    ).cte("bumped")
-    closed = (
-        _closing_quotes(False, False)[2]
-        .where(_QUOTE.c.opportunity_id.in_(sa.select(locked.c.id)))
-        .cte("closed")
-    )
-    quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "record"))
-    opportunity, announced = _opportunity_part(bumped, announce)
-    return (
-        sa.select(*_on_first_row(opportunity, quotes), *quotes.c, *announced)
-        .select_from(bumped.outerjoin(quotes, sa.true()))
-        .order_by(quotes.c.quote_id)
-    )
-
-
 # --- project contracts ---
 _CONTRACT = table_of(ProjectContract)
 _RECORD_CONTRACT = sa.insert(_CONTRACT).returning(*_CONTRACT.c)
@@ -758,27 +731,6 @@ class Repository:
         if done is not None:
             self.changed.add(opportunity.id)
         return done
-
-    async def close_quotes_unlocked(
-        self, opportunity: OpportunityRecord, closing: QuoteClosing
-    ) -> tuple[OpportunityRecord, list[ClosedQuoteRow]] | None:
-        """PostgreSQL, outside a transaction: the lock's version bump and
-        ``close_open_quotes`` (all of them) as one statement that takes the opportunity's lock
-        itself, if it is still at the version it was read at (``_locked_at_version``). None
-        when it was not, or when its lock was held: nothing was written."""
-        assert opportunity.id is not None
-        if not closing.all_open:
-            return None
-        params = self._quote_params(closing)
-        params["p_at_version"] = opportunity.version
-        stmt = _close_quotes_unlocked_statement(self.announce)
-        rows = await self._rows(stmt, params, commits=True)
-        if not rows:
-            return None
-        self.changed.add(opportunity.id)
-        return _part(_OpportunityRow, rows[0], 0, _OPPORTUNITY_COLUMNS), _quote_rows(
-            rows, _OPPORTUNITY_COLUMNS
-        )
 
     async def opportunity_row(self, opportunity_id: int) -> OpportunityRecord | None:
         """The opportunity as it is now, unlocked."""

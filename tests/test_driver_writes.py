@@ -341,7 +341,7 @@ async def test_a_close_whose_one_statement_the_server_ended_says_its_outcome_is_
     assert await _version(engine, pk) == version
 
 
-@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes"])
+@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes"])
 async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
     engine: AsyncEngine, write: str
 ) -> None:
@@ -373,9 +373,7 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         ).scalar_one()
         uow = _uow(engine)
         closing = asyncio.create_task(
-            close_quotes(uow, opportunity_id=pk)
-            if write == "closeQuotes"
-            else close_opportunity(
+            close_opportunity(
                 uow,
                 opportunity_id=pk,
                 outcome=CloseOutcome.LOST,
