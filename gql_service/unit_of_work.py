@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gql_service import database, idempotency, lean_statements, metrics
 from gql_service.announcements import Broker
-from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
+from gql_service.database import (
+    WRITE_OPTION,
+    is_dead_connection,
+    is_retryable,
+    is_unavailable,
+    outcome_unknown,
+)
 from gql_service.driver_reads import Unserved
 from gql_service.driver_writes import DriverWrites
 from gql_service.errors import ValidationFailedError
@@ -94,7 +100,12 @@ class UnitOfWork:
         # (A claim is inserted through SQLAlchemy: such work takes its path.)
         driver = self._driver if self.claim is None else None
         if unlocked is not None and driver is not None and not self.dry_run:
-            settled = await self._unlocked(driver, unlocked)
+            try:
+                settled = await self._unlocked(driver, unlocked)
+            except Unserved:
+                # No asyncpg connection within the pool's time-out: not twice.
+                driver.handed_back += 1
+                driver, settled = None, None
             if settled is not None:
                 result, repo = settled
                 if self.broker is not None:
@@ -178,12 +189,19 @@ class UnitOfWork:
                     await transaction.commit()  # (sends nothing: counts the write)
             finally:
                 await transaction.release()
+        except Unserved:
+            raise
         except ValidationFailedError:
             result = None  # refused: the locked path says so, under the lock
         except Exception as exc:
-            if outcome_unknown(exc):
+            if outcome_unknown(exc) or (
+                is_unavailable(exc) and not is_dead_connection(exc) and not is_retryable(exc)
+            ):
+                # It may have written; or the locked work would only meet the same (a pool
+                # time-out, the deadline, a server going away) after as long a wait again.
                 raise
-            # (Most often the row's lock was taken: the locked work waits for it.)
+            # (Most often the row's lock was taken: the locked work waits for it. A dead
+            # connection is let go with the idle ones; the locked work takes a fresh one.)
             log.debug("running locked after the unlocked try failed: %s", exc)
             result = None
         if result is None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Integer, bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import deadlines
@@ -396,6 +397,35 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
     else:
         closed = await closing
         assert [c.quote.id for c in closed.closed_quotes] == [quote]
+
+
+async def test_a_close_that_finds_no_asyncpg_connection_waits_for_one_once(
+    settings: Settings,
+) -> None:
+    """Every asyncpg connection busy past the pool's time-out: the close's unlocked try gives
+    up with a pool time-out, which the locked work would only wait for again."""
+    engine = create_engine(replace(settings, db_pool_timeout_ms=200))
+    try:
+        pk = await _opportunity(engine)
+        driver = _driver(engine)
+        held = []
+        while True:  # (until the pool is used up)
+            try:
+                held.append(await driver.connections.take())
+            except PoolTimeoutError:
+                break
+        relocked = driver.relocked
+        try:
+            with pytest.raises(PoolTimeoutError):
+                await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+        finally:
+            for connection in held:
+                driver.connections.give(connection)
+        assert driver.relocked == relocked
+        closed = await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+        assert closed.opportunity.state == "LOST"
+    finally:
+        await engine.dispose()
 
 
 async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
