@@ -189,14 +189,13 @@ def _opportunity_part(moved: sa.CTE, announce: bool) -> tuple[list[Any], list[An
     return columns, [moved.c.announced] if announce else []
 
 
-def _closed_quotes(closed: sa.CTE, record: sa.CTE) -> sa.Subquery:
+def _closed_quotes(closed: sa.CTE, record: sa.CTE, *, numbered: bool = True) -> sa.Subquery:
     """The closed quotes (``quote_``) and their records (``quote_record_``) side by side,
-    and each one's place in quote id order (``quote_row``, last)."""
+    and if ``numbered`` each one's place in quote id order (``quote_row``, last)."""
+    number = [sa.func.row_number().over(order_by=closed.c.id).label("quote_row")]
     return (
         sa.select(
-            *_labeled(closed, "quote_"),
-            *_labeled(record, "quote_record_"),
-            sa.func.row_number().over(order_by=closed.c.id).label("quote_row"),
+            *_labeled(closed, "quote_"), *_labeled(record, "quote_record_"), *number[:numbered]
         )
         .select_from(closed.join(record, record.c.quote_id == closed.c.id))
         .subquery("quotes")
@@ -448,6 +447,35 @@ def _close_all_statement(
         .select_from(
             moved.join(record, record.c.opportunity_id == moved.c.id).outerjoin(quotes, sa.true())
         )
+        .order_by(quotes.c.quote_id)
+    )
+
+
+@cache
+def _close_quotes_unlocked_statement(announce: bool) -> sa.Select[Any]:
+    """PostgreSQL: closeQuotes as an unlocked write (``_locked_at_version``): the lock's
+    version bump, the quotes' close and their records in one statement.
+
+    One row per closed quote (one with empty quote columns when there was none): the
+    opportunity's id (there only if the lock was taken), the quote's columns (``quote_``) and
+    its record's (``quote_record_``), the announcement last if ``announce``. The bumped
+    opportunity is the one read, with the bump's stamps (``audit.touched``): it is not sent
+    back once per quote. Placeholders: ``_closing_quotes``' and p_at_version.
+    """
+    locked = _locked_at_version("p_opportunity_id")
+    bumped = _stamped_if_locked(
+        sa.update(_OPPORTUNITY).returning(_OPPORTUNITY.c.id), locked, announce
+    ).cte("bumped")
+    closed = (
+        _closing_quotes(False, False)[2]
+        .where(_QUOTE.c.opportunity_id.in_(sa.select(locked.c.id)))
+        .cte("closed")
+    )
+    quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "record"), numbered=False)
+    announced = [bumped.c.announced] if announce else []
+    return (
+        sa.select(bumped.c.id.label("bumped_id"), *quotes.c, *announced)
+        .select_from(bumped.outerjoin(quotes, sa.true()))
         .order_by(quotes.c.quote_id)
     )
 
@@ -731,6 +759,28 @@ class Repository:
         if done is not None:
             self.changed.add(opportunity.id)
         return done
+
+    async def close_quotes_unlocked(
+        self, opportunity: OpportunityRecord, closing: QuoteClosing
+    ) -> tuple[OpportunityRecord, list[ClosedQuoteRow]] | None:
+        """PostgreSQL, outside a transaction: the lock's version bump and
+        ``close_open_quotes`` (all of them) as one statement that takes the opportunity's lock
+        itself, if it is still at the version it was read at (``_locked_at_version``): the
+        opportunity as bumped and the closed quotes. None when it was not, or when its lock
+        was held: nothing was written."""
+        assert opportunity.id is not None
+        if not closing.all_open:
+            return None
+        params = self._quote_params(closing)
+        params["p_at_version"] = opportunity.version
+        stmt = _close_quotes_unlocked_statement(self.announce)
+        rows = await self._rows(stmt, params, commits=True)
+        if not rows:
+            return None
+        self.changed.add(opportunity.id)
+        stamps = audit.touched(opportunity.version, self.now, self.actor)
+        bumped = _OpportunityRow._make(cast(Any, opportunity))._replace(**stamps)
+        return cast(OpportunityRecord, bumped), _quote_rows(rows, 1)
 
     async def opportunity_row(self, opportunity_id: int) -> OpportunityRecord | None:
         """The opportunity as it is now, unlocked."""

@@ -342,7 +342,7 @@ async def test_a_close_whose_one_statement_the_server_ended_says_its_outcome_is_
     assert await _version(engine, pk) == version
 
 
-@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes"])
+@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes"])
 async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
     engine: AsyncEngine, write: str
 ) -> None:
@@ -374,7 +374,9 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         ).scalar_one()
         uow = _uow(engine)
         closing = asyncio.create_task(
-            close_opportunity(
+            close_quotes(uow, opportunity_id=pk)
+            if write == "closeQuotes"
+            else close_opportunity(
                 uow,
                 opportunity_id=pk,
                 outcome=CloseOutcome.LOST,
@@ -426,6 +428,24 @@ async def test_a_close_that_finds_no_asyncpg_connection_waits_for_one_once(
         assert closed.opportunity.state == "LOST"
     finally:
         await engine.dispose()
+
+
+async def test_closing_quotes_unlocked_answers_with_the_opportunity_as_stored(
+    engine: AsyncEngine,
+) -> None:
+    """The unlocked closeQuotes does not read the opportunity back: it is the row it read with
+    the bump's stamps, which must be the row as the database now holds it."""
+    pk = await _opportunity(engine, quotes=2)
+    driver = _driver(engine)
+    unlocked = driver.unlocked
+    closed = await close_quotes(_uow(engine), opportunity_id=pk)
+    assert driver.unlocked == unlocked + 1
+    assert len(closed.closed_quotes) == 2
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(text("SELECT * FROM opportunity WHERE id = :id"), {"id": pk})
+        ).one()
+    assert closed.opportunity._asdict() == dict(stored._mapping)  # type: ignore[attr-defined]
 
 
 async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
