@@ -429,7 +429,7 @@ def _close_all_statement(
     closing = _closing_quotes(False, False)[2]
     locked = _locked_at_version("o_id") if unlocked else None
     if locked is not None:
-        closing = closing.where(_QUOTE.c.opportunity_id.in_(sa.select(locked.c.id)))
+        closing = closing.where(sa.exists(sa.select(locked.c.id)))
     closed = closing.cte("closed")
     quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "quote_record"))
     update = _close_opportunity_update(fields, prefix="o_", closing=closed)
@@ -466,11 +466,7 @@ def _close_quotes_unlocked_statement(announce: bool) -> sa.Select[Any]:
     bumped = _stamped_if_locked(
         sa.update(_OPPORTUNITY).returning(_OPPORTUNITY.c.id), locked, announce
     ).cte("bumped")
-    closed = (
-        _closing_quotes(False, False)[2]
-        .where(_QUOTE.c.opportunity_id.in_(sa.select(locked.c.id)))
-        .cte("closed")
-    )
+    closed = _closing_quotes(False, False)[2].where(sa.exists(sa.select(locked.c.id))).cte("closed")
     quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "record"), numbered=False)
     announced = [bumped.c.announced] if announce else []
     return (
