@@ -192,10 +192,12 @@ def _opportunity_part(moved: sa.CTE, announce: bool) -> tuple[list[Any], list[An
 def _closed_quotes(closed: sa.CTE, record: sa.CTE, *, numbered: bool = True) -> sa.Subquery:
     """The closed quotes (``quote_``) and their records (``quote_record_``) side by side,
     and if ``numbered`` each one's place in quote id order (``quote_row``, last)."""
-    number = [sa.func.row_number().over(order_by=closed.c.id).label("quote_row")]
+    number = sa.func.row_number().over(order_by=closed.c.id).label("quote_row")
     return (
         sa.select(
-            *_labeled(closed, "quote_"), *_labeled(record, "quote_record_"), *number[:numbered]
+            *_labeled(closed, "quote_"),
+            *_labeled(record, "quote_record_"),
+            *([number] if numbered else []),
         )
         .select_from(closed.join(record, record.c.quote_id == closed.c.id))
         .subquery("quotes")
