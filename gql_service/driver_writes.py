@@ -68,27 +68,20 @@ class DriverWrites:
         self.refused: LRUCache[str, bool] = LRUCache(REFUSED)
         self.committed = 0  # transactions committed here
         self.handed_back = 0  # units of work sent to SQLAlchemy's path (NeedsSqlAlchemy)
-        self.unlocked = 0  # first tries that settled the work unlocked (UnitOfWork.run)
-        self.relocked = 0  # ... and those that left it to the locked path
 
-    async def begin(self, *, unlocked: bool = False) -> DriverTransaction:
+    async def begin(self) -> DriverTransaction:
         """A transaction on a connection held until its ``release`` (rolled back then unless
-        it was ended); ``unlocked``: none, each statement commits itself. Raises ``Unserved``
-        (driver_reads.py) when there is no connection."""
-        return DriverTransaction(self, await self.connections.take(), unlocked=unlocked)
+        it was ended). Raises ``Unserved`` (driver_reads.py) when there is no connection."""
+        return DriverTransaction(self, await self.connections.take())
 
 
 class DriverTransaction:
     """One transaction's prebuilt statements on its asyncpg connection (the repository's
     runner, as ``lean_statements.Runner`` is on psycopg)."""
 
-    def __init__(
-        self, driver: DriverWrites, connection: asyncpg.Connection, *, unlocked: bool = False
-    ) -> None:
+    def __init__(self, driver: DriverWrites, connection: asyncpg.Connection) -> None:
         self.driver = driver
         self.connection = connection
-        # Unlocked: no BEGIN, each statement its own transaction (UnitOfWork.run's first try).
-        self.unlocked = unlocked
         self._begun = False
         # One deadline for the transaction's round trips, watched from the first: when the
         # request's runs out it terminates the connection (a timer per round trip cost a close
@@ -106,19 +99,16 @@ class DriverTransaction:
         """The ORM session was asked for: the work must run on SQLAlchemy's connection."""
         raise NeedsSqlAlchemy("the ORM session")
 
-    async def rows(
-        self, statement: Executable, params: dict[str, Any], *, commits: bool = False
-    ) -> list[Any]:
+    async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]:
         """``statement``'s rows, as ``connection.execute(statement, params).all()`` returns
-        them. ``commits``: it is a write that commits itself (unlocked): if the connection
-        fails meanwhile, its outcome is unknown, as a COMMIT's would be."""
+        them."""
         lean = self.driver.lean
         prepared = lean.prepared(statement, params)
         if prepared is None or prepared.sql in self.driver.refused:
             raise NeedsSqlAlchemy("a statement for SQLAlchemy's execution")
         arguments = prepared.arguments(params)
         connection = self.connection
-        if not self._begun and not self.unlocked:
+        if not self._begun:
             await self._round_trip("BEGIN", connection.execute, "BEGIN")
             self._begun = True
         try:
@@ -126,16 +116,14 @@ class DriverTransaction:
                 # The first time: the columns' types, from the statement as the server
                 # describes it (the dialect's processors choose by them).
                 statement_ = await self._round_trip(prepared.sql, connection.prepare, prepared.sql)
-                fetched = await self._round_trip(
-                    prepared.sql, statement_.fetch, *arguments, commits=commits
-                )
+                fetched = await self._round_trip(prepared.sql, statement_.fetch, *arguments)
                 description = [
                     (attribute.name, attribute.type.oid)
                     for attribute in statement_.get_attributes()
                 ]
             else:
                 fetched = await self._round_trip(
-                    prepared.sql, connection.fetch, prepared.sql, *arguments, commits=commits
+                    prepared.sql, connection.fetch, prepared.sql, *arguments
                 )
                 description = None
         except _Refused:
@@ -175,11 +163,9 @@ class DriverTransaction:
         call: Callable[..., Awaitable[T]],
         *arguments: Any,
         committing: bool = False,
-        commits: bool = False,
     ) -> T:
         """``call(*arguments)`` within the request's deadline, its failure as SQLAlchemy would
-        raise it on psycopg. ``committing``: the COMMIT; ``commits``: a write that commits
-        itself (``rows``)."""
+        raise it on psycopg."""
         if not self._armed:
             self._armed = True
             budget = self._budget = deadlines.remaining()
@@ -190,14 +176,14 @@ class DriverTransaction:
         try:
             return await call(*arguments)
         except Exception as exc:
-            raise self._failure(exc, sql, committing, commits) from exc
+            raise self._failure(exc, sql, committing) from exc
         except BaseException:
             # Cancelled mid-round-trip: asyncpg would cancel the statement in the background;
             # the connection is given up instead, so that no one meets it busy.
             self.connection.terminate()
             raise
 
-    def _failure(self, exc: Exception, sql: str, committing: bool, commits: bool) -> Exception:
+    def _failure(self, exc: Exception, sql: str, committing: bool) -> Exception:
         cut_off = bool(self._cut_off)
         if argument_refused(exc) and not cut_off:
             return _Refused()
@@ -216,9 +202,8 @@ class DriverTransaction:
         if invalidated:
             self.connection.terminate()
             self.driver.connections.forget_idle()
-        if committing or (commits and invalidated):
-            # The server may have committed before the failure: the outcome is unknown. (A
-            # write's own error says that it did not.)
+        if committing:
+            # The server may have committed before the failure: the outcome is unknown.
             orig.during_commit = True  # type: ignore[attr-defined]
         sqlstate = getattr(orig, "sqlstate", None) or ""
         kind = IntegrityError if sqlstate.startswith("23") else DBAPIError

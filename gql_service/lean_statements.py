@@ -230,9 +230,7 @@ class StatementRunner(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    async def rows(
-        self, statement: Executable, params: dict[str, Any], *, commits: bool = False
-    ) -> list[Any]: ...
+    async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]: ...
 
     def join_sqlalchemy(self) -> None: ...
 
@@ -343,11 +341,9 @@ class Runner:
         if sync is not None and not sync.in_transaction():
             sync.begin()
 
-    async def rows(
-        self, statement: Executable, params: dict[str, Any], *, commits: bool = False
-    ) -> list[Any]:
+    async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]:
         """``statement``'s rows, as ``connection.execute(statement, params).all()`` returns
-        them. (``commits`` is for a runner outside a transaction; this one is always in one.)"""
+        them."""
         prepared = self.lean.prepared(statement, params)
         if prepared is None:
             return await through_sqlalchemy(self.connection, statement, params)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections import namedtuple
-from collections.abc import Sequence
 from datetime import date, datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Executable, bindparam, func, select, update
@@ -70,7 +69,6 @@ _OPEN_QUOTE = sa.or_(
     *(_QUOTE.c.state == sa.literal_column(f"'{state.value}'") for state in OPEN_QUOTE_STATES)
 )
 _OPPORTUNITY_VERSION = select(_OPPORTUNITY.c.version).where(_OPPORTUNITY.c.id == bindparam("p_id"))
-_OPPORTUNITY_ROW = select(_OPPORTUNITY).where(_OPPORTUNITY.c.id == bindparam("p_id"))
 _COMPETITOR_EXISTS = select(_COMPETITOR.c.id).where(_COMPETITOR.c.id == bindparam("p_id"))
 _OPEN_QUOTES = (
     select(_QUOTE)
@@ -146,95 +144,10 @@ def _close_opportunity_statement(fields: tuple[str, ...]) -> sa.Update:
     return _close_opportunity_update(fields)
 
 
-def _locked_at_version(id_param: str) -> sa.CTE:
-    """``SELECT id FROM opportunity WHERE id = <id_param> AND version = <p_at_version> FOR
-    UPDATE NOWAIT``: the lock an unlocked write takes itself, at the version it read.
-
-    Outside a transaction, a write is one statement that takes the opportunity's lock itself,
-    without waiting for it, and only at the version whose rules were checked. Its tests of
-    the quotes see the statement's snapshot, so they hold only if no transaction changed the
-    quotes since then; every one that does bumps the opportunity's version first
-    (``lock_opportunity``). One still open holds the row's lock: NOWAIT fails the statement
-    at once, nothing written. One committed after the snapshot changed the version, which
-    PostgreSQL checks again on the row's newest version as it locks it: no row then, and
-    nothing written. (Never waiting, the statement also never holds a request in a lock's
-    queue outside a transaction, where a client gone away could not take it back.)
-    """
-    return (
-        sa.select(_OPPORTUNITY.c.id)
-        .where(
-            _OPPORTUNITY.c.id == bindparam(id_param),
-            _OPPORTUNITY.c.version == bindparam("p_at_version"),
-        )
-        .with_for_update(nowait=True)
-        .cte("locked")
-    )
-
-
-def _stamped_if_locked(update: sa.Update, locked: sa.CTE, announce: bool) -> sa.Update:
-    """An UPDATE of the opportunity only if ``locked`` locked it, stamped as the locking
-    UPDATE stamps it; with ``announce`` its RETURNING ends with the announcement, decided
-    after the lock as the locking UPDATE decides it (``_announcement``)."""
-    update = update.where(_OPPORTUNITY.c.id.in_(sa.select(locked.c.id))).values(
-        audit.touched(_OPPORTUNITY.c.version, bindparam("p_now"), bindparam("p_actor"))
-    )
-    return update.returning(_ANNOUNCEMENT) if announce else update
-
-
-def _opportunity_part(moved: sa.CTE, announce: bool) -> tuple[list[Any], list[Any]]:
-    """The opportunity's columns of a CTE that returns them, and its announcement if any: the
-    first go first in a statement's select list, the other last (selected, so that it surely
-    runs)."""
-    columns = [moved.c[column.key] for column in _OPPORTUNITY.c]
-    return columns, [moved.c.announced] if announce else []
-
-
-def _closed_quotes(closed: sa.CTE, record: sa.CTE, *, numbered: bool = True) -> sa.Subquery:
-    """The closed quotes (``quote_``) and their records (``quote_record_``) side by side,
-    and if ``numbered`` each one's place in quote id order (``quote_row``, last)."""
-    number = sa.func.row_number().over(order_by=closed.c.id).label("quote_row")
-    return (
-        sa.select(
-            *_labeled(closed, "quote_"),
-            *_labeled(record, "quote_record_"),
-            *([number] if numbered else []),
-        )
-        .select_from(closed.join(record, record.c.quote_id == closed.c.id))
-        .subquery("quotes")
-    )
-
-
-def _on_first_row(columns: list[Any], quotes: sa.Subquery) -> list[Any]:
-    """``columns`` in the first row of a statement's rows, one per closed quote in quote id
-    order, and NULL in the others: the closed opportunity's values go once, not once per quote
-    (W2-30's statement returned 30 copies, each put out by the server and read here)."""
-    first = sa.or_(quotes.c.quote_row.is_(None), quotes.c.quote_row == 1)
-    return [sa.case((first, column), else_=sa.null()).label(column.key) for column in columns]
-
-
-@cache
-def _close_unlocked_statement(
-    fields: tuple[str, ...], recorded: tuple[str, ...], announce: bool
-) -> sa.Select[Any]:
-    """PostgreSQL: ``_close_and_record_statement`` as an unlocked write
-    (``_locked_at_version``): ``WITH locked AS (SELECT ... FOR UPDATE NOWAIT), moved AS
-    (UPDATE opportunity SET <fields>, version = version + 1, ... WHERE id IN (SELECT id FROM
-    locked) AND NOT EXISTS (open quote) RETURNING ...), record AS (INSERT ...) SELECT ...``.
-    """
-    locked = _locked_at_version("p_id")
-    moved = _stamped_if_locked(_close_opportunity_update(fields), locked, announce).cte("moved")
-    record = _recorded_close(moved, recorded)
-    opportunity, announced = _opportunity_part(moved, announce)
-    return sa.select(*opportunity, *_labeled(record, "record_"), *announced).select_from(
-        moved.join(record, record.c.opportunity_id == moved.c.id)
-    )
-
-
 _RECORD_OPPORTUNITY_CLOSE = sa.insert(_OPPORTUNITY_CLOSE).returning(*_OPPORTUNITY_CLOSE.c)
 
 # Tables' parts of a statement that returns several tables' columns side by side (a quote's
 # close record is records.QuoteCloseValues).
-_OpportunityRow = namedtuple("_OpportunityRow", _OPPORTUNITY.c.keys())  # type: ignore[misc]
 _QuoteRow = namedtuple("_QuoteRow", _QUOTE.c.keys())  # type: ignore[misc]
 _OpportunityCloseRow = namedtuple("_OpportunityCloseRow", _OPPORTUNITY_CLOSE.c.keys())  # type: ignore[misc]
 
@@ -245,30 +158,11 @@ def _part(record: Any, row: Any, start: int, end: int | None = None) -> Any:
     return record._make(row[start:end])
 
 
-def _split(row: Any, first: Any, at: int, second: Any) -> tuple[Any, Any]:
-    """A row of two tables' columns side by side (the first's, then the second's, up to its
-    end): a ``first`` and a ``second`` named tuple."""
-    return _part(first, row, 0, at), _part(second, row, at)
-
-
-def _opportunity_and_record(row: Any) -> tuple[OpportunityRecord, OpportunityCloseRecord]:
-    """The opportunity and its close record of a row that starts with them side by side."""
-    return (
-        _part(_OpportunityRow, row, 0, _OPPORTUNITY_COLUMNS),
-        _part(_OpportunityCloseRow, row, _OPPORTUNITY_COLUMNS, _CLOSED_QUOTE_AT),
-    )
-
-
-def _quote_rows(rows: Sequence[Any], at: int) -> list[ClosedQuoteRow]:
-    """The closed quotes and their records of rows that hold them side by side from ``at``
-    (the quote's columns, then its record's; rows without a quote have none)."""
-    record_at = at + _QUOTE_COLUMNS
-    end = record_at + len(_QUOTE_CLOSE.c)
-    return [
-        (_part(_QuoteRow, row, at, record_at), _part(QuoteCloseValues, row, record_at, end))
-        for row in rows
-        if row.quote_id is not None
-    ]
+def _split(row: Any, at: int, second: Any) -> tuple[Any, Any]:
+    """A row of two tables' columns side by side (the first's, then the second's): the first
+    table's part is the row itself (its extra columns are never read), the second's a
+    ``second`` named tuple."""
+    return row, _part(second, row, at)
 
 
 def _labeled(source: sa.FromClause, prefix: str) -> list[ColumnElement[Any]]:
@@ -413,67 +307,29 @@ def _close_and_record_quotes_statement(one: bool, winner: bool) -> sa.Select[Any
 
 
 @cache
-def _close_all_statement(
-    fields: tuple[str, ...],
-    recorded: tuple[str, ...],
-    unlocked: bool = False,
-    announce: bool = False,
-) -> sa.Select[Any]:
+def _close_all_statement(fields: tuple[str, ...], recorded: tuple[str, ...]) -> sa.Select[Any]:
     """PostgreSQL, a close with its open quotes: the quotes' close and records, then the
-    opportunity's close and record, in one statement; ``unlocked``: as an unlocked write
-    (``_locked_at_version``), its announcement last if ``announce``.
+    opportunity's close and record, in one statement.
 
     One row per closed quote (one with empty quote columns when there was none): the
     opportunity's columns, its record's (``record_``), the quote's (``quote_``) and its
     record's (``quote_record_``). Placeholders: the quotes' (p_, as ``_closing_quotes``), the
     opportunity's as ``_close_opportunity_update`` with o_, and the record's r_.
     """
-    closing = _closing_quotes(False, False)[2]
-    locked = _locked_at_version("o_id") if unlocked else None
-    if locked is not None:
-        closing = closing.where(sa.exists(sa.select(locked.c.id)))
-    closed = closing.cte("closed")
-    quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "quote_record"))
-    update = _close_opportunity_update(fields, prefix="o_", closing=closed)
-    if locked is not None:
-        update = _stamped_if_locked(update, locked, announce)
-    moved = update.cte("moved")
+    closed = _closing_quotes(False, False)[2].cte("closed")
+    quote_record = _recorded_quote_closes(closed, "quote_record")
+    quotes = (
+        sa.select(*_labeled(closed, "quote_"), *_labeled(quote_record, "quote_record_"))
+        .select_from(closed.join(quote_record, quote_record.c.quote_id == closed.c.id))
+        .subquery("quotes")
+    )
+    moved = _close_opportunity_update(fields, prefix="o_", closing=closed).cte("moved")
     record = _recorded_close(moved, recorded)
-    opportunity, announced = _opportunity_part(moved, unlocked and announce)
     return (
-        sa.select(
-            *_on_first_row([*opportunity, *_labeled(record, "record_")], quotes),
-            *quotes.c,
-            *announced,
-        )
+        sa.select(*moved.c, *_labeled(record, "record_"), *quotes.c)
         .select_from(
             moved.join(record, record.c.opportunity_id == moved.c.id).outerjoin(quotes, sa.true())
         )
-        .order_by(quotes.c.quote_id)
-    )
-
-
-@cache
-def _close_quotes_unlocked_statement(announce: bool) -> sa.Select[Any]:
-    """PostgreSQL: closeQuotes as an unlocked write (``_locked_at_version``): the lock's
-    version bump, the quotes' close and their records in one statement.
-
-    One row per closed quote (one with empty quote columns when there was none): the
-    opportunity's id (there only if the lock was taken), the quote's columns (``quote_``) and
-    its record's (``quote_record_``), the announcement last if ``announce``. The bumped
-    opportunity is the one read, with the bump's stamps (``audit.touched``): it is not sent
-    back once per quote. Placeholders: ``_closing_quotes``' and p_at_version.
-    """
-    locked = _locked_at_version("p_opportunity_id")
-    bumped = _stamped_if_locked(
-        sa.update(_OPPORTUNITY).returning(_OPPORTUNITY.c.id), locked, announce
-    ).cte("bumped")
-    closed = _closing_quotes(False, False)[2].where(sa.exists(sa.select(locked.c.id))).cte("closed")
-    quotes = _closed_quotes(closed, _recorded_quote_closes(closed, "record"), numbered=False)
-    announced = [bumped.c.announced] if announce else []
-    return (
-        sa.select(bumped.c.id.label("bumped_id"), *quotes.c, *announced)
-        .select_from(bumped.outerjoin(quotes, sa.true()))
         .order_by(quotes.c.quote_id)
     )
 
@@ -517,15 +373,12 @@ class Repository:
             raise NeedsSqlAlchemy("SQLAlchemy's connection")
         return self._connection
 
-    async def _rows(
-        self, stmt: Executable, params: dict[str, Any], *, commits: bool = False
-    ) -> list[Any]:
+    async def _rows(self, stmt: Executable, params: dict[str, Any]) -> list[Any]:
         """A prebuilt statement's rows: on psycopg itself where nothing listens to statements
-        (lean_statements.py), else through SQLAlchemy. ``commits``: a write outside a
-        transaction (``close_opportunity_unlocked``)."""
+        (lean_statements.py), else through SQLAlchemy."""
         if self._runner is None:
             return await through_sqlalchemy(self.connection, stmt, params)
-        return await self._runner.rows(stmt, params, commits=commits)
+        return await self._runner.rows(stmt, params)
 
     @property
     def today(self) -> date:
@@ -714,7 +567,7 @@ class Repository:
             params.update({f"r_{name}": value for name, value in values.items()})
             stmt = _close_and_record_statement(tuple(changes), tuple(values))
             rows = await self._rows(stmt, params)
-            return _opportunity_and_record(rows[0]) if rows else None
+            return _split(rows[0], _OPPORTUNITY_COLUMNS, _OpportunityCloseRow) if rows else None
         connection = self.connection
         moved = (
             await connection.execute(_close_opportunity_statement(tuple(changes)), params)
@@ -723,90 +576,35 @@ class Repository:
             return None
         return moved, (await connection.execute(_RECORD_OPPORTUNITY_CLOSE, values)).one()
 
-    async def close_opportunity_unlocked(
-        self,
-        opportunity: OpportunityRecord,
-        changes: Changes,
-        record: Changes,
-        quotes: QuoteClosing | None,
-    ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
-        """PostgreSQL, outside a transaction: ``close_opportunity`` as one statement that
-        takes the opportunity's lock itself, if it is still at the version it was read at
-        (``_locked_at_version``), with its open quotes if ``quotes`` takes them all. None when
-        it was not, when its lock was held, or when an open quote blocks the close: nothing
-        was written, and the caller runs the locked work."""
-        assert opportunity.id is not None
-        values = {**record, "created_at": self.now, "created_by": self.actor}
-        if quotes is not None:
-            if not quotes.all_open:
-                return None
-            done = await self._close_all(
-                opportunity.id, changes, values, quotes, at_version=opportunity.version
-            )
-        else:
-            params = {f"p_{name}": value for name, value in changes.items()}
-            params.update({f"r_{name}": value for name, value in values.items()})
-            params.update(p_id=opportunity.id, p_at_version=opportunity.version)
-            params.update(p_now=self.now, p_actor=self.actor)
-            stmt = _close_unlocked_statement(tuple(changes), tuple(values), self.announce)
-            rows = await self._rows(stmt, params, commits=True)
-            done = None
-            if rows:
-                moved, record_ = _opportunity_and_record(rows[0])
-                done = (moved, record_, [])
-        if done is not None:
-            self.changed.add(opportunity.id)
-        return done
-
-    async def close_quotes_unlocked(
-        self, opportunity: OpportunityRecord, closing: QuoteClosing
-    ) -> tuple[OpportunityRecord, list[ClosedQuoteRow]] | None:
-        """PostgreSQL, outside a transaction: the lock's version bump and
-        ``close_open_quotes`` (all of them) as one statement that takes the opportunity's lock
-        itself, if it is still at the version it was read at (``_locked_at_version``): the
-        opportunity as bumped and the closed quotes. None when it was not, or when its lock
-        was held: nothing was written."""
-        assert opportunity.id is not None
-        if not closing.all_open:
-            return None
-        params = self._quote_params(closing)
-        params["p_at_version"] = opportunity.version
-        stmt = _close_quotes_unlocked_statement(self.announce)
-        rows = await self._rows(stmt, params, commits=True)
-        if not rows:
-            return None
-        self.changed.add(opportunity.id)
-        stamps = audit.touched(opportunity.version, self.now, self.actor)
-        bumped = _OpportunityRow._make(cast(Any, opportunity))._replace(**stamps)
-        return cast(OpportunityRecord, bumped), _quote_rows(rows, 1)
-
-    async def opportunity_row(self, opportunity_id: int) -> OpportunityRecord | None:
-        """The opportunity as it is now, unlocked."""
-        rows = await self._rows(_OPPORTUNITY_ROW, {"p_id": opportunity_id})
-        return cast(OpportunityRecord, rows[0]) if rows else None
-
     async def _close_all(
         self,
         opportunity_id: int,
         changes: Changes,
         values: Changes,
         quotes: QuoteClosing,
-        *,
-        at_version: int | None = None,
     ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
-        """PostgreSQL: the quotes' close and the opportunity's in one statement; with
-        ``at_version``, as an unlocked write (``close_opportunity_unlocked``)."""
+        """PostgreSQL: the quotes' close and the opportunity's in one statement."""
         params = self._quote_params(quotes)
         params.update({f"o_{name}": value for name, value in changes.items()}, o_id=opportunity_id)
         params.update({f"r_{name}": value for name, value in values.items()})
-        unlocked = at_version is not None
-        if unlocked:
-            params["p_at_version"] = at_version
-        stmt = _close_all_statement(tuple(changes), tuple(values), unlocked, self.announce)
-        rows = await self._rows(stmt, params, commits=unlocked)
+        stmt = _close_all_statement(tuple(changes), tuple(values))
+        rows = await self._rows(stmt, params)
         if not rows:
             return None
-        return (*_opportunity_and_record(rows[0]), _quote_rows(rows, _CLOSED_QUOTE_AT))
+        first = rows[0]
+        closed = [
+            (
+                _part(_QuoteRow, row, _CLOSED_QUOTE_AT, _QUOTE_RECORD_AT),
+                _part(QuoteCloseValues, row, _QUOTE_RECORD_AT),
+            )
+            for row in rows
+            if row.quote_id is not None
+        ]
+        return (
+            first,
+            _part(_OpportunityCloseRow, first, _OPPORTUNITY_COLUMNS, _CLOSED_QUOTE_AT),
+            closed,
+        )
 
     def _quote_params(self, closing: QuoteClosing) -> dict[str, Any]:
         """The values of ``_closing_quotes``' and ``_quote_close_values``' placeholders; the
@@ -843,7 +641,7 @@ class Repository:
         if self._one_round_trip:
             stmt = _close_and_record_quotes_statement(one, winner)
             rows = await self._rows(stmt, params)
-            return [_split(row, _QuoteRow, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
+            return [_split(row, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
         connection = self.connection
         recorded, closed = _close_quotes_statements(one, winner)
         # The records first: once the UPDATE ran, nothing tells the closed rows from older ones.

@@ -29,12 +29,7 @@ from gql_service.models import (
     QuoteStatusReason,
 )
 from gql_service.quote_closing import ClosedQuote, check_quote_close_input
-from gql_service.records import (
-    OpportunityCloseRecord,
-    OpportunityRecord,
-    QuoteCloseRecord,
-    QuoteRecord,
-)
+from gql_service.records import OpportunityCloseRecord, OpportunityRecord
 from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
@@ -209,11 +204,11 @@ async def close_opportunity(
         )
     )
 
-    async def plan_close(
-        repo: Repository, opportunity: OpportunityRecord
-    ) -> transitions.OpportunityClosing:
-        """The rules, on the opportunity as locked (or as read, unlocked)."""
-        plan = transitions.close_opportunity(
+    async def work(repo: Repository) -> OpportunityClosed:
+        opportunity = await repo.lock_opportunity_row(
+            opportunity_id, expected_version=expected_version
+        )
+        closing = transitions.close_opportunity(
             opportunity,
             outcome=outcome,
             status_reason=reason,
@@ -225,48 +220,22 @@ async def close_opportunity(
         )
         if competitor_id is not None and not await repo.competitor_exists(competitor_id):
             raise not_found(msg("No competitor has this id."), "competitor")
-        return plan
-
-    async def unlocked(repo: Repository) -> OpportunityClosed | None:
-        # Read, check, then one statement that closes only the version read, where it can:
-        # anything else (a refusal, a changed row, an open quote) the locked work answers.
-        opportunity = await repo.opportunity_row(opportunity_id)
-        if opportunity is None or expected_version not in (None, opportunity.version):
-            return None
-        plan = await plan_close(repo, opportunity)
-        done = await repo.close_opportunity_unlocked(
-            opportunity, plan.changes, plan.record, plan.quotes
-        )
-        return None if done is None else _closed(*done)
-
-    async def work(repo: Repository) -> OpportunityClosed:
-        opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version
-        )
-        plan = await plan_close(repo, opportunity)
         # The invariant is checked by the UPDATE itself; the open quotes are read only to name
         # them when they block the close.
         done = await repo.close_opportunity(
             opportunity_id,
-            plan.changes,
-            plan.record,
-            quotes=plan.quotes,
+            closing.changes,
+            closing.record,
+            quotes=closing.quotes,
         )
         if done is None:
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)
             blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
             raise ValidationFailedError(blocking)
-        return _closed(*done)
+        moved, record, closed = done
+        return OpportunityClosed(moved, record, [ClosedQuote(q, r) for q, r in closed])
 
-    return await uow.run(work, unlocked=unlocked)
-
-
-def _closed(
-    moved: OpportunityRecord,
-    record: OpportunityCloseRecord,
-    quotes: list[tuple[QuoteRecord, QuoteCloseRecord]],
-) -> OpportunityClosed:
-    return OpportunityClosed(moved, record, [ClosedQuote(q, r) for q, r in quotes])
+    return await uow.run(work)
 
 
 async def reopen_opportunity(
@@ -309,33 +278,20 @@ async def close_quotes(
     """
     raise_if_any(check_quote_close_input(status_reason, description))
 
-    def plan_close(repo: Repository, opportunity: OpportunityRecord) -> transitions.QuoteClosing:
-        return transitions.close_quotes(
+    async def work(repo: Repository) -> QuotesClosed:
+        opportunity = await repo.lock_opportunity_row(
+            opportunity_id, expected_version=expected_version
+        )
+        closing = transitions.close_quotes(
             opportunity,
             status_reason=status_reason,
             close_date=close_date or repo.today,
             description=description,
         )
-
-    async def unlocked(repo: Repository) -> QuotesClosed | None:
-        # As closeOpportunity's: read, check, one statement that locks the version read.
-        opportunity = await repo.opportunity_row(opportunity_id)
-        if opportunity is None or expected_version not in (None, opportunity.version):
-            return None
-        done = await repo.close_quotes_unlocked(opportunity, plan_close(repo, opportunity))
-        if done is None:
-            return None
-        bumped, closed = done
-        return QuotesClosed(bumped, [ClosedQuote(q, r) for q, r in closed])
-
-    async def work(repo: Repository) -> QuotesClosed:
-        opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version
-        )
-        closed = await quote_closing.close_open_quotes(repo, plan_close(repo, opportunity))
+        closed = await quote_closing.close_open_quotes(repo, closing)
         return QuotesClosed(opportunity, closed)
 
-    return await uow.run(work, unlocked=unlocked)
+    return await uow.run(work)
 
 
 async def create_competitor(

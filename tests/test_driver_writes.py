@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Integer, bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import deadlines
@@ -30,12 +29,10 @@ from gql_service.database import (
 from gql_service.deadlines import DatabaseTimeoutError
 from gql_service.driver_reads import APPLICATION_NAME
 from gql_service.driver_writes import DriverWrites
-from gql_service.errors import OpenQuotesBlock, ValidationFailedError
+from gql_service.errors import ValidationFailedError
 from gql_service.lean_statements import NeedsSqlAlchemy
 from gql_service.models import CloseOutcome, OpportunityStatusReason
 from gql_service.quote_services import create_quote
-from gql_service.records import OpportunityRecord
-from gql_service.repositories import Repository
 from gql_service.services import (
     close_opportunity,
     close_quotes,
@@ -302,150 +299,17 @@ async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
         for statement in _ENDED_ONCE:
             await connection.execute(text(statement))
     committed = driver.committed
-    version = await _version(engine, pks[2])
-
-    async def lock(repo: Repository) -> OpportunityRecord:
-        # A transaction whose first statement dies with its connection (the closes' unlocked
-        # statement commits itself; see the next test).
-        return await repo.lock_opportunity_row(pks[2], expected_version=None)
-
     with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
-        locked = await _uow(engine).run(lock)
+        closed = await close_opportunity(
+            _uow(engine), opportunity_id=pks[2], outcome=CloseOutcome.LOST
+        )
     # Retried once, on asyncpg, on a fresh connection: the other idle one was let go with the
     # dead one (the server may have restarted), as SQLAlchemy's pool replaces its older ones.
-    assert locked.version == version + 1
+    assert closed.opportunity.state == "LOST"
     assert [r for r in caplog.records if "fresh connection" in r.getMessage()]
-    assert await _version(engine, pks[2]) == version + 1
     assert driver.committed == committed + 1
     assert driver.connections.size() == 1
     assert not (await _asyncpg_sessions(engine)) & before
-
-
-async def test_a_close_whose_one_statement_the_server_ended_says_its_outcome_is_unknown(
-    engine: AsyncEngine,
-) -> None:
-    """Unlocked, the close is one statement that commits itself: a connection lost while it
-    runs may have committed it, as a lost COMMIT may have. The outcome is unknown, and the
-    close is not run again."""
-    pk = await _opportunity(engine)
-    version = await _version(engine, pk)
-    driver = _driver(engine)
-    async with engine.begin() as connection:
-        for statement in _ENDED_ONCE:
-            await connection.execute(text(statement))
-    unlocked = driver.unlocked
-    with pytest.raises(DBAPIError) as raised:
-        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
-    assert outcome_unknown(raised.value)
-    assert driver.unlocked == unlocked
-    # Not run again: a second run would have closed it (the trigger ends one session only).
-    assert await _version(engine, pk) == version
-
-
-@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes"])
-async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
-    engine: AsyncEngine, write: str
-) -> None:
-    """A transaction that adds an open quote (a new revision) holds the opportunity's lock as
-    a close starts. The close read the opportunity before that quote, but does not write on what it
-    read: its statement does not wait for the lock, and the locked work, which does, finds
-    the quote open once the lock is free (and refuses, or closes it too)."""
-    pk = await _opportunity(engine, quotes=1)
-    await close_quotes(_uow(engine), opportunity_id=pk)
-    driver = _driver(engine)
-    relocked = driver.relocked
-    async with engine.connect() as other:
-        adding = await other.begin()
-        # As every write of an opportunity or its quotes does first: the version moves.
-        await other.execute(
-            text("UPDATE opportunity SET version = version + 1 WHERE id = :id"), {"id": pk}
-        )
-        quote = (
-            await other.execute(
-                text(
-                    "INSERT INTO quote (opportunity_id, quote_number, revision_number, name, "
-                    "currency_code, state, status_reason, version, created_at, created_by, "
-                    "modified_at, modified_by) SELECT opportunity_id, quote_number, "
-                    "revision_number + 1, name, currency_code, 'DRAFT', 'IN_PROGRESS', 1, now(), "
-                    "'other', now(), 'other' FROM quote WHERE opportunity_id = :id RETURNING id"
-                ),
-                {"id": pk},
-            )
-        ).scalar_one()
-        uow = _uow(engine)
-        closing = asyncio.create_task(
-            close_quotes(uow, opportunity_id=pk)
-            if write == "closeQuotes"
-            else close_opportunity(
-                uow,
-                opportunity_id=pk,
-                outcome=CloseOutcome.LOST,
-                close_open_quotes=write == "closeOpenQuotes",
-            )
-        )
-        for _ in range(200):
-            if driver.relocked > relocked:
-                break
-            await asyncio.sleep(0.01)
-        assert driver.relocked == relocked + 1
-        assert not closing.done()  # the locked work waits for the lock
-        await adding.commit()
-    if write == "closeOpportunity":
-        with pytest.raises(ValidationFailedError) as refused:
-            await closing
-        [violation] = refused.value.violations
-        assert isinstance(violation, OpenQuotesBlock)
-        assert [q.id for q in violation.open_quotes] == [quote]
-    else:
-        closed = await closing
-        assert [c.quote.id for c in closed.closed_quotes] == [quote]
-
-
-async def test_a_close_that_finds_no_asyncpg_connection_waits_for_one_once(
-    settings: Settings,
-) -> None:
-    """Every asyncpg connection busy past the pool's time-out: the close's unlocked try gives
-    up with a pool time-out, which the locked work would only wait for again."""
-    engine = create_engine(replace(settings, db_pool_timeout_ms=200))
-    try:
-        pk = await _opportunity(engine)
-        driver = _driver(engine)
-        held = []
-        while True:  # (until the pool is used up)
-            try:
-                held.append(await driver.connections.take())
-            except PoolTimeoutError:
-                break
-        relocked = driver.relocked
-        try:
-            with pytest.raises(PoolTimeoutError):
-                await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
-        finally:
-            for connection in held:
-                driver.connections.give(connection)
-        assert driver.relocked == relocked
-        closed = await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
-        assert closed.opportunity.state == "LOST"
-    finally:
-        await engine.dispose()
-
-
-async def test_closing_quotes_unlocked_answers_with_the_opportunity_as_stored(
-    engine: AsyncEngine,
-) -> None:
-    """The unlocked closeQuotes does not read the opportunity back: it is the row it read with
-    the bump's stamps, which must be the row as the database now holds it."""
-    pk = await _opportunity(engine, quotes=2)
-    driver = _driver(engine)
-    unlocked = driver.unlocked
-    closed = await close_quotes(_uow(engine), opportunity_id=pk)
-    assert driver.unlocked == unlocked + 1
-    assert len(closed.closed_quotes) == 2
-    async with engine.connect() as connection:
-        stored = (
-            await connection.execute(text("SELECT * FROM opportunity WHERE id = :id"), {"id": pk})
-        ).one()
-    assert closed.opportunity._asdict() == dict(stored._mapping)  # type: ignore[attr-defined]
 
 
 async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
@@ -616,9 +480,8 @@ async def test_closes_are_planned_once_however_the_quotes_are_spread(
         await close_opportunity(
             _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, close_open_quotes=True
         )
-    # (One close after the other: each took the connection the last one gave back. On asyncpg
-    # the statement is the unlocked close's, "WITH locked AS (...), closed AS ...".)
-    plans = await _plans_of(engine, "WITH %closed AS%moved AS%")
+    # (One close after the other: each took the connection the last one gave back.)
+    plans = await _plans_of(engine, "WITH closed AS%")
     assert len(plans) == 1
     # PostgreSQL plans the first five executions of a prepared statement for their
     # parameters, then compares; the rest ran its generic plan (all of them were custom
