@@ -188,3 +188,24 @@ async def test_a_listener_closed_as_its_connection_opens_stops(
     starting.cancel()
     await asyncio.gather(starting, return_exceptions=True)
     assert done, "the listener went on listening after close()"
+
+
+async def test_closing_a_listener_can_itself_be_cancelled(engine: AsyncEngine, driver: str) -> None:
+    """``close`` waits for the listener to unregister; cancelled meanwhile (a shutdown given
+    up), it is cancelled too, as any awaited call is, rather than returning as if done."""
+    listener = PostgresListener(engine, connect_timeout_s=5.0)
+    await listener.start(Broker(listener))
+    [registered] = await _listeners(engine)
+    async with engine.connect() as other, other.begin():
+        # The listener's unregistering DELETE waits for this lock on its row.
+        await other.execute(
+            text("SELECT 1 FROM announcement_listener WHERE pid = :pid FOR UPDATE"),
+            {"pid": registered},
+        )
+        closing = asyncio.create_task(listener.close())
+        await asyncio.sleep(QUIET)
+        assert not closing.done()
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(closing), WAIT)
+    await listener.close()  # the listener has stopped: closing again ends at once
