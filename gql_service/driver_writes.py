@@ -36,6 +36,7 @@ retries on them):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -47,12 +48,14 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql import Executable
 
-from gql_service import deadlines
+from gql_service import deadlines, locked_calls
 from gql_service.driver_reads import ENDED, DriverReads, argument_refused, cut_off_now
-from gql_service.lean_statements import Lean, NeedsSqlAlchemy
+from gql_service.lean_statements import Lean, NeedsSqlAlchemy, Prepared
 from gql_service.watchdog import watchdog
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 # Statement texts remembered as refused (the prebuilt ones are a few dozen).
 REFUSED = 256
@@ -66,22 +69,32 @@ class DriverWrites:
         self.lean = Lean(asyncpg_dialect())  # type: ignore[no-untyped-call]
         # Statement texts asyncpg refused an argument of: SQLAlchemy's path runs them.
         self.refused: LRUCache[str, bool] = LRUCache(REFUSED)
+        # Whether unlocked closes may be tried (locked_calls.py): not once the server refused
+        # to make their function (no right to create temporary objects, say).
+        self.unlocked_tries = True
         self.committed = 0  # transactions committed here
         self.handed_back = 0  # units of work sent to SQLAlchemy's path (NeedsSqlAlchemy)
+        self.unlocked = 0  # first tries that settled the work unlocked (UnitOfWork.run)
+        self.relocked = 0  # ... and those that left it to the locked path
 
-    async def begin(self) -> DriverTransaction:
+    async def begin(self, *, unlocked: bool = False) -> DriverTransaction:
         """A transaction on a connection held until its ``release`` (rolled back then unless
-        it was ended). Raises ``Unserved`` (driver_reads.py) when there is no connection."""
-        return DriverTransaction(self, await self.connections.take())
+        it was ended); ``unlocked``: none, each statement commits itself. Raises ``Unserved``
+        (driver_reads.py) when there is no connection."""
+        return DriverTransaction(self, await self.connections.take(), unlocked=unlocked)
 
 
 class DriverTransaction:
     """One transaction's prebuilt statements on its asyncpg connection (the repository's
     runner, as ``lean_statements.Runner`` is on psycopg)."""
 
-    def __init__(self, driver: DriverWrites, connection: asyncpg.Connection) -> None:
+    def __init__(
+        self, driver: DriverWrites, connection: asyncpg.Connection, *, unlocked: bool = False
+    ) -> None:
         self.driver = driver
         self.connection = connection
+        # Unlocked: no BEGIN, each statement its own transaction (UnitOfWork.run's first try).
+        self.unlocked = unlocked
         self._begun = False
         # One deadline for the transaction's round trips, watched from the first: when the
         # request's runs out it terminates the connection (a timer per round trip cost a close
@@ -102,13 +115,11 @@ class DriverTransaction:
     async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Any]:
         """``statement``'s rows, as ``connection.execute(statement, params).all()`` returns
         them."""
-        lean = self.driver.lean
-        prepared = lean.prepared(statement, params)
-        if prepared is None or prepared.sql in self.driver.refused:
-            raise NeedsSqlAlchemy("a statement for SQLAlchemy's execution")
+        prepared = self._prepared(statement, params)
         arguments = prepared.arguments(params)
+        lean = self.driver.lean
         connection = self.connection
-        if not self._begun:
+        if not self._begun and not self.unlocked:
             await self._round_trip("BEGIN", connection.execute, "BEGIN")
             self._begun = True
         try:
@@ -131,6 +142,56 @@ class DriverTransaction:
             raise NeedsSqlAlchemy("an argument asyncpg would not encode") from None
         lean.served += 1
         return prepared.rows(fetched, lean.dialect, description)
+
+    async def rows_after_lock(
+        self,
+        lock: Executable,
+        lock_params: dict[str, Any],
+        statement: Executable,
+        params: dict[str, Any],
+    ) -> list[Any]:
+        """Outside a transaction: ``lock`` (an UPDATE of one row, RETURNING), then, if it
+        changed that row, ``statement``, in one call that commits itself (locked_calls.py).
+        ``statement``'s rows; none, and nothing written, if the lock changed no row or the
+        statement returned none. Its outcome is unknown if the connection fails meanwhile,
+        as a COMMIT's is."""
+        assert self.unlocked, "a call that commits itself, outside the transaction"
+        locking = self._prepared(lock, lock_params)
+        prepared = self._prepared(statement, params)
+        arguments = [*locking.arguments(lock_params), *prepared.arguments(params)]
+        connection = self.connection
+        try:
+            call = await self._round_trip(
+                prepared.sql, locked_calls.locked_call, connection, locking.sql, prepared.sql
+            )
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                log.warning("closes run locked only: the server refused their function: %s", exc)
+                self.driver.unlocked_tries = False
+            raise
+        try:
+            fetched = await self._round_trip(
+                prepared.sql, connection.fetch, call.sql, *arguments, commits=True
+            )
+        except _Refused:
+            self.driver.refused[prepared.sql] = True
+            raise NeedsSqlAlchemy("an argument asyncpg would not encode") from None
+        except DBAPIError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+            if sqlstate == locked_calls.NOTHING_WRITTEN:
+                return []
+            if sqlstate[:2] in locked_calls.REMADE:
+                # Made again next time (the schema may have changed under it).
+                locked_calls.forget(connection, locking.sql, prepared.sql)
+            raise
+        self.driver.lean.served += 1
+        return prepared.rows(fetched, self.dialect, call.columns)
+
+    def _prepared(self, statement: Executable, params: dict[str, Any]) -> Prepared:
+        prepared = self.driver.lean.prepared(statement, params)
+        if prepared is None or prepared.sql in self.driver.refused:
+            raise NeedsSqlAlchemy("a statement for SQLAlchemy's execution")
+        return prepared
 
     async def commit(self) -> None:
         if self._begun:
@@ -163,9 +224,11 @@ class DriverTransaction:
         call: Callable[..., Awaitable[T]],
         *arguments: Any,
         committing: bool = False,
+        commits: bool = False,
     ) -> T:
         """``call(*arguments)`` within the request's deadline, its failure as SQLAlchemy would
-        raise it on psycopg."""
+        raise it on psycopg. ``committing``: the COMMIT; ``commits``: a call that commits
+        itself (``rows_after_lock``)."""
         if not self._armed:
             self._armed = True
             budget = self._budget = deadlines.remaining()
@@ -176,14 +239,14 @@ class DriverTransaction:
         try:
             return await call(*arguments)
         except Exception as exc:
-            raise self._failure(exc, sql, committing) from exc
+            raise self._failure(exc, sql, committing, commits) from exc
         except BaseException:
             # Cancelled mid-round-trip: asyncpg would cancel the statement in the background;
             # the connection is given up instead, so that no one meets it busy.
             self.connection.terminate()
             raise
 
-    def _failure(self, exc: Exception, sql: str, committing: bool) -> Exception:
+    def _failure(self, exc: Exception, sql: str, committing: bool, commits: bool) -> Exception:
         cut_off = bool(self._cut_off)
         if argument_refused(exc) and not cut_off:
             return _Refused()
@@ -202,8 +265,9 @@ class DriverTransaction:
         if invalidated:
             self.connection.terminate()
             self.driver.connections.forget_idle()
-        if committing:
-            # The server may have committed before the failure: the outcome is unknown.
+        if committing or (commits and invalidated):
+            # The server may have committed before the failure: the outcome is unknown. (A
+            # write's own error says that it did not.)
             orig.during_commit = True  # type: ignore[attr-defined]
         sqlstate = getattr(orig, "sqlstate", None) or ""
         kind = IntegrityError if sqlstate.startswith("23") else DBAPIError

@@ -6,7 +6,7 @@ import uuid
 from collections import namedtuple
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Executable, bindparam, func, select, update
@@ -15,6 +15,7 @@ from sqlmodel import SQLModel, col
 
 from gql_service import audit
 from gql_service.announcements import CHANNEL
+from gql_service.driver_writes import DriverTransaction
 from gql_service.errors import ValidationFailedError, not_found
 from gql_service.lean_statements import NeedsSqlAlchemy, StatementRunner, through_sqlalchemy
 from gql_service.messages import msg
@@ -69,6 +70,7 @@ _OPEN_QUOTE = sa.or_(
     *(_QUOTE.c.state == sa.literal_column(f"'{state.value}'") for state in OPEN_QUOTE_STATES)
 )
 _OPPORTUNITY_VERSION = select(_OPPORTUNITY.c.version).where(_OPPORTUNITY.c.id == bindparam("p_id"))
+_OPPORTUNITY_ROW = select(_OPPORTUNITY).where(_OPPORTUNITY.c.id == bindparam("p_id"))
 _COMPETITOR_EXISTS = select(_COMPETITOR.c.id).where(_COMPETITOR.c.id == bindparam("p_id"))
 _OPEN_QUOTES = (
     select(_QUOTE)
@@ -163,6 +165,29 @@ def _split(row: Any, at: int, second: Any) -> tuple[Any, Any]:
     table's part is the row itself (its extra columns are never read), the second's a
     ``second`` named tuple."""
     return row, _part(second, row, at)
+
+
+def _all_closed(
+    rows: list[Any],
+) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
+    """The closed opportunity, its record, and each closed quote with its record, of the rows
+    of ``_close_all_statement``; None if there are none (an open quote blocked the close)."""
+    if not rows:
+        return None
+    first = rows[0]
+    closed = [
+        (
+            _part(_QuoteRow, row, _CLOSED_QUOTE_AT, _QUOTE_RECORD_AT),
+            _part(QuoteCloseValues, row, _QUOTE_RECORD_AT),
+        )
+        for row in rows
+        if row.quote_id is not None
+    ]
+    return (
+        first,
+        _part(_OpportunityCloseRow, first, _OPPORTUNITY_COLUMNS, _CLOSED_QUOTE_AT),
+        closed,
+    )
 
 
 def _labeled(source: sa.FromClause, prefix: str) -> list[ColumnElement[Any]]:
@@ -428,20 +453,30 @@ class Repository:
         self, opportunity_id: int, *, expected_version: int | None
     ) -> OpportunityRecord:
         """``lock_opportunity`` with the same UPDATE, prebuilt, returning the row (no ORM)."""
-        params: dict[str, Any] = {"p_id": opportunity_id, "p_now": self.now, "p_actor": self.actor}
-        at_version = expected_version is not None
-        if at_version:
-            params["p_version"] = expected_version
-        if self.announce:
-            stmt = _LOCK_ANNOUNCED[at_version]
-        else:
-            stmt = _LOCK_OPPORTUNITY_AT_VERSION if at_version else _LOCK_OPPORTUNITY
-        rows = await self._rows(stmt, params)
+        params = self._lock_params(opportunity_id, expected_version)
+        rows = await self._rows(self._lock_statement(expected_version is not None), params)
         if rows:
             locked: OpportunityRecord = rows[0]
             self.changed.add(opportunity_id)
             return locked
         raise await self._not_locked(opportunity_id, expected_version)
+
+    def _lock_statement(self, at_version: bool) -> sa.Update:
+        """The prebuilt locking UPDATE (``lock_opportunity_row``)."""
+        if self.announce:
+            return _LOCK_ANNOUNCED[at_version]
+        return _LOCK_OPPORTUNITY_AT_VERSION if at_version else _LOCK_OPPORTUNITY
+
+    def _lock_params(self, opportunity_id: int, version: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"p_id": opportunity_id, "p_now": self.now, "p_actor": self.actor}
+        if version is not None:
+            params["p_version"] = version
+        return params
+
+    async def opportunity_row(self, opportunity_id: int) -> OpportunityRecord | None:
+        """The opportunity as it is now, unlocked (``close_opportunity_unlocked``)."""
+        rows = await self._rows(_OPPORTUNITY_ROW, {"p_id": opportunity_id})
+        return cast(OpportunityRecord, rows[0]) if rows else None
 
     async def _not_locked(
         self, opportunity_id: int, expected_version: int | None
@@ -561,13 +596,12 @@ class Repository:
     async def _close_and_record(
         self, opportunity_id: int, changes: Changes, values: Changes
     ) -> tuple[OpportunityRecord, OpportunityCloseRecord] | None:
-        params = {f"p_{name}": value for name, value in changes.items()}
-        params["p_id"] = opportunity_id
         if self._one_round_trip:
-            params.update({f"r_{name}": value for name, value in values.items()})
+            params = self._close_params(opportunity_id, changes, values)
             stmt = _close_and_record_statement(tuple(changes), tuple(values))
             rows = await self._rows(stmt, params)
             return _split(rows[0], _OPPORTUNITY_COLUMNS, _OpportunityCloseRow) if rows else None
+        params = self._close_params(opportunity_id, changes, {})
         connection = self.connection
         moved = (
             await connection.execute(_close_opportunity_statement(tuple(changes)), params)
@@ -575,6 +609,15 @@ class Repository:
         if moved is None:
             return None
         return moved, (await connection.execute(_RECORD_OPPORTUNITY_CLOSE, values)).one()
+
+    @staticmethod
+    def _close_params(opportunity_id: int, changes: Changes, values: Changes) -> dict[str, Any]:
+        """``_close_and_record_statement``'s placeholders' values (without ``values``,
+        ``_close_opportunity_statement``'s)."""
+        params = {f"p_{name}": value for name, value in changes.items()}
+        params["p_id"] = opportunity_id
+        params.update({f"r_{name}": value for name, value in values.items()})
+        return params
 
     async def _close_all(
         self,
@@ -584,27 +627,53 @@ class Repository:
         quotes: QuoteClosing,
     ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
         """PostgreSQL: the quotes' close and the opportunity's in one statement."""
+        params = self._close_all_params(opportunity_id, changes, values, quotes)
+        stmt = _close_all_statement(tuple(changes), tuple(values))
+        return _all_closed(await self._rows(stmt, params))
+
+    def _close_all_params(
+        self, opportunity_id: int, changes: Changes, values: Changes, quotes: QuoteClosing
+    ) -> dict[str, Any]:
+        """``_close_all_statement``'s placeholders' values."""
         params = self._quote_params(quotes)
         params.update({f"o_{name}": value for name, value in changes.items()}, o_id=opportunity_id)
         params.update({f"r_{name}": value for name, value in values.items()})
-        stmt = _close_all_statement(tuple(changes), tuple(values))
-        rows = await self._rows(stmt, params)
+        return params
+
+    async def close_opportunity_unlocked(
+        self,
+        opportunity: OpportunityRecord,
+        changes: Changes,
+        record: Changes,
+        quotes: QuoteClosing | None,
+    ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
+        """PostgreSQL on asyncpg, outside a transaction: ``close_opportunity`` as one call that
+        locks the opportunity first, as the transaction does, but only at the version it was
+        read at, and then closes it (with its open quotes, if ``quotes`` takes them all) by
+        the same statement as the transaction's (locked_calls.py). None when the opportunity
+        is no longer at that version or an open quote blocks the close: nothing was written,
+        and the caller runs the locked work."""
+        assert opportunity.id is not None
+        runner = self._runner
+        assert isinstance(runner, DriverTransaction), "asyncpg, outside a transaction"
+        values = {**record, "created_at": self.now, "created_by": self.actor}
+        stmt: Executable
+        if quotes is None:
+            params = self._close_params(opportunity.id, changes, values)
+            stmt = _close_and_record_statement(tuple(changes), tuple(values))
+        elif quotes.all_open:
+            params = self._close_all_params(opportunity.id, changes, values, quotes)
+            stmt = _close_all_statement(tuple(changes), tuple(values))
+        else:
+            return None
+        lock_params = self._lock_params(opportunity.id, opportunity.version)
+        rows = await runner.rows_after_lock(self._lock_statement(True), lock_params, stmt, params)
         if not rows:
             return None
-        first = rows[0]
-        closed = [
-            (
-                _part(_QuoteRow, row, _CLOSED_QUOTE_AT, _QUOTE_RECORD_AT),
-                _part(QuoteCloseValues, row, _QUOTE_RECORD_AT),
-            )
-            for row in rows
-            if row.quote_id is not None
-        ]
-        return (
-            first,
-            _part(_OpportunityCloseRow, first, _OPPORTUNITY_COLUMNS, _CLOSED_QUOTE_AT),
-            closed,
-        )
+        self.changed.add(opportunity.id)
+        if quotes is None:
+            return (*_split(rows[0], _OPPORTUNITY_COLUMNS, _OpportunityCloseRow), [])
+        return _all_closed(rows)
 
     def _quote_params(self, closing: QuoteClosing) -> dict[str, Any]:
         """The values of ``_closing_quotes``' and ``_quote_close_values``' placeholders; the

@@ -29,7 +29,12 @@ from gql_service.models import (
     QuoteStatusReason,
 )
 from gql_service.quote_closing import ClosedQuote, check_quote_close_input
-from gql_service.records import OpportunityCloseRecord, OpportunityRecord
+from gql_service.records import (
+    OpportunityCloseRecord,
+    OpportunityRecord,
+    QuoteCloseRecord,
+    QuoteRecord,
+)
 from gql_service.repositories import Repository
 from gql_service.rules import (
     CLOSE_REASONS,
@@ -204,11 +209,11 @@ async def close_opportunity(
         )
     )
 
-    async def work(repo: Repository) -> OpportunityClosed:
-        opportunity = await repo.lock_opportunity_row(
-            opportunity_id, expected_version=expected_version
-        )
-        closing = transitions.close_opportunity(
+    async def plan_close(
+        repo: Repository, opportunity: OpportunityRecord
+    ) -> transitions.OpportunityClosing:
+        """The rules, on the opportunity as locked (or as read, unlocked)."""
+        plan = transitions.close_opportunity(
             opportunity,
             outcome=outcome,
             status_reason=reason,
@@ -220,22 +225,48 @@ async def close_opportunity(
         )
         if competitor_id is not None and not await repo.competitor_exists(competitor_id):
             raise not_found(msg("No competitor has this id."), "competitor")
+        return plan
+
+    async def unlocked(repo: Repository) -> OpportunityClosed | None:
+        # Read, check, then one statement that closes only the version read, where it can:
+        # anything else (a refusal, a changed row, an open quote) the locked work answers.
+        opportunity = await repo.opportunity_row(opportunity_id)
+        if opportunity is None or expected_version not in (None, opportunity.version):
+            return None
+        plan = await plan_close(repo, opportunity)
+        done = await repo.close_opportunity_unlocked(
+            opportunity, plan.changes, plan.record, plan.quotes
+        )
+        return None if done is None else _closed(*done)
+
+    async def work(repo: Repository) -> OpportunityClosed:
+        opportunity = await repo.lock_opportunity_row(
+            opportunity_id, expected_version=expected_version
+        )
+        plan = await plan_close(repo, opportunity)
         # The invariant is checked by the UPDATE itself; the open quotes are read only to name
         # them when they block the close.
         done = await repo.close_opportunity(
             opportunity_id,
-            closing.changes,
-            closing.record,
-            quotes=closing.quotes,
+            plan.changes,
+            plan.record,
+            quotes=plan.quotes,
         )
         if done is None:
             # (ValidationFailedError refuses an empty list: no silent success if none is found.)
             blocking = check_no_open_quotes(await repo.open_quotes(opportunity_id))
             raise ValidationFailedError(blocking)
-        moved, record, closed = done
-        return OpportunityClosed(moved, record, [ClosedQuote(q, r) for q, r in closed])
+        return _closed(*done)
 
-    return await uow.run(work)
+    return await uow.run(work, unlocked=unlocked)
+
+
+def _closed(
+    moved: OpportunityRecord,
+    record: OpportunityCloseRecord,
+    quotes: list[tuple[QuoteRecord, QuoteCloseRecord]],
+) -> OpportunityClosed:
+    return OpportunityClosed(moved, record, [ClosedQuote(q, r) for q, r in quotes])
 
 
 async def reopen_opportunity(

@@ -13,9 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gql_service import database, idempotency, lean_statements, metrics
 from gql_service.announcements import Broker
-from gql_service.database import WRITE_OPTION, is_dead_connection, is_retryable, outcome_unknown
+from gql_service.database import (
+    WRITE_OPTION,
+    is_dead_connection,
+    is_retryable,
+    is_unavailable,
+    outcome_unknown,
+)
 from gql_service.driver_reads import Unserved
 from gql_service.driver_writes import DriverWrites
+from gql_service.errors import ValidationFailedError
 from gql_service.lean_statements import NeedsSqlAlchemy, StatementRunner
 from gql_service.repositories import Repository
 
@@ -42,6 +49,13 @@ class UnitOfWork:
     connection. There, on psycopg, where nothing listens, the transaction is psycopg's, begun
     by its first statement and ended on the driver (lean_statements.Transaction); elsewhere
     it is SQLAlchemy's ``begin()``.
+
+    Work that offers an ``unlocked`` version of itself is tried that way first on asyncpg:
+    no transaction, each statement its own, the write a single statement that takes the lock
+    and checks that what the rules were checked on is unchanged (two round trips where a
+    transaction takes four). Unless that settles it, the locked work runs as usual: after
+    any refusal (the locked path says why, authoritatively), a changed row, or a failure that
+    wrote nothing. A failure that may have committed is the request's answer.
 
     A ``dry_run`` does the same work with the same statements and locks, then rolls back
     instead of committing: the work's result or its errors, and nothing written. It claims no
@@ -73,11 +87,35 @@ class UnitOfWork:
         self.broker = broker
         self.dry_run = dry_run
 
-    async def run(self, work: Callable[[Repository], Awaitable[T]]) -> T:
+    async def run(
+        self,
+        work: Callable[[Repository], Awaitable[T]],
+        *,
+        unlocked: Callable[[Repository], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """``work``'s result, in one transaction; ``unlocked``: the same work without one,
+        tried first where it can be (None when it did not settle it, nothing written)."""
         if self.before is not None:
             await self.before()
         # (A claim is inserted through SQLAlchemy: such work takes its path.)
         driver = self._driver if self.claim is None else None
+        if (
+            unlocked is not None
+            and driver is not None
+            and driver.unlocked_tries
+            and not self.dry_run
+        ):
+            try:
+                settled = await self._unlocked(driver, unlocked)
+            except Unserved:
+                # No asyncpg connection within the pool's time-out: not twice.
+                driver.handed_back += 1
+                driver, settled = None, None
+            if settled is not None:
+                result, repo = settled
+                if self.broker is not None:
+                    self.broker.committed(repo.changed, repo.now)
+                return result
         attempt = 1
         reconnected = False
         while True:
@@ -141,6 +179,40 @@ class UnitOfWork:
             await (transaction.rollback() if self.dry_run else transaction.commit())
         finally:
             await transaction.release()
+        return result, repo
+
+    async def _unlocked(
+        self, driver: DriverWrites, work: Callable[[Repository], Awaitable[T | None]]
+    ) -> tuple[T, Repository] | None:
+        """``work`` outside a transaction on asyncpg, or None if it did not settle."""
+        try:
+            transaction = await driver.begin(unlocked=True)
+            try:
+                repo = self._repository(None, datetime.now(UTC), transaction)
+                result = await work(repo)
+                if result is not None:
+                    await transaction.commit()  # (sends nothing: counts the write)
+            finally:
+                await transaction.release()
+        except Unserved:
+            raise
+        except ValidationFailedError:
+            result = None  # refused: the locked path says so, under the lock
+        except Exception as exc:
+            if outcome_unknown(exc) or (
+                is_unavailable(exc) and not is_dead_connection(exc) and not is_retryable(exc)
+            ):
+                # It may have written; or the locked work would only meet the same (a pool
+                # time-out, the deadline, a server going away) after as long a wait again.
+                raise
+            # (Most often the row's lock was taken: the locked work waits for it. A dead
+            # connection is let go with the idle ones; the locked work takes a fresh one.)
+            log.debug("running locked after the unlocked try failed: %s", exc)
+            result = None
+        if result is None:
+            driver.relocked += 1
+            return None
+        driver.unlocked += 1
         return result, repo
 
     async def _on_sqlalchemy(

@@ -13,9 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Integer, bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service import deadlines
@@ -29,10 +31,12 @@ from gql_service.database import (
 from gql_service.deadlines import DatabaseTimeoutError
 from gql_service.driver_reads import APPLICATION_NAME
 from gql_service.driver_writes import DriverWrites
-from gql_service.errors import ValidationFailedError
+from gql_service.errors import OpenQuotesBlock, ValidationFailedError
 from gql_service.lean_statements import NeedsSqlAlchemy
 from gql_service.models import CloseOutcome, OpportunityStatusReason
 from gql_service.quote_services import create_quote
+from gql_service.records import OpportunityRecord
+from gql_service.repositories import Repository
 from gql_service.services import (
     close_opportunity,
     close_quotes,
@@ -194,13 +198,16 @@ async def test_a_refused_close_on_asyncpg_leaves_nothing_behind(engine: AsyncEng
     version = await _version(engine, pk)
     driver = _driver(engine)
     committed, handed_back = driver.committed, driver.handed_back
+    relocked = driver.relocked
     with pytest.raises(ValidationFailedError) as refused:
         await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
     violation = refused.value.violations[0]
     assert violation.code == "OPPORTUNITY_HAS_OPEN_QUOTES"
     assert [q.name for q in getattr(violation, "open_quotes", ())] == ["Quote 0"]
-    # Named by a prebuilt statement on asyncpg too (no rerun on SQLAlchemy's path); the
-    # locking UPDATE was rolled back.
+    # The unlocked call's close found the quote open and undid its lock; the locked work
+    # named it by a prebuilt statement on asyncpg too (no rerun on SQLAlchemy's path), and
+    # its locking UPDATE was rolled back.
+    assert driver.relocked == relocked + 1
     assert driver.handed_back == handed_back
     assert driver.committed == committed
     assert await _version(engine, pk) == version
@@ -299,17 +306,185 @@ async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
         for statement in _ENDED_ONCE:
             await connection.execute(text(statement))
     committed = driver.committed
+    version = await _version(engine, pks[2])
+
+    async def lock(repo: Repository) -> OpportunityRecord:
+        # A transaction whose first statement dies with its connection (the closes' unlocked
+        # statement commits itself; see the next test).
+        return await repo.lock_opportunity_row(pks[2], expected_version=None)
+
     with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
-        closed = await close_opportunity(
-            _uow(engine), opportunity_id=pks[2], outcome=CloseOutcome.LOST
-        )
+        locked = await _uow(engine).run(lock)
     # Retried once, on asyncpg, on a fresh connection: the other idle one was let go with the
     # dead one (the server may have restarted), as SQLAlchemy's pool replaces its older ones.
-    assert closed.opportunity.state == "LOST"
+    assert locked.version == version + 1
     assert [r for r in caplog.records if "fresh connection" in r.getMessage()]
+    assert await _version(engine, pks[2]) == version + 1
     assert driver.committed == committed + 1
     assert driver.connections.size() == 1
     assert not (await _asyncpg_sessions(engine)) & before
+
+
+async def test_a_close_whose_call_the_server_ended_says_its_outcome_is_unknown(
+    engine: AsyncEngine,
+) -> None:
+    """Unlocked, the close is one call that commits itself (locked_calls.py): a connection
+    lost while it runs may have committed it, as a lost COMMIT may have. The outcome is
+    unknown, and the close is not run again."""
+    pk = await _opportunity(engine)
+    version = await _version(engine, pk)
+    driver = _driver(engine)
+    async with engine.begin() as connection:
+        for statement in _ENDED_ONCE:
+            await connection.execute(text(statement))
+    unlocked = driver.unlocked
+    with pytest.raises(DBAPIError) as raised:
+        await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+    assert outcome_unknown(raised.value)
+    assert driver.unlocked == unlocked
+    # Not run again: a second run would have closed it (the trigger ends one session only).
+    assert await _version(engine, pk) == version
+
+
+@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes"])
+async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
+    engine: AsyncEngine, write: str
+) -> None:
+    """A transaction that adds an open quote (a new revision) holds the opportunity's lock as
+    a close starts. The close read the opportunity before that quote, but does not write on
+    what it read: its call waits for the lock only a moment (locked_calls.LOCK_WAIT), and the
+    locked work, which waits in its transaction, finds the quote open once the lock is free
+    (and refuses, or closes it too)."""
+    pk = await _opportunity(engine, quotes=1)
+    await close_quotes(_uow(engine), opportunity_id=pk)
+    driver = _driver(engine)
+    relocked = driver.relocked
+    async with engine.connect() as other:
+        adding = await other.begin()
+        # As every write of an opportunity or its quotes does first: the version moves.
+        await other.execute(
+            text("UPDATE opportunity SET version = version + 1 WHERE id = :id"), {"id": pk}
+        )
+        quote = (
+            await other.execute(
+                text(
+                    "INSERT INTO quote (opportunity_id, quote_number, revision_number, name, "
+                    "currency_code, state, status_reason, version, created_at, created_by, "
+                    "modified_at, modified_by) SELECT opportunity_id, quote_number, "
+                    "revision_number + 1, name, currency_code, 'DRAFT', 'IN_PROGRESS', 1, now(), "
+                    "'other', now(), 'other' FROM quote WHERE opportunity_id = :id RETURNING id"
+                ),
+                {"id": pk},
+            )
+        ).scalar_one()
+        uow = _uow(engine)
+        closing = asyncio.create_task(
+            close_opportunity(
+                uow,
+                opportunity_id=pk,
+                outcome=CloseOutcome.LOST,
+                close_open_quotes=write == "closeOpenQuotes",
+            )
+        )
+        for _ in range(200):
+            if driver.relocked > relocked:
+                break
+            await asyncio.sleep(0.01)
+        assert driver.relocked == relocked + 1
+        assert not closing.done()  # the locked work waits for the lock
+        await adding.commit()
+    if write == "closeOpportunity":
+        with pytest.raises(ValidationFailedError) as refused:
+            await closing
+        [violation] = refused.value.violations
+        assert isinstance(violation, OpenQuotesBlock)
+        assert [q.id for q in violation.open_quotes] == [quote]
+    else:
+        closed = await closing
+        assert [c.quote.id for c in closed.closed_quotes] == [quote]
+
+
+async def test_a_close_that_finds_no_asyncpg_connection_waits_for_one_once(
+    settings: Settings,
+) -> None:
+    """Every asyncpg connection busy past the pool's time-out: the close's unlocked try gives
+    up with a pool time-out, which the locked work would only wait for again."""
+    engine = create_engine(replace(settings, db_pool_timeout_ms=200))
+    try:
+        pk = await _opportunity(engine)
+        driver = _driver(engine)
+        held = []
+        while True:  # (until the pool is used up)
+            try:
+                held.append(await driver.connections.take())
+            except PoolTimeoutError:
+                break
+        relocked = driver.relocked
+        try:
+            with pytest.raises(PoolTimeoutError):
+                await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+        finally:
+            for connection in held:
+                driver.connections.give(connection)
+        assert driver.relocked == relocked
+        closed = await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+        assert closed.opportunity.state == "LOST"
+    finally:
+        await engine.dispose()
+
+
+async def _locked_functions(engine: AsyncEngine) -> list[str]:
+    """The unlocked closes' functions (locked_calls.py) on the idle asyncpg connection."""
+    driver = _driver(engine)
+    async with driver.connections.connection() as connection:
+        rows = await connection.fetch(
+            "SELECT proname FROM pg_proc WHERE pronamespace = pg_my_temp_schema()"
+        )
+    return sorted(row[0] for row in rows)
+
+
+@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes"])
+async def test_an_unlocked_close_is_one_call_made_once_per_connection(
+    settings: Settings, write: str
+) -> None:
+    """Unlocked, a close reads the opportunity and then makes one call: its lock and its close
+    in a function of the connection's temporary schema, made on first use and used again. A
+    session whose temporary objects were discarded makes it again (the close in between runs
+    locked)."""
+    # (One asyncpg connection: each close takes the one the last gave back.)
+    engine = create_engine(replace(settings, db_pool_size=1))
+    try:
+        driver = _driver(engine)
+        quotes = 2 if write == "closeOpenQuotes" else 0
+        pks = [await _opportunity(engine, quotes=quotes) for _ in range(4)]
+
+        async def close(pk: int) -> None:
+            closed = await close_opportunity(
+                _uow(engine),
+                opportunity_id=pk,
+                outcome=CloseOutcome.LOST,
+                close_open_quotes=write == "closeOpenQuotes",
+            )
+            assert closed.opportunity.state == "LOST"
+            assert len(closed.closed_quotes) == quotes
+
+        unlocked, relocked = driver.unlocked, driver.relocked
+        await close(pks[0])
+        made = await _locked_functions(engine)
+        assert len(made) == 1
+        assert made[0].startswith("gql_locked_")
+        await close(pks[1])
+        assert await _locked_functions(engine) == made
+        assert (driver.unlocked, driver.relocked) == (unlocked + 2, relocked)
+        async with driver.connections.connection() as connection:
+            await connection.execute("DISCARD TEMP")
+        await close(pks[2])  # the call fails (no such function): the locked work closes it
+        assert (driver.unlocked, driver.relocked) == (unlocked + 2, relocked + 1)
+        await close(pks[3])
+        assert (driver.unlocked, driver.relocked) == (unlocked + 3, relocked + 1)
+        assert await _locked_functions(engine) == made
+    finally:
+        await engine.dispose()
 
 
 async def _asyncpg_sessions(engine: AsyncEngine) -> set[int]:
@@ -332,6 +507,99 @@ _SLOW_COMMIT = [
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_close_commit()
     """,
 ]
+
+
+async def test_an_unlocked_close_whose_opportunity_moved_after_its_read_runs_locked(
+    settings: Settings,
+) -> None:
+    """Another transaction changes the opportunity between the unlocked close's read and its
+    call: the call's lock, at the version read, changes no row and writes nothing, and the
+    locked work closes the opportunity as it now is."""
+    engine = create_engine(replace(settings, db_pool_size=1))  # (one asyncpg connection)
+    try:
+        competitor = (await create_competitor(_uow(engine), name="Fabrikam")).id
+        assert competitor is not None
+        warm, pk = await _opportunity(engine), await _opportunity(engine)
+        version = await _version(engine, pk)
+        driver = _driver(engine)
+
+        async def close(opportunity_id: int) -> Any:
+            # (With a competitor: its check is a round trip between the read and the call.)
+            return await close_opportunity(
+                _uow(engine),
+                opportunity_id=opportunity_id,
+                outcome=CloseOutcome.LOST,
+                competitor_id=competitor,
+            )
+
+        # (Its statements prepared first: asyncpg logs a statement's executions after that.)
+        await close(warm)
+        moved: list[bool] = []
+        url = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+
+        def move_after_the_read(query: Any) -> None:
+            # asyncpg calls this as soon as the loop is free after the read, which is while
+            # the competitor's check is under way; blocking, it moves the row before the call.
+            if moved or not query.query.startswith("SELECT opportunity.id"):
+                return
+            moved.append(True)
+            with psycopg.connect(url, autocommit=True) as other:
+                other.execute(
+                    "UPDATE opportunity SET version = version + 1, description = 'moved' "
+                    "WHERE id = %s",
+                    (pk,),
+                )
+
+        async with driver.connections.connection() as connection:
+            connection.add_query_logger(move_after_the_read)
+        unlocked, relocked = driver.unlocked, driver.relocked
+        closed = await close(pk)
+        assert moved
+        assert (driver.unlocked, driver.relocked) == (unlocked, relocked + 1)
+        assert closed.opportunity.state == "LOST"
+        assert closed.opportunity.description == "moved"
+        assert closed.opportunity.version == version + 2
+        assert await _version(engine, pk) == version + 2
+    finally:
+        await engine.dispose()
+
+
+async def test_closes_run_locked_where_the_server_refuses_their_function(
+    settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A role without the right to create temporary objects: the first unlocked close's
+    function is refused, that close runs locked, and no close tries unlocked again."""
+    database = settings.database_url.rsplit("/", 1)[1]
+    role = f"no_temp_{database}"
+    async with engine.begin() as connection:
+        for statement in (
+            f"CREATE ROLE {role} LOGIN",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC",
+        ):
+            await connection.execute(text(statement))
+    pks = [await _opportunity(engine) for _ in range(2)]
+    url = settings.database_url.replace("://postgres@", f"://{role}@")
+    assert url != settings.database_url
+    limited = create_engine(replace(settings, database_url=url))
+    try:
+        driver = _driver(limited)
+        unlocked, relocked = driver.unlocked, driver.relocked
+        with caplog.at_level(logging.WARNING, logger="gql_service.driver_writes"):
+            for pk in pks:
+                closed = await close_opportunity(
+                    _uow(limited), opportunity_id=pk, outcome=CloseOutcome.LOST
+                )
+                assert closed.opportunity.state == "LOST"
+        assert (driver.unlocked, driver.relocked) == (unlocked, relocked + 1)
+        assert not driver.unlocked_tries
+        assert [r for r in caplog.records if "refused their function" in r.getMessage()]
+    finally:
+        await limited.dispose()
+        async with engine.begin() as connection:
+            await connection.execute(text(f"DROP OWNED BY {role}"))
+            await connection.execute(text(f"DROP ROLE {role}"))
 
 
 async def test_a_commit_the_deadline_cut_off_has_an_unknown_outcome(engine: AsyncEngine) -> None:
@@ -477,8 +745,14 @@ async def test_closes_are_planned_once_however_the_quotes_are_spread(
         await connection.execute(text("ANALYZE quote"))
     targets = [await _opportunity(engine, quotes=2) for _ in range(16)]
     for pk in targets:
+        # (On asyncpg, dry runs: the transaction's prepared statement, not the same one run
+        # inside an unlocked close's function, locked_calls.py, whose plans
+        # pg_prepared_statements does not count.)
         await close_opportunity(
-            _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST, close_open_quotes=True
+            _uow(engine, dry_run=driver == "asyncpg"),
+            opportunity_id=pk,
+            outcome=CloseOutcome.LOST,
+            close_open_quotes=True,
         )
     # (One close after the other: each took the connection the last one gave back.)
     plans = await _plans_of(engine, "WITH closed AS%")
