@@ -228,8 +228,8 @@ async def close_opportunity(
         return plan
 
     async def unlocked(repo: Repository) -> OpportunityClosed | None:
-        # Read, check, then one statement that closes only the version read, where it can:
-        # anything else (a refusal, a changed row, an open quote) the locked work answers.
+        # Read, check, then one call that locks the version read first and closes it, where it
+        # can: anything else (a refusal, a changed row, an open quote) the locked work answers.
         opportunity = await repo.opportunity_row(opportunity_id)
         if opportunity is None or expected_version not in (None, opportunity.version):
             return None

@@ -51,11 +51,12 @@ class UnitOfWork:
     it is SQLAlchemy's ``begin()``.
 
     Work that offers an ``unlocked`` version of itself is tried that way first on asyncpg:
-    no transaction, each statement its own, the write a single statement that takes the lock
-    and checks that what the rules were checked on is unchanged (two round trips where a
-    transaction takes four). Unless that settles it, the locked work runs as usual: after
-    any refusal (the locked path says why, authoritatively), a changed row, or a failure that
-    wrote nothing. A failure that may have committed is the request's answer.
+    no transaction, each statement its own, the write one call whose function takes the lock
+    first, at the version the rules were checked on, and then writes (locked_calls.py; two
+    round trips where a transaction takes four). Unless that settles it, the locked work runs
+    as usual: after any refusal (the locked path says why, authoritatively), a moved version,
+    a lock held, or a failure that wrote nothing. A failure that may have committed is the
+    request's answer.
 
     A ``dry_run`` does the same work with the same statements and locks, then rolls back
     instead of committing: the work's result or its errors, and nothing written. It claims no
@@ -205,7 +206,7 @@ class UnitOfWork:
                 # It may have written; or the locked work would only meet the same (a pool
                 # time-out, the deadline, a server going away) after as long a wait again.
                 raise
-            # (Most often the row's lock was taken: the locked work waits for it. A dead
+            # (Most often the row's lock was held: the locked work waits for it. A dead
             # connection is let go with the idle ones; the locked work takes a fresh one.)
             log.debug("running locked after the unlocked try failed: %s", exc)
             result = None

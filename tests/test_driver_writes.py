@@ -309,8 +309,8 @@ async def test_a_transaction_on_a_connection_the_server_ended_is_retried_once(
     version = await _version(engine, pks[2])
 
     async def lock(repo: Repository) -> OpportunityRecord:
-        # A transaction whose first statement dies with its connection (the closes' unlocked
-        # statement commits itself; see the next test).
+        # A transaction whose first statement dies with its connection (a close's unlocked
+        # call commits itself; see the next test).
         return await repo.lock_opportunity_row(pks[2], expected_version=None)
 
     with caplog.at_level(logging.INFO, logger="gql_service.unit_of_work"):
