@@ -40,7 +40,7 @@ from gql_service.records import (
     QuoteCloseValues,
     QuoteRecord,
 )
-from gql_service.rules import check_version
+from gql_service.rules import OPEN_STATE, check_version
 from gql_service.transitions import Changes, QuoteClosing
 
 _OPPORTUNITY = table_of(Opportunity)
@@ -118,6 +118,15 @@ _LOCK_ANNOUNCED = {
     False: _LOCK_OPPORTUNITY.returning(_ANNOUNCEMENT),
     True: _LOCK_OPPORTUNITY_AT_VERSION.returning(_ANNOUNCEMENT),
 }
+
+
+@cache
+def _lock_if_open(at_version: bool, announce: bool) -> sa.Update:
+    """The locking UPDATE of an opportunity in ``rules.OPEN_STATE`` only (the state written
+    in, as the open quote states are)."""
+    lock = _LOCK_OPPORTUNITY_AT_VERSION if at_version else _LOCK_OPPORTUNITY
+    lock = lock.where(_OPPORTUNITY.c.state == sa.literal_column(f"'{OPEN_STATE.value}'"))
+    return lock.returning(_ANNOUNCEMENT) if announce else lock
 
 
 def _close_opportunity_update(
@@ -461,8 +470,11 @@ class Repository:
             return locked
         raise await self._not_locked(opportunity_id, expected_version)
 
-    def _lock_statement(self, at_version: bool) -> sa.Update:
-        """The prebuilt locking UPDATE (``lock_opportunity_row``)."""
+    def _lock_statement(self, at_version: bool, *, if_open: bool = False) -> sa.Update:
+        """The prebuilt locking UPDATE (``lock_opportunity_row``); ``if_open``: of an
+        opportunity in ``rules.OPEN_STATE`` only."""
+        if if_open:
+            return _lock_if_open(at_version, self.announce)
         if self.announce:
             return _LOCK_ANNOUNCED[at_version]
         return _LOCK_OPPORTUNITY_AT_VERSION if at_version else _LOCK_OPPORTUNITY
@@ -642,35 +654,40 @@ class Repository:
 
     async def close_opportunity_unlocked(
         self,
-        opportunity: OpportunityRecord,
+        opportunity_id: int,
+        version: int | None,
         changes: Changes,
         record: Changes,
         quotes: QuoteClosing | None,
+        *,
+        if_open: bool,
     ) -> tuple[OpportunityRecord, OpportunityCloseRecord, list[ClosedQuoteRow]] | None:
         """PostgreSQL on asyncpg, outside a transaction: ``close_opportunity`` as one call that
-        locks the opportunity first, as the transaction does, but only at the version it was
-        read at, and then closes it (with its open quotes, if ``quotes`` takes them all) by
-        the same statement as the transaction's (locked_calls.py). None when the opportunity
-        is no longer at that version or an open quote blocks the close: nothing was written,
-        and the caller runs the locked work."""
-        assert opportunity.id is not None
+        locks the opportunity first, as the transaction does, and then closes it (with its
+        open quotes, if ``quotes`` takes them all) by the same statement as the transaction's
+        (locked_calls.py). The lock takes only the opportunity at ``version`` (the one the
+        rules were checked on, or the client's expected one) and, ``if_open``, only in the
+        state the rules require (``rules.OPEN_STATE``: changes that were worked out without
+        reading the row). None when it is not, or an open quote blocks the close: nothing was
+        written, and the caller runs the locked work."""
         runner = self._runner
         assert isinstance(runner, DriverTransaction), "asyncpg, outside a transaction"
         values = {**record, "created_at": self.now, "created_by": self.actor}
         stmt: Executable
         if quotes is None:
-            params = self._close_params(opportunity.id, changes, values)
+            params = self._close_params(opportunity_id, changes, values)
             stmt = _close_and_record_statement(tuple(changes), tuple(values))
         elif quotes.all_open:
-            params = self._close_all_params(opportunity.id, changes, values, quotes)
+            params = self._close_all_params(opportunity_id, changes, values, quotes)
             stmt = _close_all_statement(tuple(changes), tuple(values))
         else:
             return None
-        lock_params = self._lock_params(opportunity.id, opportunity.version)
-        rows = await runner.rows_after_lock(self._lock_statement(True), lock_params, stmt, params)
+        lock = self._lock_statement(version is not None, if_open=if_open)
+        lock_params = self._lock_params(opportunity_id, version)
+        rows = await runner.rows_after_lock(lock, lock_params, stmt, params)
         if not rows:
             return None
-        self.changed.add(opportunity.id)
+        self.changed.add(opportunity_id)
         if quotes is None:
             return (*_split(rows[0], _OPPORTUNITY_COLUMNS, _OpportunityCloseRow), [])
         return _all_closed(rows)

@@ -270,9 +270,14 @@ def check_version(entity: str, expected: int | None, actual: int) -> list[Violat
     ]
 
 
+# The one state ``check_opportunity_open`` accepts (an unread close's lock requires it in SQL:
+# repositories.py).
+OPEN_STATE = OpportunityState.OPEN
+
+
 def check_opportunity_open(opportunity: OpportunityRecord) -> list[Violation]:
     """A WON or LOST opportunity is read-only until reopened."""
-    if opportunity.state is OpportunityState.OPEN:
+    if opportunity.state is OPEN_STATE:
         return []
     return [
         Violation(

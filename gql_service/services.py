@@ -209,6 +209,10 @@ async def close_opportunity(
         )
     )
 
+    async def competitor_known(repo: Repository) -> None:
+        if competitor_id is not None and not await repo.competitor_exists(competitor_id):
+            raise not_found(msg("No competitor has this id."), "competitor")
+
     async def plan_close(
         repo: Repository, opportunity: OpportunityRecord
     ) -> transitions.OpportunityClosing:
@@ -223,19 +227,40 @@ async def close_opportunity(
             description=description,
             close_open_quotes=close_open_quotes,
         )
-        if competitor_id is not None and not await repo.competitor_exists(competitor_id):
-            raise not_found(msg("No competitor has this id."), "competitor")
+        await competitor_known(repo)
         return plan
 
     async def unlocked(repo: Repository) -> OpportunityClosed | None:
-        # Read, check, then one call that locks the version read first and closes it, where it
-        # can: anything else (a refusal, a changed row, an open quote) the locked work answers.
-        opportunity = await repo.opportunity_row(opportunity_id)
-        if opportunity is None or expected_version not in (None, opportunity.version):
-            return None
-        plan = await plan_close(repo, opportunity)
+        # One call that locks the opportunity first and closes it, where it can: anything
+        # else (a refusal, a changed row, an open quote) the locked work answers. Changes that
+        # depend on the opportunity's values are worked out on it as read, and the call locks
+        # only the version read; others need no read, and the call locks the opportunity only
+        # in the state the rules require.
+        unread = transitions.close_opportunity_unread(
+            opportunity_id,
+            outcome=outcome,
+            status_reason=reason,
+            actual_revenue=actual_revenue,
+            close_date=close_date or repo.today,
+            competitor_id=competitor_id,
+            description=description,
+            close_open_quotes=close_open_quotes,
+        )
+        if unread is not None:
+            await competitor_known(repo)
+            plan, version = unread, expected_version
+        else:
+            opportunity = await repo.opportunity_row(opportunity_id)
+            if opportunity is None or expected_version not in (None, opportunity.version):
+                return None
+            plan, version = await plan_close(repo, opportunity), opportunity.version
         done = await repo.close_opportunity_unlocked(
-            opportunity, plan.changes, plan.record, plan.quotes
+            opportunity_id,
+            version,
+            plan.changes,
+            plan.record,
+            plan.quotes,
+            if_open=unread is not None,
         )
         return None if done is None else _closed(*done)
 

@@ -155,10 +155,62 @@ def close_opportunity(
         revenue = opportunity.estimated_revenue
     else:
         revenue = None
+    return _closing(
+        opportunity.id,
+        outcome=outcome,
+        status_reason=status_reason,
+        revenue=revenue,
+        close_date=close_date,
+        competitor_id=competitor_id,
+        description=description,
+        close_open_quotes=close_open_quotes,
+    )
+
+
+def close_opportunity_unread(
+    opportunity_id: int,
+    *,
+    outcome: CloseOutcome,
+    status_reason: OpportunityStatusReason,
+    actual_revenue: Decimal | None,
+    close_date: date,
+    competitor_id: int | None,
+    description: str | None,
+    close_open_quotes: bool,
+) -> OpportunityClosing | None:
+    """``close_opportunity``'s changes where they do not depend on the opportunity's values:
+    those of an opportunity in ``rules.OPEN_STATE``, the only state its guard accepts, or None
+    when they do (WON without an actual revenue takes the estimate). The caller writes them
+    only if the opportunity is in that state under its lock (repositories.py)."""
+    if actual_revenue is None and outcome is CloseOutcome.WON:
+        return None
+    return _closing(
+        opportunity_id,
+        outcome=outcome,
+        status_reason=status_reason,
+        revenue=None if actual_revenue is None else as_money(actual_revenue),
+        close_date=close_date,
+        competitor_id=competitor_id,
+        description=description,
+        close_open_quotes=close_open_quotes,
+    )
+
+
+def _closing(
+    opportunity_id: int,
+    *,
+    outcome: CloseOutcome,
+    status_reason: OpportunityStatusReason,
+    revenue: Decimal | None,
+    close_date: date,
+    competitor_id: int | None,
+    description: str | None,
+    close_open_quotes: bool,
+) -> OpportunityClosing:
     quotes = None
     if close_open_quotes:
         quotes = QuoteClosing(
-            opportunity.id,
+            opportunity_id,
             status_reason=QuoteStatusReason.LOST,
             close_date=close_date,
             description=description,
@@ -172,7 +224,7 @@ def close_opportunity(
             "actual_close_date": close_date,
         },
         record={
-            "opportunity_id": opportunity.id,
+            "opportunity_id": opportunity_id,
             "outcome": outcome,
             "status_reason": status_reason,
             "actual_revenue": revenue,

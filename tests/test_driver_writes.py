@@ -512,9 +512,10 @@ _SLOW_COMMIT = [
 async def test_an_unlocked_close_whose_opportunity_moved_after_its_read_runs_locked(
     settings: Settings,
 ) -> None:
-    """Another transaction changes the opportunity between the unlocked close's read and its
-    call: the call's lock, at the version read, changes no row and writes nothing, and the
-    locked work closes the opportunity as it now is."""
+    """Another transaction changes the opportunity between the unlocked close's read (a WON
+    close without a revenue takes the estimate) and its call: the call's lock, at the version
+    read, changes no row and writes nothing, and the locked work closes the opportunity as it
+    now is."""
     engine = create_engine(replace(settings, db_pool_size=1))  # (one asyncpg connection)
     try:
         competitor = (await create_competitor(_uow(engine), name="Fabrikam")).id
@@ -528,7 +529,7 @@ async def test_an_unlocked_close_whose_opportunity_moved_after_its_read_runs_loc
             return await close_opportunity(
                 _uow(engine),
                 opportunity_id=opportunity_id,
-                outcome=CloseOutcome.LOST,
+                outcome=CloseOutcome.WON,
                 competitor_id=competitor,
             )
 
@@ -556,10 +557,50 @@ async def test_an_unlocked_close_whose_opportunity_moved_after_its_read_runs_loc
         closed = await close(pk)
         assert moved
         assert (driver.unlocked, driver.relocked) == (unlocked, relocked + 1)
-        assert closed.opportunity.state == "LOST"
+        assert closed.opportunity.state == "WON"
         assert closed.opportunity.description == "moved"
         assert closed.opportunity.version == version + 2
         assert await _version(engine, pk) == version + 2
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("state", ["OPEN", "WON", "LOST"])
+async def test_a_close_that_needs_no_read_locks_only_an_open_opportunity(
+    settings: Settings, state: str
+) -> None:
+    """A LOST close (or a WON one with its revenue) does not depend on the opportunity's
+    values: its one call locks the opportunity only in the state the rules require
+    (rules.OPEN_STATE), without reading it first. An opportunity in any other state is left to
+    the locked work, which refuses it as the rules say."""
+    engine = create_engine(replace(settings, db_pool_size=1))  # (one asyncpg connection)
+    try:
+        warm, pk = await _opportunity(engine), await _opportunity(engine)
+        await close_opportunity(_uow(engine), opportunity_id=warm, outcome=CloseOutcome.LOST)
+        if state != "OPEN":
+            await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome(state))
+        version = await _version(engine, pk)
+        driver = _driver(engine)
+        sent: list[str] = []
+        async with driver.connections.connection() as connection:
+            connection.add_query_logger(lambda query: sent.append(query.query))
+        unlocked, relocked = driver.unlocked, driver.relocked
+        if state == "OPEN":
+            closed = await close_opportunity(
+                _uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST
+            )
+            assert closed.opportunity.state == "LOST"
+            assert closed.opportunity.version == version + 1
+            assert (driver.unlocked, driver.relocked) == (unlocked + 1, relocked)
+            await asyncio.sleep(0.05)  # (asyncpg calls its loggers soon after)
+            assert len(sent) == 1
+            assert sent[0].startswith("SELECT * FROM pg_temp.gql_locked_")
+        else:
+            with pytest.raises(ValidationFailedError) as refused:
+                await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome.LOST)
+            assert [v.code for v in refused.value.violations] == ["OPPORTUNITY_ALREADY_CLOSED"]
+            assert (driver.unlocked, driver.relocked) == (unlocked, relocked + 1)
+            assert await _version(engine, pk) == version
     finally:
         await engine.dispose()
 

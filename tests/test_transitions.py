@@ -61,6 +61,35 @@ def test_a_won_close_takes_the_estimate_as_actual_revenue_and_leaves_a_completed
     assert closing.quotes is None
 
 
+@pytest.mark.parametrize(
+    ("outcome", "revenue", "quotes"),
+    [
+        (CloseOutcome.LOST, None, False),
+        (CloseOutcome.LOST, Decimal("12.5"), True),
+        (CloseOutcome.WON, Decimal("900"), False),
+        (CloseOutcome.WON, Decimal("900"), True),
+    ],
+)
+def test_a_close_that_needs_no_read_plans_what_the_read_one_plans(
+    outcome: CloseOutcome, revenue: Decimal | None, quotes: bool
+) -> None:
+    """Worked out without the opportunity, a close's changes are those worked out on an open
+    one (the unlocked call locks it only if it is open); WON without a revenue needs it."""
+    given = {
+        "outcome": outcome,
+        "status_reason": OpportunityStatusReason.CANCELED,
+        "actual_revenue": revenue,
+        "close_date": TODAY,
+        "competitor_id": 5,
+        "description": "x",
+        "close_open_quotes": quotes,
+    }
+    unread = transitions.close_opportunity_unread(7, **given)  # type: ignore[arg-type]
+    assert unread == transitions.close_opportunity(_opportunity(), **given)  # type: ignore[arg-type]
+    needing = {**given, "outcome": CloseOutcome.WON, "actual_revenue": None}
+    assert transitions.close_opportunity_unread(7, **needing) is None  # type: ignore[arg-type]
+
+
 def test_a_lost_close_that_closes_open_quotes_closes_them_as_lost_on_the_same_date() -> None:
     closing = transitions.close_opportunity(
         _opportunity(),
