@@ -3,21 +3,22 @@
 A close's transaction on PostgreSQL is four round trips: BEGIN, the locking UPDATE, the one
 statement that closes and records, COMMIT. Each costs the worker ~50-60 µs of CPU and the
 server some too, more than the statements themselves. A close tried first outside a
-transaction (unit_of_work.py) reads the opportunity, checks the rules on it, and then calls
-one function whose body is the same two statements, in the same order:
+transaction (unit_of_work.py, services.close_opportunity) calls one function whose body is
+the same two statements, in the same order:
 
-    UPDATE opportunity SET version = version + 1, ... WHERE id = $1 AND version = <the
-    version read> RETURNING ... INTO gql_locked;      -- the lock, first
-    IF NOT FOUND THEN RETURN; END IF;                  -- changed since: nothing written
+    UPDATE opportunity SET version = version + 1, ... WHERE id = $1 AND <what the rules'
+    verdict needs> RETURNING ... INTO gql_locked;     -- the lock, first
+    IF NOT FOUND THEN RETURN; END IF;                  -- not as required: nothing written
     RETURN QUERY <the close>;                          -- reads the quotes after the lock
     IF NOT FOUND THEN RAISE ... 'GQ001'; END IF;       -- blocked: the lock's bump undone
 
 A VOLATILE function takes a fresh snapshot for each statement it runs, so the close sees
 every transaction that committed before the lock was granted, exactly as the transaction's
-second statement does (the lock-first design: README, Concurrency). The version check makes
-the rules' verdict, given on the row as read, the verdict on the row as locked: every write of
-an opportunity or of its quotes bumps its version first. The call commits itself: two round
-trips (the read and the call) instead of four. It waits for the lock only a moment
+second statement does (the lock-first design: README, Concurrency). What the lock requires
+makes the rules' verdict hold on the row as locked: the version the rules were checked on,
+after a read (every write of an opportunity or of its quotes bumps its version first), or,
+where the close's changes do not depend on the row, the one state the rules accept. The call
+commits itself: one or two round trips instead of four. It waits for the lock only a moment
 (``LOCK_WAIT``): a lock held longer fails it, nothing written, and the transaction takes over.
 
 The function is made from the statements' own SQL as SQLAlchemy compiles them for asyncpg

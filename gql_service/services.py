@@ -213,12 +213,8 @@ async def close_opportunity(
         if competitor_id is not None and not await repo.competitor_exists(competitor_id):
             raise not_found(msg("No competitor has this id."), "competitor")
 
-    async def plan_close(
-        repo: Repository, opportunity: OpportunityRecord
-    ) -> transitions.OpportunityClosing:
-        """The rules, on the opportunity as locked (or as read, unlocked)."""
-        plan = transitions.close_opportunity(
-            opportunity,
+    def given(repo: Repository) -> transitions.CloseInput:
+        return transitions.CloseInput(
             outcome=outcome,
             status_reason=reason,
             actual_revenue=actual_revenue,
@@ -227,6 +223,12 @@ async def close_opportunity(
             description=description,
             close_open_quotes=close_open_quotes,
         )
+
+    async def plan_close(
+        repo: Repository, opportunity: OpportunityRecord
+    ) -> transitions.OpportunityClosing:
+        """The rules, on the opportunity as locked (or as read, unlocked)."""
+        plan = transitions.close_opportunity(opportunity, given(repo))
         await competitor_known(repo)
         return plan
 
@@ -236,16 +238,7 @@ async def close_opportunity(
         # depend on the opportunity's values are worked out on it as read, and the call locks
         # only the version read; others need no read, and the call locks the opportunity only
         # in the state the rules require.
-        unread = transitions.close_opportunity_unread(
-            opportunity_id,
-            outcome=outcome,
-            status_reason=reason,
-            actual_revenue=actual_revenue,
-            close_date=close_date or repo.today,
-            competitor_id=competitor_id,
-            description=description,
-            close_open_quotes=close_open_quotes,
-        )
+        unread = transitions.close_opportunity_unread(opportunity_id, given(repo))
         if unread is not None:
             await competitor_known(repo)
             plan, version = unread, expected_version

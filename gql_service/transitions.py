@@ -130,17 +130,20 @@ def edit_opportunity(
     return {k: v for k, v in changes.items() if v is not UNSET}
 
 
-def close_opportunity(
-    opportunity: OpportunityRecord,
-    *,
-    outcome: CloseOutcome,
-    status_reason: OpportunityStatusReason,
-    actual_revenue: Decimal | None,
-    close_date: date,
-    competitor_id: int | None,
-    description: str | None,
-    close_open_quotes: bool,
-) -> OpportunityClosing:
+@dataclass(frozen=True, slots=True)
+class CloseInput:
+    """What closeOpportunity is asked for (``rules.check_close_input`` checked it)."""
+
+    outcome: CloseOutcome
+    status_reason: OpportunityStatusReason
+    actual_revenue: Decimal | None
+    close_date: date
+    competitor_id: int | None
+    description: str | None
+    close_open_quotes: bool
+
+
+def close_opportunity(opportunity: OpportunityRecord, given: CloseInput) -> OpportunityClosing:
     """OPEN -> WON or LOST, with a COMPLETED close record; optionally its open quotes -> LOST.
 
     The central invariant (no open quote once closed) is the guard that the saving statement
@@ -149,88 +152,51 @@ def close_opportunity(
     assert opportunity.id is not None
     raise_if_any(check_opportunity_open(opportunity))
     revenue: Decimal | None
-    if actual_revenue is not None:
-        revenue = as_money(actual_revenue)
-    elif outcome is CloseOutcome.WON:
+    if given.actual_revenue is not None:
+        revenue = as_money(given.actual_revenue)
+    elif given.outcome is CloseOutcome.WON:
         revenue = opportunity.estimated_revenue
     else:
         revenue = None
-    return _closing(
-        opportunity.id,
-        outcome=outcome,
-        status_reason=status_reason,
-        revenue=revenue,
-        close_date=close_date,
-        competitor_id=competitor_id,
-        description=description,
-        close_open_quotes=close_open_quotes,
-    )
+    return _closing(opportunity.id, given, revenue)
 
 
-def close_opportunity_unread(
-    opportunity_id: int,
-    *,
-    outcome: CloseOutcome,
-    status_reason: OpportunityStatusReason,
-    actual_revenue: Decimal | None,
-    close_date: date,
-    competitor_id: int | None,
-    description: str | None,
-    close_open_quotes: bool,
-) -> OpportunityClosing | None:
+def close_opportunity_unread(opportunity_id: int, given: CloseInput) -> OpportunityClosing | None:
     """``close_opportunity``'s changes where they do not depend on the opportunity's values:
     those of an opportunity in ``rules.OPEN_STATE``, the only state its guard accepts, or None
     when they do (WON without an actual revenue takes the estimate). The caller writes them
     only if the opportunity is in that state under its lock (repositories.py)."""
-    if actual_revenue is None and outcome is CloseOutcome.WON:
+    if given.actual_revenue is None and given.outcome is CloseOutcome.WON:
         return None
-    return _closing(
-        opportunity_id,
-        outcome=outcome,
-        status_reason=status_reason,
-        revenue=None if actual_revenue is None else as_money(actual_revenue),
-        close_date=close_date,
-        competitor_id=competitor_id,
-        description=description,
-        close_open_quotes=close_open_quotes,
-    )
+    revenue = None if given.actual_revenue is None else as_money(given.actual_revenue)
+    return _closing(opportunity_id, given, revenue)
 
 
-def _closing(
-    opportunity_id: int,
-    *,
-    outcome: CloseOutcome,
-    status_reason: OpportunityStatusReason,
-    revenue: Decimal | None,
-    close_date: date,
-    competitor_id: int | None,
-    description: str | None,
-    close_open_quotes: bool,
-) -> OpportunityClosing:
+def _closing(opportunity_id: int, given: CloseInput, revenue: Decimal | None) -> OpportunityClosing:
     quotes = None
-    if close_open_quotes:
+    if given.close_open_quotes:
         quotes = QuoteClosing(
             opportunity_id,
             status_reason=QuoteStatusReason.LOST,
-            close_date=close_date,
-            description=description,
+            close_date=given.close_date,
+            description=given.description,
         )
     return OpportunityClosing(
         changes={
-            "state": OpportunityState(outcome.value),
-            "status_reason": status_reason,
-            "forecast_category": ForecastCategory(outcome.value),
+            "state": OpportunityState(given.outcome.value),
+            "status_reason": given.status_reason,
+            "forecast_category": ForecastCategory(given.outcome.value),
             "actual_revenue": revenue,
-            "actual_close_date": close_date,
+            "actual_close_date": given.close_date,
         },
         record={
             "opportunity_id": opportunity_id,
-            "outcome": outcome,
-            "status_reason": status_reason,
+            "outcome": given.outcome,
+            "status_reason": given.status_reason,
             "actual_revenue": revenue,
-            "close_date": close_date,
-            "competitor_id": competitor_id,
-            "description": description,
+            "close_date": given.close_date,
+            "competitor_id": given.competitor_id,
+            "description": given.description,
             "state": CloseRecordState.COMPLETED,
         },
         quotes=quotes,

@@ -52,8 +52,9 @@ class UnitOfWork:
 
     Work that offers an ``unlocked`` version of itself is tried that way first on asyncpg:
     no transaction, each statement its own, the write one call whose function takes the lock
-    first, at the version the rules were checked on, and then writes (locked_calls.py; two
-    round trips where a transaction takes four). Unless that settles it, the locked work runs
+    first, only as the rules' verdict requires (at the version they were checked on, or in the
+    state they accept), and then writes (locked_calls.py; one or two round trips where a
+    transaction takes four). Unless that settles it, the locked work runs
     as usual: after any refusal (the locked path says why, authoritatively), a moved version,
     a lock held, or a failure that wrote nothing. A failure that may have committed is the
     request's answer.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -42,13 +43,15 @@ def _codes(exc: pytest.ExceptionInfo[ValidationFailedError]) -> list[ErrorCode]:
 def test_a_won_close_takes_the_estimate_as_actual_revenue_and_leaves_a_completed_record() -> None:
     closing = transitions.close_opportunity(
         _opportunity(),
-        outcome=CloseOutcome.WON,
-        status_reason=OpportunityStatusReason.WON,
-        actual_revenue=None,
-        close_date=TODAY,
-        competitor_id=None,
-        description=None,
-        close_open_quotes=False,
+        transitions.CloseInput(
+            outcome=CloseOutcome.WON,
+            status_reason=OpportunityStatusReason.WON,
+            actual_revenue=None,
+            close_date=TODAY,
+            competitor_id=None,
+            description=None,
+            close_open_quotes=False,
+        ),
     )
     assert closing.changes == {
         "state": OpportunityState.WON,
@@ -75,31 +78,33 @@ def test_a_close_that_needs_no_read_plans_what_the_read_one_plans(
 ) -> None:
     """Worked out without the opportunity, a close's changes are those worked out on an open
     one (the unlocked call locks it only if it is open); WON without a revenue needs it."""
-    given = {
-        "outcome": outcome,
-        "status_reason": OpportunityStatusReason.CANCELED,
-        "actual_revenue": revenue,
-        "close_date": TODAY,
-        "competitor_id": 5,
-        "description": "x",
-        "close_open_quotes": quotes,
-    }
-    unread = transitions.close_opportunity_unread(7, **given)  # type: ignore[arg-type]
-    assert unread == transitions.close_opportunity(_opportunity(), **given)  # type: ignore[arg-type]
-    needing = {**given, "outcome": CloseOutcome.WON, "actual_revenue": None}
-    assert transitions.close_opportunity_unread(7, **needing) is None  # type: ignore[arg-type]
+    given = transitions.CloseInput(
+        outcome=outcome,
+        status_reason=OpportunityStatusReason.CANCELED,
+        actual_revenue=revenue,
+        close_date=TODAY,
+        competitor_id=5,
+        description="x",
+        close_open_quotes=quotes,
+    )
+    unread = transitions.close_opportunity_unread(7, given)
+    assert unread == transitions.close_opportunity(_opportunity(), given)
+    needing = replace(given, outcome=CloseOutcome.WON, actual_revenue=None)
+    assert transitions.close_opportunity_unread(7, needing) is None
 
 
 def test_a_lost_close_that_closes_open_quotes_closes_them_as_lost_on_the_same_date() -> None:
     closing = transitions.close_opportunity(
         _opportunity(),
-        outcome=CloseOutcome.LOST,
-        status_reason=OpportunityStatusReason.OUT_SOLD,
-        actual_revenue=Decimal("12.5"),
-        close_date=TODAY,
-        competitor_id=None,
-        description="lost",
-        close_open_quotes=True,
+        transitions.CloseInput(
+            outcome=CloseOutcome.LOST,
+            status_reason=OpportunityStatusReason.OUT_SOLD,
+            actual_revenue=Decimal("12.5"),
+            close_date=TODAY,
+            competitor_id=None,
+            description="lost",
+            close_open_quotes=True,
+        ),
     )
     assert closing.changes["actual_revenue"] == Decimal("12.5000")
     assert closing.quotes == transitions.QuoteClosing(
