@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Any, TypeVar
+from functools import cache, partial
+from typing import Any, TypeVar, cast
 
 import asyncpg
+import sqlalchemy as sa
 from cachetools import LRUCache
 from sqlalchemy import Dialect
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -155,6 +156,46 @@ class DriverTransaction:
         ``statement``'s rows; none, and nothing written, if the lock changed no row or the
         statement returned none. Its outcome is unknown if the connection fails meanwhile,
         as a COMMIT's is."""
+        called = await self._call(lock, lock_params, statement, params, with_lock=False)
+        if called is None:
+            return []
+        fetched, call, _, prepared = called
+        return prepared.rows(fetched, self.dialect, call.columns)
+
+    async def locked_and_rows(
+        self,
+        lock: Executable,
+        lock_params: dict[str, Any],
+        statement: Executable,
+        params: dict[str, Any],
+    ) -> tuple[Any, list[Any]] | None:
+        """As ``rows_after_lock``, but ``statement`` (a SELECT) may return no row: the row
+        ``lock`` returned and ``statement``'s rows, or None, and nothing written, if the lock
+        changed no row."""
+        called = await self._call(
+            lock, lock_params, _padded(lock, statement), params, with_lock=True
+        )
+        if called is None or not called[0]:
+            return None
+        fetched, call, locking, _ = called
+        assert call.lock_columns is not None
+        at = len(call.lock_columns)
+        [locked] = locking.rows([tuple(fetched[0])[:at]], self.dialect, call.lock_columns)
+        rows = [tuple(row)[at:] for row in fetched[1:]]
+        written = self._prepared(statement, params)
+        return locked, written.rows(rows, self.dialect, call.columns[at:])
+
+    async def _call(
+        self,
+        lock: Executable,
+        lock_params: dict[str, Any],
+        statement: Executable,
+        params: dict[str, Any],
+        *,
+        with_lock: bool,
+    ) -> tuple[list[Any], locked_calls.LockedCall, Prepared, Prepared] | None:
+        """The rows of the function of ``lock`` then ``statement`` (made first if need be),
+        with the call, and the two statements prepared; None if it wrote nothing."""
         assert self.unlocked, "a call that commits itself, outside the transaction"
         locking = self._prepared(lock, lock_params)
         prepared = self._prepared(statement, params)
@@ -162,7 +203,11 @@ class DriverTransaction:
         connection = self.connection
         try:
             call = await self._round_trip(
-                prepared.sql, locked_calls.locked_call, connection, locking.sql, prepared.sql
+                prepared.sql,
+                partial(locked_calls.locked_call, with_lock=with_lock),
+                connection,
+                locking.sql,
+                prepared.sql,
             )
         except DBAPIError as exc:
             if not exc.connection_invalidated:
@@ -177,15 +222,14 @@ class DriverTransaction:
             self.driver.refused[prepared.sql] = True
             raise NeedsSqlAlchemy("an argument asyncpg would not encode") from None
         except DBAPIError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-            if sqlstate == locked_calls.NOTHING_WRITTEN:
-                return []
-            if sqlstate[:2] in locked_calls.REMADE:
+            if getattr(exc.orig, "sqlstate", None) == locked_calls.NOTHING_WRITTEN:
+                return None
+            if (getattr(exc.orig, "sqlstate", None) or "")[:2] in locked_calls.REMADE:
                 # Made again next time (the schema may have changed under it).
-                locked_calls.forget(connection, locking.sql, prepared.sql)
+                locked_calls.forget(connection, locking.sql, prepared.sql, with_lock)
             raise
         self.driver.lean.served += 1
-        return prepared.rows(fetched, self.dialect, call.columns)
+        return fetched, call, locking, prepared
 
     def _prepared(self, statement: Executable, params: dict[str, Any]) -> Prepared:
         prepared = self.driver.lean.prepared(statement, params)
@@ -272,6 +316,20 @@ class DriverTransaction:
         sqlstate = getattr(orig, "sqlstate", None) or ""
         kind = IntegrityError if sqlstate.startswith("23") else DBAPIError
         return kind(sql, None, orig, connection_invalidated=invalidated)
+
+
+@cache
+def _padded(lock: Executable, statement: Executable) -> Executable:
+    """``statement`` (a SELECT) with an empty column first for each column ``lock`` returns,
+    of the same type: its rows follow the locked row in a ``with_lock`` function's
+    (locked_calls.function_source)."""
+    returned = cast(sa.Update, lock).exported_columns
+    select = cast(sa.Select[Any], statement)
+    empty = [
+        sa.cast(sa.null(), column.type).label(f"gql_locked_{index}")
+        for index, column in enumerate(returned)
+    ]
+    return select.with_only_columns(*empty, *select.selected_columns)
 
 
 # asyncpg's statement or type caches no longer fit the schema (an ALTER since they were made).

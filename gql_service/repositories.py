@@ -692,6 +692,29 @@ class Repository:
             return (*_split(rows[0], _OPPORTUNITY_COLUMNS, _OpportunityCloseRow), [])
         return _all_closed(rows)
 
+    async def close_quotes_unlocked(
+        self, version: int | None, closing: QuoteClosing
+    ) -> tuple[OpportunityRecord, list[ClosedQuoteRow]] | None:
+        """PostgreSQL on asyncpg, outside a transaction: the lock (``lock_opportunity_row``)
+        and ``close_open_quotes`` as one call that takes the lock first, only of an
+        opportunity in ``rules.OPEN_STATE`` and at ``version`` if given (locked_calls.py):
+        the opportunity as locked and the closed quotes. None when it is not: nothing was
+        written, and the caller runs the locked work."""
+        runner = self._runner
+        assert isinstance(runner, DriverTransaction), "asyncpg, outside a transaction"
+        one, winner = closing.quote_id is not None, closing.winner_id is not None
+        done = await runner.locked_and_rows(
+            self._lock_statement(version is not None, if_open=True),
+            self._lock_params(closing.opportunity_id, version),
+            _close_and_record_quotes_statement(one, winner),
+            self._quote_params(closing),
+        )
+        if done is None:
+            return None
+        locked, rows = done
+        self.changed.add(closing.opportunity_id)
+        return locked, [_split(row, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
+
     def _quote_params(self, closing: QuoteClosing) -> dict[str, Any]:
         """The values of ``_closing_quotes``' and ``_quote_close_values``' placeholders; the
         close records of one close share a new batch id."""

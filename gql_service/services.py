@@ -327,6 +327,21 @@ async def close_quotes(
     """
     raise_if_any(check_quote_close_input(status_reason, description))
 
+    async def unlocked(repo: Repository) -> QuotesClosed | None:
+        # One call that locks an open opportunity first and closes its quotes, where it can
+        # (the changes never depend on its values): anything else the locked work answers.
+        closing = transitions.close_quotes_unread(
+            opportunity_id,
+            status_reason=status_reason,
+            close_date=close_date or repo.today,
+            description=description,
+        )
+        done = await repo.close_quotes_unlocked(expected_version, closing)
+        if done is None:
+            return None
+        locked, closed = done
+        return QuotesClosed(locked, [ClosedQuote(q, r) for q, r in closed])
+
     async def work(repo: Repository) -> QuotesClosed:
         opportunity = await repo.lock_opportunity_row(
             opportunity_id, expected_version=expected_version
@@ -340,7 +355,7 @@ async def close_quotes(
         closed = await quote_closing.close_open_quotes(repo, closing)
         return QuotesClosed(opportunity, closed)
 
-    return await uow.run(work)
+    return await uow.run(work, unlocked=unlocked)
 
 
 async def create_competitor(

@@ -238,8 +238,23 @@ def close_quotes(
     """Every open quote of an OPEN opportunity -> CLOSED with ``status_reason``."""
     assert opportunity.id is not None
     raise_if_any(check_opportunity_open(opportunity))
-    return QuoteClosing(
+    return close_quotes_unread(
         opportunity.id, status_reason=status_reason, close_date=close_date, description=description
+    )
+
+
+def close_quotes_unread(
+    opportunity_id: int,
+    *,
+    status_reason: QuoteStatusReason,
+    close_date: date,
+    description: str | None,
+) -> QuoteClosing:
+    """``close_quotes``' changes, which never depend on the opportunity's values: those of an
+    opportunity in ``rules.OPEN_STATE``, written only if it is in that state under its lock
+    (repositories.py)."""
+    return QuoteClosing(
+        opportunity_id, status_reason=status_reason, close_date=close_date, description=description
     )
 
 

@@ -346,7 +346,7 @@ async def test_a_close_whose_call_the_server_ended_says_its_outcome_is_unknown(
     assert await _version(engine, pk) == version
 
 
-@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes"])
+@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes"])
 async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
     engine: AsyncEngine, write: str
 ) -> None:
@@ -379,7 +379,9 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         ).scalar_one()
         uow = _uow(engine)
         closing = asyncio.create_task(
-            close_opportunity(
+            close_quotes(uow, opportunity_id=pk)
+            if write == "closeQuotes"
+            else close_opportunity(
                 uow,
                 opportunity_id=pk,
                 outcome=CloseOutcome.LOST,
@@ -443,7 +445,7 @@ async def _locked_functions(engine: AsyncEngine) -> list[str]:
     return sorted(row[0] for row in rows)
 
 
-@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes"])
+@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes"])
 async def test_an_unlocked_close_is_one_call_made_once_per_connection(
     settings: Settings, write: str
 ) -> None:
@@ -455,17 +457,22 @@ async def test_an_unlocked_close_is_one_call_made_once_per_connection(
     engine = create_engine(replace(settings, db_pool_size=1))
     try:
         driver = _driver(engine)
-        quotes = 2 if write == "closeOpenQuotes" else 0
+        quotes = 0 if write == "closeOpportunity" else 2
         pks = [await _opportunity(engine, quotes=quotes) for _ in range(4)]
 
         async def close(pk: int) -> None:
-            closed = await close_opportunity(
-                _uow(engine),
-                opportunity_id=pk,
-                outcome=CloseOutcome.LOST,
-                close_open_quotes=write == "closeOpenQuotes",
-            )
-            assert closed.opportunity.state == "LOST"
+            closed: Any
+            if write == "closeQuotes":
+                closed = await close_quotes(_uow(engine), opportunity_id=pk)
+                assert closed.opportunity.state == "OPEN"
+            else:
+                closed = await close_opportunity(
+                    _uow(engine),
+                    opportunity_id=pk,
+                    outcome=CloseOutcome.LOST,
+                    close_open_quotes=write == "closeOpenQuotes",
+                )
+                assert closed.opportunity.state == "LOST"
             assert len(closed.closed_quotes) == quotes
 
         unlocked, relocked = driver.unlocked, driver.relocked
@@ -603,6 +610,49 @@ async def test_a_close_that_needs_no_read_locks_only_an_open_opportunity(
             assert await _version(engine, pk) == version
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("quotes", [0, 2])
+async def test_closing_quotes_unlocked_answers_with_the_opportunity_as_locked(
+    engine: AsyncEngine, quotes: int
+) -> None:
+    """The unlocked closeQuotes answers with the row its call's lock returned, before the
+    quotes it closed, or none: the opportunity as the database now holds it."""
+    pk = await _opportunity(engine, quotes=quotes)
+    driver = _driver(engine)
+    unlocked = driver.unlocked
+    closed = await close_quotes(_uow(engine), opportunity_id=pk)
+    assert driver.unlocked == unlocked + 1
+    assert [c.quote.state for c in closed.closed_quotes] == ["CLOSED"] * quotes
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(text("SELECT * FROM opportunity WHERE id = :id"), {"id": pk})
+        ).one()
+        states = (
+            await connection.execute(
+                text("SELECT state FROM quote WHERE opportunity_id = :id"), {"id": pk}
+            )
+        ).scalars()
+        assert set(states) == ({"CLOSED"} if quotes else set())
+    assert closed.opportunity._asdict() == dict(stored._mapping)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("state", ["WON", "LOST"])
+async def test_closing_the_quotes_of_a_closed_opportunity_is_refused_by_the_locked_work(
+    engine: AsyncEngine, state: str
+) -> None:
+    """closeQuotes' call locks only an open opportunity: a closed one is left to the locked
+    work, which refuses it as the rules say, and nothing changes."""
+    pk = await _opportunity(engine)
+    await close_opportunity(_uow(engine), opportunity_id=pk, outcome=CloseOutcome(state))
+    version = await _version(engine, pk)
+    driver = _driver(engine)
+    unlocked, relocked = driver.unlocked, driver.relocked
+    with pytest.raises(ValidationFailedError) as refused:
+        await close_quotes(_uow(engine), opportunity_id=pk)
+    assert [v.code for v in refused.value.violations] == ["OPPORTUNITY_ALREADY_CLOSED"]
+    assert (driver.unlocked, driver.relocked) == (unlocked, relocked + 1)
+    assert await _version(engine, pk) == version
 
 
 async def test_closes_run_locked_where_the_server_refuses_their_function(
