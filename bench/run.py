@@ -504,8 +504,9 @@ def report(
         "Columns: requests/s; p50 and p99 latency (ms); errors (non-200 responses, bodies with a "
         'non-empty `"errors"` list, socket errors); SQL statements per request '
         "(pg_stat_statements, the statements a client sends, BEGIN/COMMIT/pings included; "
-        "not those a function runs: the service's closeOpportunity, in W1 and W3, is one "
-        "call whose function runs the lock and the close); peak RSS of one worker (MB). "
+        "not those a function runs: the service's closeOpportunity and closeQuotes, in W1, "
+        "W2 and W3, are one call whose function runs the lock and the close); peak RSS of one "
+        "worker (MB). "
         "ratio = service / baseline requests/s.",
         "",
         "| scenario | conns | service req/s | p50 | p99 | errors | stmts/req | RSS MB "
