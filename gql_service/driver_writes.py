@@ -201,19 +201,24 @@ class DriverTransaction:
         prepared = self._prepared(statement, params)
         arguments = [*locking.arguments(lock_params), *prepared.arguments(params)]
         connection = self.connection
-        try:
-            call = await self._round_trip(
-                prepared.sql,
-                partial(locked_calls.locked_call, with_lock=with_lock),
-                connection,
-                locking.sql,
-                prepared.sql,
-            )
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                log.warning("closes run locked only: the server refused their function: %s", exc)
-                self.driver.unlocked_tries = False
-            raise
+        call = locked_calls.known(connection, locking.sql, prepared.sql, with_lock)
+        if call is None:
+            try:
+                call = await self._round_trip(
+                    prepared.sql,
+                    locked_calls.locked_call,
+                    connection,
+                    locking.sql,
+                    prepared.sql,
+                    with_lock,
+                )
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    log.warning(
+                        "closes run locked only: the server refused their function: %s", exc
+                    )
+                    self.driver.unlocked_tries = False
+                raise
         try:
             fetched = await self._round_trip(
                 prepared.sql, connection.fetch, call.sql, *arguments, commits=True
@@ -222,9 +227,10 @@ class DriverTransaction:
             self.driver.refused[prepared.sql] = True
             raise NeedsSqlAlchemy("an argument asyncpg would not encode") from None
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == locked_calls.NOTHING_WRITTEN:
+            sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+            if sqlstate == locked_calls.NOTHING_WRITTEN:
                 return None
-            if (getattr(exc.orig, "sqlstate", None) or "")[:2] in locked_calls.REMADE:
+            if sqlstate[:2] in locked_calls.REMADE:
                 # Made again next time (the schema may have changed under it).
                 locked_calls.forget(connection, locking.sql, prepared.sql, with_lock)
             raise

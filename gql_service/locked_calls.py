@@ -142,13 +142,24 @@ def function_source(
     )
 
 
+def known(
+    connection: asyncpg.Connection, lock_sql: str, write_sql: str, with_lock: bool
+) -> LockedCall | None:
+    """The function ``locked_call`` made on ``connection`` already, if any (no round trip,
+    nothing allocated: a close's path)."""
+    made = _MADE.get(connection)
+    return None if made is None else made.get((lock_sql, write_sql, with_lock))
+
+
 async def locked_call(
-    connection: asyncpg.Connection, lock_sql: str, write_sql: str, *, with_lock: bool = False
+    connection: asyncpg.Connection, lock_sql: str, write_sql: str, with_lock: bool
 ) -> LockedCall:
     """The function of ``lock_sql`` then ``write_sql`` on ``connection`` (``with_lock``: one
     that returns the locked row too), made there first if it is not yet (three round trips,
     once per connection)."""
-    made = _MADE.setdefault(connection, {})
+    made = _MADE.get(connection)
+    if made is None:
+        made = _MADE[connection] = {}
     key = (lock_sql, write_sql, with_lock)
     call = made.get(key)
     if call is None:
