@@ -117,6 +117,39 @@ class QuoteRecord(Protocol):
     def modified_by(self) -> str: ...
 
 
+class QuoteChange(Protocol):
+    """What a close changes of a quote, with its id: a quote record has all of it. A close
+    returns only this where its caller reads nothing else of the quotes (services.close_quotes'
+    ``changes_only``)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def state(self) -> QuoteState: ...
+    @property
+    def status_reason(self) -> QuoteStatusReason: ...
+    @property
+    def closed_on(self) -> date | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def modified_at(self) -> datetime: ...
+    @property
+    def modified_by(self) -> str: ...
+
+
+# QuoteChange's attributes, in the order a close returns them.
+QUOTE_CHANGE = (
+    "id",
+    "state",
+    "status_reason",
+    "closed_on",
+    "version",
+    "modified_at",
+    "modified_by",
+)
+
+
 class OpportunityCloseRecord(Protocol):
     @property
     def id(self) -> int | None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import namedtuple
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import cache
 from typing import Any, cast
@@ -33,9 +34,11 @@ from gql_service.models import (
     table_of,
 )
 from gql_service.records import (
+    QUOTE_CHANGE,
     ContractRecord,
     OpportunityCloseRecord,
     OpportunityRecord,
+    QuoteChange,
     QuoteCloseRecord,
     QuoteCloseValues,
     QuoteRecord,
@@ -321,6 +324,25 @@ def _recorded_quote_closes(closed: sa.CTE, name: str) -> sa.CTE:
         .from_select(_QUOTE_CLOSE_COLUMNS, copied)
         .returning(*_QUOTE_CLOSE.c)
         .cte(name)
+    )
+
+
+@cache
+def _close_and_record_quotes_changes(one: bool, winner: bool) -> sa.Select[Any]:
+    """``_close_and_record_quotes_statement`` returning only what the close changed of each
+    quote (records.QUOTE_CHANGE), in quote id order, and nothing of the records it wrote.
+
+    ``WITH closed AS (UPDATE quote ... RETURNING), record AS (INSERT INTO quote_close ...
+    SELECT ... FROM closed) SELECT closed.id, closed.state, ... ORDER BY closed.id``: the
+    INSERT runs though nothing reads it, as every data-modifying CTE does. Its 30 quotes'
+    columns, 7 in place of 27, cost closeQuotes' worker a seventh of its CPU (asyncpg's
+    decoding and the types' processors) and the database some of its own.
+    """
+    closed = _closing_quotes(one, winner)[2].cte("closed")
+    copied = _quote_close_values(closed, closed.c.status_reason).order_by(closed.c.id)
+    record = sa.insert(_QUOTE_CLOSE).from_select(_QUOTE_CLOSE_COLUMNS, copied).cte("record")
+    return (
+        sa.select(*(closed.c[name] for name in QUOTE_CHANGE)).add_cte(record).order_by(closed.c.id)
     )
 
 
@@ -700,20 +722,37 @@ class Repository:
         opportunity in ``rules.OPEN_STATE`` and at ``version`` if given (locked_calls.py):
         the opportunity as locked and the closed quotes. None when it is not: nothing was
         written, and the caller runs the locked work."""
+        done = await self._locked_quotes_close(version, closing, _close_and_record_quotes_statement)
+        if done is None:
+            return None
+        locked, rows = done
+        return locked, [_split(row, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
+
+    async def close_quotes_unlocked_changes(
+        self, version: int | None, closing: QuoteClosing
+    ) -> tuple[OpportunityRecord, list[QuoteChange]] | None:
+        """``close_quotes_unlocked``, with only what the close changed of each quote
+        (``_close_and_record_quotes_changes``); it writes the same close records."""
+        return await self._locked_quotes_close(version, closing, _close_and_record_quotes_changes)
+
+    async def _locked_quotes_close(
+        self,
+        version: int | None,
+        closing: QuoteClosing,
+        statement: Callable[[bool, bool], sa.Select[Any]],
+    ) -> tuple[OpportunityRecord, list[Any]] | None:
         runner = self._runner
         assert isinstance(runner, DriverTransaction), "asyncpg, outside a transaction"
         one, winner = closing.quote_id is not None, closing.winner_id is not None
         done = await runner.locked_and_rows(
             self._lock_statement(version is not None, if_open=True),
             self._lock_params(closing.opportunity_id, version),
-            _close_and_record_quotes_statement(one, winner),
+            statement(one, winner),
             self._quote_params(closing),
         )
-        if done is None:
-            return None
-        locked, rows = done
-        self.changed.add(closing.opportunity_id)
-        return locked, [_split(row, _QUOTE_COLUMNS, QuoteCloseValues) for row in rows]
+        if done is not None:
+            self.changed.add(closing.opportunity_id)
+        return done
 
     def _quote_params(self, closing: QuoteClosing) -> dict[str, Any]:
         """The values of ``_closing_quotes``' and ``_quote_close_values``' placeholders; the

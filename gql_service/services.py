@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from sqlalchemy.exc import IntegrityError
 
@@ -32,6 +33,7 @@ from gql_service.quote_closing import ClosedQuote, check_quote_close_input
 from gql_service.records import (
     OpportunityCloseRecord,
     OpportunityRecord,
+    QuoteChange,
     QuoteCloseRecord,
     QuoteRecord,
 )
@@ -68,10 +70,16 @@ class OpportunityReopened:
     canceled_closes: list[OpportunityClose]
 
 
+Closed = TypeVar("Closed", ClosedQuote, QuoteChange)
+
+
 @dataclass(frozen=True, slots=True)
-class QuotesClosed:
+class QuotesClosed(Generic[Closed]):
+    """The opportunity as closeQuotes locked it, and the quotes it closed: each with its close
+    record, or only what the close changed of it (``close_quotes``' ``changes_only``)."""
+
     opportunity: OpportunityRecord
-    closed_quotes: list[ClosedQuote]
+    closed_quotes: list[Closed]
 
 
 async def create_opportunity(
@@ -310,6 +318,32 @@ async def reopen_opportunity(
     return await uow.run(work)
 
 
+@overload
+async def close_quotes(
+    uow: UnitOfWork,
+    *,
+    opportunity_id: int,
+    status_reason: QuoteStatusReason = ...,
+    close_date: date | None = ...,
+    description: str | None = ...,
+    expected_version: int | None = ...,
+    changes_only: Literal[False] = ...,
+) -> QuotesClosed[ClosedQuote]: ...
+
+
+@overload
+async def close_quotes(
+    uow: UnitOfWork,
+    *,
+    opportunity_id: int,
+    status_reason: QuoteStatusReason = ...,
+    close_date: date | None = ...,
+    description: str | None = ...,
+    expected_version: int | None = ...,
+    changes_only: Literal[True],
+) -> QuotesClosed[QuoteChange]: ...
+
+
 async def close_quotes(
     uow: UnitOfWork,
     *,
@@ -318,16 +352,20 @@ async def close_quotes(
     close_date: date | None = None,
     description: str | None = None,
     expected_version: int | None = None,
-) -> QuotesClosed:
+    changes_only: bool = False,
+) -> QuotesClosed[Any]:
     """Close every DRAFT and ACTIVE quote of an OPEN opportunity at once, all or nothing.
 
     The closed quotes share one batch id. Nothing open is a success with an empty list.
+    ``changes_only``, for a caller that reads nothing of the closed quotes but what the close
+    changed (records.QuoteChange): they may come as only that, without their close records,
+    which the close writes all the same.
     Codes: NOT_FOUND, CONCURRENCY_CONFLICT, OPPORTUNITY_ALREADY_CLOSED, INVALID_STATUS_REASON,
     INVALID_VALUE.
     """
     raise_if_any(check_quote_close_input(status_reason, description))
 
-    async def unlocked(repo: Repository) -> QuotesClosed | None:
+    async def unlocked(repo: Repository) -> QuotesClosed[Any] | None:
         # One call that locks an open opportunity first and closes its quotes, where it can
         # (the changes never depend on its values): anything else the locked work answers.
         closing = transitions.close_quotes_unread(
@@ -336,13 +374,16 @@ async def close_quotes(
             close_date=close_date or repo.today,
             description=description,
         )
+        if changes_only:
+            changed = await repo.close_quotes_unlocked_changes(expected_version, closing)
+            return None if changed is None else QuotesClosed(*changed)
         done = await repo.close_quotes_unlocked(expected_version, closing)
         if done is None:
             return None
         locked, closed = done
         return QuotesClosed(locked, [ClosedQuote(q, r) for q, r in closed])
 
-    async def work(repo: Repository) -> QuotesClosed:
+    async def work(repo: Repository) -> QuotesClosed[Any]:
         opportunity = await repo.lock_opportunity_row(
             opportunity_id, expected_version=expected_version
         )
@@ -353,6 +394,8 @@ async def close_quotes(
             description=description,
         )
         closed = await quote_closing.close_open_quotes(repo, closing)
+        if changes_only:
+            return QuotesClosed(opportunity, [c.quote for c in closed])
         return QuotesClosed(opportunity, closed)
 
     return await uow.run(work, unlocked=unlocked)

@@ -35,7 +35,7 @@ from gql_service.errors import OpenQuotesBlock, ValidationFailedError
 from gql_service.lean_statements import NeedsSqlAlchemy
 from gql_service.models import CloseOutcome, OpportunityStatusReason
 from gql_service.quote_services import create_quote
-from gql_service.records import OpportunityRecord
+from gql_service.records import QUOTE_CHANGE, OpportunityRecord
 from gql_service.repositories import Repository
 from gql_service.services import (
     close_opportunity,
@@ -346,7 +346,9 @@ async def test_a_close_whose_call_the_server_ended_says_its_outcome_is_unknown(
     assert await _version(engine, pk) == version
 
 
-@pytest.mark.parametrize("write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes"])
+@pytest.mark.parametrize(
+    "write", ["closeOpportunity", "closeOpenQuotes", "closeQuotes", "closeQuotes changes"]
+)
 async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
     engine: AsyncEngine, write: str
 ) -> None:
@@ -379,8 +381,8 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         ).scalar_one()
         uow = _uow(engine)
         closing = asyncio.create_task(
-            close_quotes(uow, opportunity_id=pk)
-            if write == "closeQuotes"
+            close_quotes(uow, opportunity_id=pk, changes_only=write.endswith("changes"))
+            if write.startswith("closeQuotes")
             else close_opportunity(
                 uow,
                 opportunity_id=pk,
@@ -401,6 +403,9 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         [violation] = refused.value.violations
         assert isinstance(violation, OpenQuotesBlock)
         assert [q.id for q in violation.open_quotes] == [quote]
+    elif write == "closeQuotes changes":  # the locked work's quotes are whole
+        changed = await closing
+        assert [(c.id, c.state, c.version) for c in changed.closed_quotes] == [(quote, "CLOSED", 2)]
     else:
         closed = await closing
         assert [c.quote.id for c in closed.closed_quotes] == [quote]
@@ -635,6 +640,43 @@ async def test_closing_quotes_unlocked_answers_with_the_opportunity_as_locked(
         ).scalars()
         assert set(states) == ({"CLOSED"} if quotes else set())
     assert closed.opportunity._asdict() == dict(stored._mapping)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("quotes", [0, 3])
+async def test_closing_quotes_for_their_changes_is_one_call_that_returns_only_those(
+    engine: AsyncEngine, quotes: int
+) -> None:
+    """closeQuotes with ``changes_only`` makes the same one call, whose closed quotes are only
+    what the close changed (records.QUOTE_CHANGE), as the database now holds it; the close
+    records are written all the same, one per quote, in one batch."""
+    pk = await _opportunity(engine, quotes=quotes)
+    driver = _driver(engine)
+    unlocked, relocked = driver.unlocked, driver.relocked
+    changed = await close_quotes(_uow(engine), opportunity_id=pk, changes_only=True)
+    assert (driver.unlocked, driver.relocked) == (unlocked + 1, relocked)
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(
+                text("SELECT * FROM quote WHERE opportunity_id = :id ORDER BY id"), {"id": pk}
+            )
+        ).all()
+        records = (
+            await connection.execute(
+                text(
+                    "SELECT c.quote_id, c.status_reason, c.batch_id FROM quote_close c "
+                    "JOIN quote q ON q.id = c.quote_id WHERE q.opportunity_id = :id "
+                    "ORDER BY c.quote_id"
+                ),
+                {"id": pk},
+            )
+        ).all()
+    assert [c._fields for c in changed.closed_quotes] == [QUOTE_CHANGE] * quotes  # type: ignore[attr-defined]
+    assert [c._asdict() for c in changed.closed_quotes] == [  # type: ignore[attr-defined]
+        {name: row._mapping[name] for name in QUOTE_CHANGE} for row in stored
+    ]
+    assert [(r.quote_id, r.status_reason) for r in records] == [(q.id, "LOST") for q in stored]
+    assert len({r.batch_id for r in records}) == min(quotes, 1)
+    assert changed.opportunity.version == (await _version(engine, pk))
 
 
 @pytest.mark.parametrize("state", ["WON", "LOST"])

@@ -25,7 +25,7 @@ from graphql.utilities import coerce_input_value
 from hypothesis import assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from strawberry.types.arguments import convert_arguments
@@ -278,6 +278,81 @@ async def test_closing_quotes_with_literals_aliases_and_a_left_out_variable_answ
     await pair.compare(
         WON_LITERAL.replace("Won($id: ID!)", "Won").replace("$id", '"__ID__"'), None, answered=False
     )
+
+
+# Every field of a closed quote that the close changed (records.QUOTE_CHANGE), some twice.
+CLOSE_QUOTES_CHANGES = """mutation CloseQuotes($id: ID!) {
+  done: closeQuotes(input: {opportunityId: $id, statusReason: CANCELED, description: "Vēlu"}) {
+    __typename
+    opportunity { id state version }
+    closedQuotes { __typename id state statusReason closedOn version modifiedAt modifiedBy
+                   again: state kind: __typename }
+    errors { __typename ... on UserError { code message field } }
+  }
+}"""
+
+
+async def _quote_closes(engine: AsyncEngine, pk: int) -> tuple[list[tuple[Any, ...]], int]:
+    """The close records of an opportunity's quotes, without what differs between two alike
+    closes (ids, numbers, batch ids), and how many batches they make."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT c.revision_number, c.status_reason, c.close_date, c.description, "
+                "c.created_by, c.batch_id FROM quote_close c "
+                "JOIN quote q ON q.id = c.quote_id WHERE q.opportunity_id = :id ORDER BY q.id"
+            ),
+            {"id": pk},
+        )
+        found = [tuple(row) for row in rows]
+    return [row[:-1] for row in found], len({row[-1] for row in found})
+
+
+@pytest.mark.parametrize("reads", ["what the close changed", "W2", "nothing of them"])
+async def test_closing_quotes_for_what_the_close_changed_takes_the_lean_call_alike(
+    pair: Pair, reads: str
+) -> None:
+    """A closeQuotes whose payload reads of the closed quotes only what the close changed
+    takes the write's lean call, which returns only that: the answer is execution's, and so
+    are the close records it wrote."""
+    query = {
+        "what the close changed": CLOSE_QUOTES_CHANGES,
+        "W2": scenarios.W2,
+        "nothing of them": """mutation CloseQuotes($id: ID!) {
+          closeQuotes(input: {opportunityId: $id}) { opportunity { id } errors { __typename } }
+        }""",
+    }[reads]
+    first, mine, theirs = await pair.targets(open_quotes=3)
+    plan = plan_write(build_schema(), graphql.parse(query), None)
+    assert plan is not None
+    assert plan.lean is FAST_WRITES["closeQuotes"].lean
+    await pair.lane.post("/graphql", json=_body(query, lambda id: {"id": id}, first))
+    before = (fast_writes.STATS.answered, fast_writes.STATS.lean)
+    lane = await pair.lane.post("/graphql", json=_body(query, lambda id: {"id": id}, mine))
+    assert (fast_writes.STATS.answered, fast_writes.STATS.lean) == (before[0] + 1, before[1] + 1)
+    plain = await pair.plain.post("/graphql", json=_body(query, lambda id: {"id": id}, theirs))
+    assert _answer(lane) == _answer(plain), (lane.content, plain.content)
+    if reads != "nothing of them":
+        assert lane.content.count(b'"CLOSED"') == 3 * (1 if reads == "W2" else 2)
+    written, batches = await _quote_closes(pair.engine, mine.pk)
+    # The closed quote opportunity_with_quotes starts with, then the three in one batch.
+    assert (len(written), batches) == (4, 2)
+    assert (written, batches) == await _quote_closes(pair.plain_engine, theirs.pk)
+
+
+@pytest.mark.parametrize(
+    "field", ["name", "quoteNumber", "isOpen", "totalAmount", "createdAt", "createdBy"]
+)
+def test_a_closed_quote_field_the_close_did_not_change_takes_the_whole_call(field: str) -> None:
+    """One field beyond what the close changed (a computed one too) and the lane makes the
+    write's own call, whose quotes are whole: CLOSE_QUOTES_EVERYTHING answers alike above."""
+    query = CLOSE_QUOTES_CHANGES.replace("modifiedBy", f"modifiedBy {field}")
+    plan = plan_write(build_schema(), graphql.parse(query), None)
+    assert plan is not None
+    assert plan.lean is None
+    whole = plan_write(build_schema(), graphql.parse(CLOSE_QUOTES_EVERYTHING), None)
+    assert whole is not None
+    assert whole.lean is None
 
 
 OPPORTUNITY = f"opportunity {{ {EVERY_OPPORTUNITY_FIELD} }}"

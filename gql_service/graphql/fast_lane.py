@@ -202,12 +202,13 @@ class FastLane:
             self.engine, self.settings, principal, reads, self.broker
         )
         try:
-            result = await plan.write.call(input)(unit_of_work)
+            result = await plan.call(input)(unit_of_work)
         except Exception as exc:
             state["attempted"] = exc
             fast_writes.STATS.handed_over += 1
             return None
         fast_writes.STATS.answered += 1
+        fast_writes.STATS.lean += plan.lean is not None
         return plan.data(result)
 
     async def _traced_fetch(

@@ -59,6 +59,8 @@ from graphql import (
     Undefined,
     ValueNode,
     VariableNode,
+    get_named_type,
+    get_nullable_type,
     get_operation_ast,
     is_abstract_type,
     is_leaf_type,
@@ -82,7 +84,7 @@ from strawberry.types.lazy_type import LazyType
 from strawberry.types.unset import UNSET
 
 from gql_service.graphql.ids import id_variables
-from gql_service.graphql.mutations import FAST_WRITES, Write
+from gql_service.graphql.mutations import FAST_WRITES, Call, Lean, Write
 from gql_service.graphql.types import FROM_RECORD
 
 if TYPE_CHECKING:
@@ -97,6 +99,7 @@ class Stats:
     """How known mutations were answered, per process."""
 
     answered: int = 0  # rendered by the lane
+    lean: int = 0  # of which by the write's lean call (WritePlan.lean)
     handed_over: int = 0  # the call failed; the normal path answered with its failure
 
 
@@ -118,6 +121,8 @@ class WritePlan:
     field: Any  # graphql-core's GraphQLField of the root field
     write: Write[Any, Any, Any]
     render: Render
+    # The write's lean call, where the document reads no more than it returns.
+    lean: Lean[Any, Any] | None
     convert: Convert  # the argument ``input``'s value as strawberry converts it
     # The argument ``input`` as get_argument_values coerces it, where it is an object literal
     # (``_literal_input``); else get_argument_values runs.
@@ -183,9 +188,13 @@ class WritePlan:
         except Exception as exc:
             raise Declined from exc
 
+    def call(self, input: Any) -> Call[Any]:
+        """The service call for ``input``: the write's lean one where the plan has it."""
+        return (self.lean or self.write).call(input)
+
     def data(self, result: Any) -> dict[str, Any]:
         """The response data for the successful call's ``result``."""
-        return {self.key: self.render(self.write.records(result))}
+        return {self.key: self.render((self.lean or self.write).records(result))}
 
 
 # Inputs remembered per document (``WritePlan.inputs``).
@@ -272,10 +281,13 @@ def plan_write(
     convert = _converter(schema, arguments["input"].type)
     if convert is None:
         return None
-    render = _renderer(schema, mutation.fields[name].type, node.selection_set, payload=True)
+    payload = mutation.fields[name].type
+    render = _renderer(schema, payload, node.selection_set, payload=True)
     if render is None:
         return None
+    lean = FAST_WRITES[name].lean
     return WritePlan(
+        lean=lean if lean and _reads_only(schema, payload, node.selection_set, lean) else None,
         id_variables=frozenset(id_variables(operation)),
         literal=_literal_input(mutation.fields[name], node),
         document=document,
@@ -287,6 +299,35 @@ def plan_write(
         render=render,
         convert=convert,
     )
+
+
+def _reads_only(
+    schema: strawberry.Schema,
+    payload: GraphQLOutputType,
+    selection: SelectionSetNode | None,
+    lean: Lean[Any, Any],
+) -> bool:
+    """Whether the payload's selection reads nothing of the items of ``lean.field`` but what
+    the lean call's items hold: plain fields among ``lean.holds``, and ``__typename``."""
+    payload_type = get_nullable_type(payload)
+    if selection is None or not isinstance(payload_type, GraphQLObjectType):
+        return False
+    item_type = get_named_type(payload_type.fields[lean.field].type)
+    definition = schema.get_type_by_name(item_type.name)
+    if not isinstance(definition, StrawberryObjectDefinition):
+        return False
+    for node in selection.selections:
+        if not isinstance(node, FieldNode) or node.name.value != lean.field:
+            continue
+        for item_node in node.selection_set.selections if node.selection_set else ():
+            if not isinstance(item_node, FieldNode) or item_node.selection_set is not None:
+                return False
+            if item_node.name.value == "__typename":
+                continue
+            field = _field(schema, definition, item_node.name.value)
+            if field is None or field.python_name not in lean.holds:
+                return False
+    return True
 
 
 def _literal_input(field: GraphQLField, node: FieldNode) -> Callable[[VariableValues], Any] | None:

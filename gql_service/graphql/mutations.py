@@ -49,6 +49,7 @@ from gql_service.graphql.types import Competitor, Info, Opportunity, Opportunity
 from gql_service.idempotency import IdempotencyKeyTakenError
 from gql_service.quote_closing import ClosedQuote
 from gql_service.quote_services import QuoteRevised, QuoteWon
+from gql_service.records import QUOTE_CHANGE, QuoteChange
 from gql_service.services import OpportunityClosed, OpportunityReopened, QuotesClosed
 from gql_service.unit_of_work import UnitOfWork
 from gql_service.unset import UNSET
@@ -145,6 +146,8 @@ class Write(Generic[In, R, P]):
     present: Callable[[R], dict[str, Any]]
     # ... and the records they are built from (types.FromRecord), for the fast lane.
     records: Callable[[R], dict[str, Any]]
+    # For the fast lane, a call that returns less, where the document reads no more.
+    lean: Lean[In, Any] | None = None
 
     @staticmethod
     def dry_run(input: In) -> bool:
@@ -168,6 +171,18 @@ class Write(Generic[In, R, P]):
 Call = Callable[[UnitOfWork], Awaitable[R]]
 
 
+@dataclass(frozen=True)
+class Lean(Generic[In, R]):
+    """A Write's call that returns the items of one payload list as only some of their
+    records' attributes: the fast lane makes it in place of the Write's own where the
+    document reads nothing else of those items (fast_writes.plan_write)."""
+
+    field: str  # the payload's list, by its GraphQL name
+    holds: frozenset[str]  # the attributes (Python names) each of its items has
+    call: Callable[[In], Call[R]]
+    records: Callable[[R], dict[str, Any]]
+
+
 def _close_opportunity_call(input: CloseOpportunityInput) -> Call[OpportunityClosed]:
     return lambda uow: services.close_opportunity(
         uow,
@@ -183,15 +198,22 @@ def _close_opportunity_call(input: CloseOpportunityInput) -> Call[OpportunityClo
     )
 
 
-def _close_quotes_call(input: CloseQuotesInput) -> Call[QuotesClosed]:
-    return lambda uow: services.close_quotes(
-        uow,
-        opportunity_id=_opportunity_id(input.opportunity_id),
-        status_reason=input.status_reason,
-        close_date=input.close_date,
-        description=input.description,
-        expected_version=input.expected_version,
-    )
+def _close_quotes_given(input: CloseQuotesInput) -> dict[str, Any]:
+    return {
+        "opportunity_id": _opportunity_id(input.opportunity_id),
+        "status_reason": input.status_reason,
+        "close_date": input.close_date,
+        "description": input.description,
+        "expected_version": input.expected_version,
+    }
+
+
+def _close_quotes_call(input: CloseQuotesInput) -> Call[QuotesClosed[ClosedQuote]]:
+    return lambda uow: services.close_quotes(uow, **_close_quotes_given(input))
+
+
+def _close_quotes_changes_call(input: CloseQuotesInput) -> Call[QuotesClosed[QuoteChange]]:
+    return lambda uow: services.close_quotes(uow, **_close_quotes_given(input), changes_only=True)
 
 
 CLOSE_OPPORTUNITY = Write(
@@ -216,6 +238,12 @@ CLOSE_QUOTES = Write(
         "closed_quotes": _all_closed(r.closed_quotes),
     },
     lambda r: {"opportunity": r.opportunity, "closed_quotes": _quotes_of(r.closed_quotes)},
+    Lean(
+        "closedQuotes",
+        frozenset(QUOTE_CHANGE),
+        _close_quotes_changes_call,
+        lambda r: {"opportunity": r.opportunity, "closed_quotes": r.closed_quotes},
+    ),
 )
 
 
