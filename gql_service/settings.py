@@ -69,7 +69,10 @@ class Settings:
     """Everything the app needs to start; build one with ``Settings.from_env()``."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    db_pool_size: int = 20
+    # Connections per pool and worker, before the database's limit (``pool_size_per_worker``).
+    # Few: a database runs best with a few transactions per core at a time, and requests beyond
+    # them wait in the pool's queue instead of in its scheduler (README, Pools and workers).
+    db_pool_size: int = 6
     # Open the asyncpg pool's connections at start-up rather than when load first needs them.
     db_pool_warm: bool = True
     statement_timeout_ms: int = 5_000

@@ -19,8 +19,9 @@ from tests.operations import create_opportunity, read_opportunity
 
 
 def test_each_worker_gets_its_share_of_the_database_connections() -> None:
-    assert Settings.from_env({}).pool_size_per_worker == 20
-    shared = {"DB_MAX_CONNECTIONS": "100", "DB_RESERVED_CONNECTIONS": "10"}
+    assert Settings.from_env({}).pool_size_per_worker == 6
+    assert Settings.from_env({"WORKERS": "8"}).pool_size_per_worker == 6
+    shared = {"DB_MAX_CONNECTIONS": "100", "DB_RESERVED_CONNECTIONS": "10", "DB_POOL_SIZE": "20"}
     assert Settings.from_env({**shared, "WORKERS": "4"}).pool_size_per_worker == 20
     assert Settings.from_env({**shared, "WORKERS": "12"}).pool_size_per_worker == 7
     assert (
@@ -37,6 +38,7 @@ def test_on_postgresql_at_read_committed_each_worker_splits_its_share_between_it
         "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none",
         "DB_MAX_CONNECTIONS": "100",
         "DB_RESERVED_CONNECTIONS": "10",
+        "DB_POOL_SIZE": "20",
     }
     # Transactions, plain reads, and compiled reads on asyncpg (the default) or on psycopg.
     sizes = {
