@@ -42,6 +42,15 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _error_kinds(detail: dict[str, object]) -> str:
+    """A run's errors by kind, where it had any: GraphQL errors in 200s, other statuses, and
+    wrk's socket errors (connect, read, write, time-out)."""
+    kinds = {k: detail.get(k) for k in ("graphql_errors", "http_errors", "socket_errors")}
+    if not any(kinds.values()):
+        return ""
+    return " (" + ", ".join(f"{k} {v}" for k, v in kinds.items()) + ")"
+
+
 @contextmanager
 def worktree(revision: str) -> Iterator[Path]:
     """``revision`` checked out, detached, in a temporary directory."""
@@ -169,7 +178,8 @@ def main() -> int:
                             f"{repeat + 1}/{REPEAT} {label:24s} {scenario.name:8s} "
                             f"{measured.rps:8.1f} req/s {per_request:7.0f} us CPU/request "
                             f"(database {database_per_request:4.0f}) "
-                            f"p99 {measured.p99_ms:6.1f} ms errors {measured.errors} "
+                            f"p99 {measured.p99_ms:6.1f} ms errors {measured.errors}"
+                            f"{_error_kinds(measured.detail)} "
                             f"workers' CPU s {' '.join(f'{e:.2f}' for e in each)}",
                             flush=True,
                         )
