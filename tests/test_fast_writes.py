@@ -41,6 +41,8 @@ from gql_service.graphql.ids import parse_id
 from gql_service.graphql.mutations import FAST_WRITES
 from gql_service.graphql.schema import build_schema
 from gql_service.models import CloseOutcome, Opportunity, OpportunityClose
+from gql_service.records import QUOTE_CHANGE, QuoteChange
+from gql_service.repositories import _closing_quotes
 from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.operations import CLOSE_OPPORTUNITY as EXECUTED_ONLY
@@ -338,6 +340,14 @@ async def test_closing_quotes_for_what_the_close_changed_takes_the_lean_call_ali
     # The closed quote opportunity_with_quotes starts with, then the three in one batch.
     assert (len(written), batches) == (4, 2)
     assert (written, batches) == await _quote_closes(pair.plain_engine, theirs.pk)
+
+
+def test_a_quote_change_is_what_a_close_sets_and_the_id() -> None:
+    """records.QUOTE_CHANGE names QuoteChange's attributes, which are the columns the closes'
+    UPDATE sets, and the quote's id."""
+    assert tuple(name for name in vars(QuoteChange) if not name.startswith("_")) == QUOTE_CHANGE
+    sets = _closing_quotes(False, False)[2]._values  # type: ignore[attr-defined]
+    assert [getattr(column, "key", column) for column in sets] == list(QUOTE_CHANGE[1:])
 
 
 @pytest.mark.parametrize(
