@@ -411,6 +411,43 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         assert [c.quote.id for c in closed.closed_quotes] == [quote]
 
 
+async def test_an_unlocked_close_waits_for_its_write_once_it_holds_the_lock(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """The call waits only a moment for the opportunity's lock (locked_calls.LOCK_WAIT); once
+    it holds it, its write waits as long as it must: here for an open quote's row lock, which
+    another transaction holds without the opportunity's (the service's writes never do; the
+    server's own short locks, such as the one that extends a table for new rows, are waited
+    for the same way). The close is still the one call, and the session's lock_timeout is as
+    it was."""
+    one_connection = create_engine(replace(settings, db_pool_size=1))
+    try:
+        driver = _driver(one_connection)
+        pk = await _opportunity(one_connection, quotes=2)
+        async with driver.connections.connection() as connection:
+            await connection.execute("SET lock_timeout = '7s'")
+        unlocked, relocked = driver.unlocked, driver.relocked
+        async with engine.connect() as other:
+            holding = await other.begin()
+            await other.execute(
+                text(
+                    "SELECT id FROM quote WHERE opportunity_id = :id ORDER BY id LIMIT 1 FOR UPDATE"
+                ),
+                {"id": pk},
+            )
+            closing = asyncio.create_task(close_quotes(_uow(one_connection), opportunity_id=pk))
+            await asyncio.sleep(0.3)
+            assert not closing.done()  # its write waits for the quote
+            await holding.commit()
+        closed = await closing
+        assert [c.quote.state for c in closed.closed_quotes] == ["CLOSED", "CLOSED"]
+        assert (driver.unlocked, driver.relocked) == (unlocked + 1, relocked)
+        async with driver.connections.connection() as connection:
+            assert await connection.fetchval("SHOW lock_timeout") == "7s"
+    finally:
+        await one_connection.dispose()
+
+
 async def test_a_close_that_finds_no_asyncpg_connection_waits_for_one_once(
     settings: Settings,
 ) -> None:
