@@ -102,15 +102,7 @@ class QuoteChange(Protocol):
 
 
 # QuoteChange's attributes, in the order a close returns them.
-QUOTE_CHANGE = (
-    "id",
-    "state",
-    "status_reason",
-    "closed_on",
-    "version",
-    "modified_at",
-    "modified_by",
-)
+QUOTE_CHANGE = tuple(name for name in vars(QuoteChange) if not name.startswith("_"))
 
 
 class QuoteRecord(QuoteChange, Protocol):

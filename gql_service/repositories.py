@@ -315,16 +315,12 @@ def _close_quotes_statements(one: bool, winner: bool) -> tuple[sa.Insert, sa.Upd
     return recorded, closed
 
 
-def _recorded_quote_closes(closed: sa.CTE, name: str) -> sa.CTE:
-    """``INSERT INTO quote_close ... SELECT ... FROM closed RETURNING``, in quote id order:
+def _recorded_quote_closes(closed: sa.CTE, name: str, *, returning: bool = True) -> sa.CTE:
+    """``INSERT INTO quote_close ... SELECT ... FROM closed [RETURNING]``, in quote id order:
     a close record for each quote the CTE ``closed`` closed."""
     copied = _quote_close_values(closed, closed.c.status_reason).order_by(closed.c.id)
-    return (
-        sa.insert(_QUOTE_CLOSE)
-        .from_select(_QUOTE_CLOSE_COLUMNS, copied)
-        .returning(*_QUOTE_CLOSE.c)
-        .cte(name)
-    )
+    recorded = sa.insert(_QUOTE_CLOSE).from_select(_QUOTE_CLOSE_COLUMNS, copied)
+    return (recorded.returning(*_QUOTE_CLOSE.c) if returning else recorded).cte(name)
 
 
 @cache
@@ -340,8 +336,7 @@ def _close_and_record_quotes_changes(one: bool, winner: bool) -> sa.Select[Any]:
     some of the database's (1,348 -> 1,303).
     """
     closed = _closing_quotes(one, winner)[2].cte("closed")
-    copied = _quote_close_values(closed, closed.c.status_reason).order_by(closed.c.id)
-    record = sa.insert(_QUOTE_CLOSE).from_select(_QUOTE_CLOSE_COLUMNS, copied).cte("record")
+    record = _recorded_quote_closes(closed, "record", returning=False)
     return (
         sa.select(*(closed.c[name] for name in QUOTE_CHANGE)).add_cte(record).order_by(closed.c.id)
     )

@@ -411,15 +411,16 @@ async def test_an_unlocked_close_leaves_a_held_lock_to_the_locked_path(
         assert [c.quote.id for c in closed.closed_quotes] == [quote]
 
 
+@pytest.mark.parametrize("write", ["closeQuotes", "closeOpenQuotes"])
 async def test_an_unlocked_close_waits_for_its_write_once_it_holds_the_lock(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, engine: AsyncEngine, write: str
 ) -> None:
     """The call waits only a moment for the opportunity's lock (locked_calls.LOCK_WAIT); once
     it holds it, its write waits as long as it must: here for an open quote's row lock, which
     another transaction holds without the opportunity's (the service's writes never do; the
     server's own short locks, such as the one that extends a table for new rows, are waited
     for the same way). The close is still the one call, and the session's lock_timeout is as
-    it was."""
+    it was: closeQuotes' function (which returns the locked row too) and closeOpportunity's."""
     one_connection = create_engine(replace(settings, db_pool_size=1))
     try:
         driver = _driver(one_connection)
@@ -435,7 +436,14 @@ async def test_an_unlocked_close_waits_for_its_write_once_it_holds_the_lock(
                 ),
                 {"id": pk},
             )
-            closing = asyncio.create_task(close_quotes(_uow(one_connection), opportunity_id=pk))
+            uow = _uow(one_connection)
+            closing = asyncio.create_task(
+                close_quotes(uow, opportunity_id=pk)
+                if write == "closeQuotes"
+                else close_opportunity(
+                    uow, opportunity_id=pk, outcome=CloseOutcome.LOST, close_open_quotes=True
+                )
+            )
             await asyncio.sleep(0.3)
             assert not closing.done()  # its write waits for the quote
             await holding.commit()
