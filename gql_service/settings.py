@@ -70,9 +70,11 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     # Connections per pool and worker, before the database's limit (``pool_size_per_worker``).
-    # Few: a database runs best with a few transactions per core at a time, and requests beyond
-    # them wait in the pool's queue instead of in its scheduler (README, Pools and workers).
-    db_pool_size: int = 6
+    # Few: a worker is one thread whose own work per request takes about as long as its
+    # statement, so it keeps no more than a few statements usefully in flight; a database runs
+    # best with a few transactions per core at a time; and requests beyond that wait in the
+    # pool's fair queue instead of in the database's scheduler (README, Pools and workers).
+    db_pool_size: int = 3
     # Open the asyncpg pool's connections at start-up rather than when load first needs them.
     db_pool_warm: bool = True
     statement_timeout_ms: int = 5_000

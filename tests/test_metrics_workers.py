@@ -17,7 +17,7 @@ from tests.subprocess_server import LiveServer, live_server
 
 PROBE = "query WorkersProbe { __typename }"
 REQUESTS = 20
-POOL_SIZE = 6  # each worker's pool with the defaults and 2 workers
+POOL_SIZE = 3  # each worker's pool with the defaults and 2 workers
 
 
 def worker_pids(directory: Path) -> set[int]:

@@ -19,8 +19,12 @@ from tests.operations import create_opportunity, read_opportunity
 
 
 def test_each_worker_gets_its_share_of_the_database_connections() -> None:
-    assert Settings.from_env({}).pool_size_per_worker == 6
-    assert Settings.from_env({"WORKERS": "8"}).pool_size_per_worker == 6
+    assert Settings.from_env({}).pool_size_per_worker == 3
+    assert Settings.from_env({"WORKERS": "8"}).pool_size_per_worker == 3
+    # On PostgreSQL, three pools a worker: 10 workers' pools of 3 fill the 90 connections.
+    postgres = {"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"}
+    assert Settings.from_env({**postgres, "WORKERS": "10"}).pool_size_per_worker == 3
+    assert Settings.from_env({**postgres, "WORKERS": "11"}).pool_size_per_worker == 2
     shared = {"DB_MAX_CONNECTIONS": "100", "DB_RESERVED_CONNECTIONS": "10", "DB_POOL_SIZE": "20"}
     assert Settings.from_env({**shared, "WORKERS": "4"}).pool_size_per_worker == 20
     assert Settings.from_env({**shared, "WORKERS": "12"}).pool_size_per_worker == 7
