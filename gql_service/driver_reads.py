@@ -355,7 +355,7 @@ class DriverReads:
 
         Opened when first needed, they are opened when load first needs them: a new
         PostgreSQL server process started, its catalog read and its statements planned, with
-        clients waiting, on a machine already busy (the README's Benchmarks has the tail
+        clients waiting, on a machine already busy (bench/HISTORY.md's table has the tail
         latency that cost).
         """
         wanted = self._connections.capacity - len(self._connections)
