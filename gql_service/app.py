@@ -29,7 +29,7 @@ from gql_service.graphql.http import REQUEST_ID_HEADER, GraphQLEndpoint
 from gql_service.graphql.schema import build_schema
 from gql_service.languages import LanguageNegotiation
 from gql_service.limits import BodyReadDeadline, BodySizeLimit, ConcurrencyLimit, InFlight
-from gql_service.listener import live_broker
+from gql_service.listener import forget_gone_listeners, live_broker
 from gql_service.metrics import OperationNames
 from gql_service.metrics_http import RequestMetrics, metrics_endpoint, observe_pool
 from gql_service.outages import OutageGuard, OutageLog
@@ -125,14 +125,18 @@ def create_app(
         # (default 5 ms) lets the event loop take the interpreter back that much sooner.
         sys.setswitchinterval(0.001)
         # The asyncpg connections, opened while nothing waits for them (DB_POOL_WARM).
-        warming = None
+        starting: list[asyncio.Task[None]] = []
         if on_asyncpg is not None and settings.db_pool_warm:
-            warming = asyncio.create_task(on_asyncpg.warm())
+            starting.append(asyncio.create_task(on_asyncpg.warm()))
+        # Writes notify while a listener is registered: a worker killed as it listened must
+        # not leave them notifying for no one (listener.py).
+        if engine.dialect.name == "postgresql":
+            starting.append(asyncio.create_task(forget_gone_listeners(engine)))
         yield
-        if warming is not None:
-            warming.cancel()
+        for task in starting:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await warming
+                await task
         if broker is not None:
             await broker.close()
         await engine.dispose()

@@ -7,10 +7,11 @@ is noticed by a check query after ``CHECK_SECONDS`` of silence.
 
 Writes notify only while some worker listens (migration 0005): once it listens, the connection
 registers in ``announcement_listener`` (and removes the rows of listeners whose server process
-is gone); at shutdown it removes its own. A write decides whether to notify after it has locked
-its opportunity's row, so a write that decided not to, because it looked before the first
-registration, still holds that lock: each subscriber waits for it (``barrier``) before it
-starts, and so finds that write committed rather than missing its announcement.
+is gone, as every worker also does at start-up); at shutdown it removes its own. A write
+decides whether to notify after it has locked its opportunity's row, so a write that decided
+not to, because it looked before the first registration, still holds that lock: each
+subscriber waits for it (``barrier``) before it starts, and so finds that write committed
+rather than missing its announcement.
 """
 
 from __future__ import annotations
@@ -149,6 +150,20 @@ class PostgresListener:
             # Silence: make sure the connection still answers.
             async with asyncio.timeout(self.connect_timeout_s):
                 await connection.execute("SELECT 1")
+
+
+async def forget_gone_listeners(engine: AsyncEngine) -> None:
+    """Remove the registrations of listeners whose server process is gone; best effort.
+
+    A worker killed while it listened (SIGKILL, out of memory) leaves its row behind, and until
+    some worker listens again every write would notify, for no one, through the lock that puts
+    notifying commits in order. The worker that replaces it runs this at start-up.
+    """
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text(_FORGET_GONE))
+    except Exception as exc:
+        log.warning("could not remove the registrations of gone listeners (%s)", exc)
 
 
 def live_broker(settings: Settings, engine: AsyncEngine) -> Broker | None:

@@ -17,10 +17,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_service.announcements import CHANNEL, Broker, Change, decode
+from gql_service.app import create_app
 from gql_service.listener import PostgresListener, conninfo
 from gql_service.records import OpportunityRecord
 from gql_service.repositories import Repository
 from gql_service.services import create_opportunity, update_opportunity
+from gql_service.settings import Settings
 from gql_service.unit_of_work import UnitOfWork
 from tests.conftest import BOTH_WRITE_DRIVERS
 
@@ -114,6 +116,28 @@ async def test_a_listener_removes_the_registrations_of_processes_that_are_gone(
         assert registered != 2147483000
     finally:
         await broker.close()
+
+
+async def test_a_worker_removes_the_registrations_of_gone_listeners_as_it_starts(
+    settings: Settings, engine: AsyncEngine, driver: str, notifications: asyncio.Queue[str]
+) -> None:
+    """Regression: a worker killed while it listened left its row, and every write notified
+    for no one until some worker listened again."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO announcement_listener (pid, since) VALUES (2147483000, now())")
+        )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        for _ in range(int(WAIT / 0.05)):  # (start-up removes it beside the first requests)
+            if await _listeners(engine) == []:
+                break
+            await asyncio.sleep(0.05)
+        assert await _listeners(engine) == []
+    pk = await _opportunity(engine)
+    await _edit(engine, _broker(engine), pk, "nobody listens")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(notifications.get(), QUIET)
 
 
 async def test_a_subscriber_waits_for_a_write_that_looked_before_anyone_listened(
