@@ -545,14 +545,14 @@ def report(
         "![throughput and latency](latest.png)",
         "",
     ]
-    for name, run in (soaks or {}).items():
+    for name, soak in (soaks or {}).items():
         lines += [
-            f"Memory over {run.seconds} s of R1 at 8 connections ({name}: {run.rps:,.0f} req/s, "
-            f"{run.errors} errors), per worker, mean RSS of the first and last 10 s and peak:",
+            f"Memory over {soak.seconds} s of R1 at 8 connections ({name}: {soak.rps:,.0f} req/s, "
+            f"{soak.errors} errors), per worker, mean RSS of the first and last 10 s and peak:",
             "",
             *[
                 f"- worker {i + 1}: {first:.1f} MB -> {last:.1f} MB (peak {peak:.1f} MB)"
-                for i, (first, last, peak) in enumerate(run.workers)
+                for i, (first, last, peak) in enumerate(soak.workers)
             ],
             "",
         ]
