@@ -128,9 +128,10 @@ def create_app(
         starting: list[asyncio.Task[None]] = []
         if on_asyncpg is not None and settings.db_pool_warm:
             starting.append(asyncio.create_task(on_asyncpg.warm()))
-        # Writes notify while a listener is registered: a worker killed as it listened must
-        # not leave them notifying for no one (listener.py).
-        if engine.dialect.name == "postgresql":
+        # Where this worker's writes announce by NOTIFY (unit_of_work.py), they notify while a
+        # listener is registered: one killed as it listened must not leave them notifying for
+        # no one (listener.py). Off PostgreSQL, or with subscriptions off, nothing to do.
+        if broker is not None and broker.in_transaction:
             starting.append(asyncio.create_task(forget_gone_listeners(engine)))
         yield
         for task in starting:
